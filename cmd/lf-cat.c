@@ -1,0 +1,328 @@
+/* lf-cat: print, convert and re-batch lf streams, chunk files and JSON lines.
+ *
+ * lf-cat [-i msgpack|json] [-o json|ltsv|out_file|msgpack] [-t tag] [file ...]
+ *
+ * Input is read whole, message by message; a bad message or line is
+ * reported with its byte offset or line number and skipped, and the exit
+ * status says that something was bad (65) once everything else is out. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "durable.h"
+#include "json.h"
+#include "log.h"
+#include "stream.h"
+
+#define USAGE "usage: lf-cat [-v] [-i msgpack|json] [-o json|ltsv|out_file|msgpack]\n" \
+	"              [-t tag] [--time-key key] [--time-format fmt] [--keep-time-key]\n" \
+	"              [--utc] [--compress gzip] [--chunk] [--max-message-size size]\n" \
+	"              [--max-decompressed-size size] [file ...]\n"
+
+enum out_fmt { OUT_JSON, OUT_LTSV, OUT_OUTFILE, OUT_MSGPACK };
+
+struct cat {
+	int in_json;
+	enum out_fmt out;
+	const char *tag;
+	struct json_in jin;
+	int utc;
+	struct stream_limits lim;
+	struct stream_writer w;
+	struct buf text;	/* text output waiting to be written */
+	int outfd;
+	int bad;		/* some input was bad: exit 65 */
+};
+
+static void
+text_flush(struct cat *c, int force)
+{
+	if (c->text.len == 0 || (!force && c->text.len < 65536))
+		return;
+	if (durable_write_all(c->outfd, c->text.p, c->text.len) == -1)
+		log_fatal(EX_IOERR, "write: %s", strerror(errno));
+	buf_reset(&c->text);
+}
+
+static void
+emit_event(struct cat *c, const char *tag, size_t taglen,
+    const struct stream_event *ev)
+{
+	int rc = 0;
+
+	switch (c->out) {
+	case OUT_JSON:
+		rc = json_event(&c->text, tag, taglen, ev->sec, ev->nsec, ev->rec,
+		    ev->reclen);
+		break;
+	case OUT_LTSV:
+		rc = json_ltsv(&c->text, ev->rec, ev->reclen);
+		break;
+	case OUT_OUTFILE:
+		rc = json_outfile(&c->text, tag, taglen, ev->sec, ev->nsec, ev->rec,
+		    ev->reclen, c->utc);
+		break;
+	case OUT_MSGPACK:
+		rc = stream_writer_add(&c->w, tag, taglen, ev->sec, ev->nsec,
+		    ev->rec, ev->reclen);
+		break;
+	}
+	if (rc == -1)
+		log_fatal(EX_SOFTWARE, "cannot format an event of tag %.*s",
+		    (int)taglen, tag);
+	text_flush(c, 0);
+}
+
+static void
+emit_batch(struct cat *c, const struct stream_batch *b)
+{
+	struct stream_iter it;
+	struct stream_event ev;
+
+	if (c->out == OUT_MSGPACK) {
+		/* pass-through: the entries are re-batched as they are */
+		if (stream_writer_add_entries(&c->w, b->tag, b->taglen, b->entries,
+		    b->len, b->count) == -1)
+			log_fatal(EX_IOERR, "write: %s", strerror(errno));
+		return;
+	}
+	stream_iter_init(&it, b->entries, b->len);
+	while (stream_iter_next(&it, &ev) == 1)
+		emit_event(c, b->tag, b->taglen, &ev);
+}
+
+static void
+cat_msgpack(struct cat *c, int fd, const char *name)
+{
+	struct stream_reader r;
+	struct stream_batch b;
+	unsigned char *p;
+	size_t avail;
+	ssize_t n;
+	int rc;
+
+	stream_reader_init(&r, &c->lim);
+	for (;;) {
+		while ((rc = stream_reader_next(&r, &b)) != 0) {
+			if (rc == 1) {
+				if (b.invalid) {
+					c->bad = 1;
+					LOG_WARN_LIMITED("%s: offset %llu: %zu invalid events dropped",
+					    name, (unsigned long long)b.offset, b.invalid);
+				}
+				emit_batch(c, &b);
+				continue;
+			}
+			c->bad = 1;
+			log_error("%s: offset %llu: %s", name,
+			    (unsigned long long)r.err_off, r.err);
+			if (rc == STREAM_EFRAME)
+				goto out;
+		}
+		if ((p = stream_reader_space(&r, 65536, &avail)) == NULL)
+			log_fatal(EX_OSERR, "out of memory");
+		if ((n = read(fd, p, avail)) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_fatal(EX_IOERR, "%s: read: %s", name, strerror(errno));
+		}
+		if (n == 0)
+			break;
+		stream_reader_wrote(&r, (size_t)n);
+	}
+	if (stream_reader_end(&r) != 0) {
+		c->bad = 1;
+		log_error("%s: offset %llu: %s", name,
+		    (unsigned long long)r.err_off, r.err);
+	}
+out:
+	stream_reader_free(&r);
+}
+
+static void
+cat_json(struct cat *c, int fd, const char *name)
+{
+	FILE *f = fdopen(dup(fd), "r");
+	char *line = NULL, err[256];
+	size_t cap = 0, lineno = 0;
+	ssize_t n;
+	struct buf tag = BUF_INIT, rec = BUF_INIT;
+	struct stream_event ev;
+	int has_time, rc;
+	struct timespec now;
+
+	if (f == NULL)
+		log_fatal(EX_OSERR, "%s: %s", name, strerror(errno));
+	while ((n = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		if (strspn(line, " \t\r\n") == (size_t)n)
+			continue;
+		buf_reset(&tag);
+		buf_reset(&rec);
+		if (c->tag) {
+			rc = json_parse_record(line, (size_t)n, &c->jin, &rec,
+			    &ev.sec, &ev.nsec, &has_time, err, sizeof err);
+			if (rc == 0 && !has_time) {
+				clock_gettime(CLOCK_REALTIME, &now);
+				ev.sec = (uint32_t)now.tv_sec;
+				ev.nsec = (uint32_t)now.tv_nsec;
+			}
+			if (rc == 0)
+				rc = buf_adds(&tag, c->tag);
+		} else {
+			rc = json_parse_event(line, (size_t)n, &tag, &rec, &ev.sec,
+			    &ev.nsec, err, sizeof err);
+		}
+		if (rc == -1) {
+			c->bad = 1;
+			LOG_WARN_LIMITED("%s: line %zu: %s", name, lineno, err);
+			continue;
+		}
+		ev.rec = rec.p;
+		ev.reclen = rec.len;
+		emit_event(c, (const char *)tag.p, tag.len, &ev);
+	}
+	if (ferror(f))
+		log_fatal(EX_IOERR, "%s: read: %s", name, strerror(errno));
+	free(line);
+	fclose(f);
+	buf_free(&tag);
+	buf_free(&rec);
+}
+
+static void
+cat_file(struct cat *c, int fd, const char *name)
+{
+	if (c->in_json)
+		cat_json(c, fd, name);
+	else
+		cat_msgpack(c, fd, name);
+}
+
+static void
+usage(int code)
+{
+	fputs(USAGE, code ? stderr : stdout);
+	exit(code);
+}
+
+static void
+parse_size(const char *opt, const char *arg, size_t *out)
+{
+	uint64_t v;
+
+	if (conf_size(arg, &v) == -1 || v == 0 || v > SIZE_MAX / 4)
+		log_fatal(EX_USAGE, "--%s: bad size \"%s\"", opt, arg);
+	*out = (size_t)v;
+}
+
+static void
+parse_args(struct cat *c, int argc, char **argv)
+{
+	enum { O_TIMEKEY = 256, O_TIMEFMT, O_KEEP, O_UTC, O_COMPRESS, O_CHUNK,
+		O_MAXMSG, O_MAXDEC, O_VERSION };
+	static const struct option opts[] = {
+		{ "input", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "tag", required_argument, NULL, 't' },
+		{ "time-key", required_argument, NULL, O_TIMEKEY },
+		{ "time-format", required_argument, NULL, O_TIMEFMT },
+		{ "keep-time-key", no_argument, NULL, O_KEEP },
+		{ "utc", no_argument, NULL, O_UTC },
+		{ "compress", required_argument, NULL, O_COMPRESS },
+		{ "chunk", no_argument, NULL, O_CHUNK },
+		{ "max-message-size", required_argument, NULL, O_MAXMSG },
+		{ "max-decompressed-size", required_argument, NULL, O_MAXDEC },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "i:o:t:vh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'i':
+			if (strcmp(optarg, "json") == 0)
+				c->in_json = 1;
+			else if (strcmp(optarg, "msgpack") != 0)
+				log_fatal(EX_USAGE, "-i: unknown format \"%s\"", optarg);
+			break;
+		case 'o':
+			if (strcmp(optarg, "json") == 0)
+				c->out = OUT_JSON;
+			else if (strcmp(optarg, "ltsv") == 0)
+				c->out = OUT_LTSV;
+			else if (strcmp(optarg, "out_file") == 0)
+				c->out = OUT_OUTFILE;
+			else if (strcmp(optarg, "msgpack") == 0)
+				c->out = OUT_MSGPACK;
+			else
+				log_fatal(EX_USAGE, "-o: unknown format \"%s\"", optarg);
+			break;
+		case 't': c->tag = optarg; break;
+		case O_TIMEKEY: c->jin.time_key = optarg; break;
+		case O_TIMEFMT: c->jin.time_format = optarg; break;
+		case O_KEEP: c->jin.keep_time_key = 1; break;
+		case O_UTC: c->utc = c->jin.utc = 1; break;
+		case O_COMPRESS:
+			if (strcmp(optarg, "gzip") == 0)
+				c->w.gzip = 1;
+			else if (strcmp(optarg, "text") != 0)
+				log_fatal(EX_USAGE, "--compress: unknown \"%s\"", optarg);
+			break;
+		case O_CHUNK: c->w.chunk = 1; break;
+		case O_MAXMSG: parse_size("max-message-size", optarg, &c->lim.max_message); break;
+		case O_MAXDEC: parse_size("max-decompressed-size", optarg, &c->lim.max_decompressed); break;
+		case 'v': log_verbose++; break;
+		case 'h': usage(0); break;
+		case O_VERSION: puts("lf-cat " LF_VERSION); exit(0);
+		default: usage(EX_USAGE);
+		}
+	}
+	if (c->tag && !c->in_json)
+		log_fatal(EX_USAGE, "-t is for -i json");
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct cat c;
+	int i, fd;
+
+	log_init(argv[0]);
+	c.outfd = STDOUT_FILENO;
+	stream_limits_default(&c.lim);
+	stream_writer_init(&c.w, stream_out_fd, &c.outfd);
+	c.jin.time_key = NULL;
+	parse_args(&c, argc, argv);
+	if (c.tag && c.jin.time_key == NULL)
+		c.jin.time_key = "time";
+
+	if (optind == argc)
+		cat_file(&c, STDIN_FILENO, "stdin");
+	for (i = optind; i < argc; i++) {
+		if (strcmp(argv[i], "-") == 0) {
+			cat_file(&c, STDIN_FILENO, "stdin");
+			continue;
+		}
+		if ((fd = open(argv[i], O_RDONLY | O_CLOEXEC)) == -1)
+			log_fatal(EX_NOINPUT, "%s: %s", argv[i], strerror(errno));
+		cat_file(&c, fd, argv[i]);
+		close(fd);
+	}
+	if (stream_writer_flush(&c.w) == -1)
+		log_fatal(EX_IOERR, "write: %s", strerror(errno));
+	text_flush(&c, 1);
+	stream_writer_free(&c.w);
+	buf_free(&c.text);
+	return c.bad ? EX_DATAERR : 0;
+}

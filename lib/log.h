@@ -1,0 +1,37 @@
+/* log: one line per message on stderr, "lf-cat: warn: ...".
+ * stdout carries data only, so nothing here ever writes to it. */
+#ifndef LF_LOG_H
+#define LF_LOG_H
+
+#include <time.h>
+
+extern const char *log_prog;
+extern int log_verbose;		/* -v count */
+
+void log_init(const char *prog);
+int log_open(const char *path);	/* send stderr to path (append) */
+int log_reopen(void);		/* SIGHUP: reopen the path given to log_open */
+
+void log_fatal(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A warning that bad input can repeat millions of times is rate-limited per
+ * call site: LOG_BURST lines per second, then a count of what was held back. */
+#define LOG_BURST 10
+struct log_limit {
+	time_t window;
+	unsigned n;
+	unsigned long held;
+};
+void log_warn_limited(struct log_limit *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define LOG_WARN_LIMITED(...) do {			\
+	static struct log_limit log_limit_;		\
+	log_warn_limited(&log_limit_, __VA_ARGS__);	\
+} while (0)
+
+#endif
