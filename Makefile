@@ -50,6 +50,10 @@ build/fuzz/%: tests/fuzz/%.c $(LIBSRC) lib/*.h
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Ilib \
 	    -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBSRC) $(LIBS)
 
+$(O)/bench/%: bench/%.c $(O)/liblf.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LF_CFLAGS) -o $@ $< $(O)/liblf.a $(LIBS)
+
 units: $(UNITS:%=$(O)/tests/%)
 fuzzers: $(FUZZERS:%=build/fuzz/%)
 
@@ -59,7 +63,8 @@ check:
 	$(MAKE) fuzzers
 	tests/run build/san build/fuzz
 
-bench: all
+BENCHES = $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
+bench: all $(BENCHES:%=$(O)/bench/%)
 	bench/run $(O)
 
 install: all
