@@ -1,0 +1,362 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "durable.h"
+#include "spool.h"
+#include "stream.h"
+
+static const char *spool_dirs[] = { "tmp", "new", "dead", "state" };
+
+uint64_t
+spool_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int
+opendirat(int at, const char *name, int create)
+{
+	int fd;
+
+	if (create && mkdirat(at, name, 0755) == -1 && errno != EEXIST)
+		return -1;
+	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd;
+}
+
+int
+spool_open(struct spool *s, const char *path, int create, char *err,
+    size_t errlen)
+{
+	int *fds[] = { &s->tmp, &s->new, &s->dead, &s->state };
+	struct stat top, st;
+	size_t i;
+
+	memset(s, 0, sizeof *s);
+	s->fd = s->tmp = s->new = s->dead = s->state = s->lockfd = -1;
+	if ((s->path = strdup(path)) == NULL)
+		goto fail;
+	if (create && mkdir(path, 0755) == -1 && errno != EEXIST)
+		goto fail;
+	if ((s->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		goto fail;
+	if (fstat(s->fd, &top) == -1)
+		goto fail;
+	for (i = 0; i < 4; i++) {
+		if ((*fds[i] = opendirat(s->fd, spool_dirs[i], create)) == -1) {
+			snprintf(err, errlen, "%s/%s: %s", path, spool_dirs[i],
+			    strerror(errno));
+			spool_close(s);
+			return -1;
+		}
+		/* rename(2) between these folders needs one filesystem */
+		if (fstat(*fds[i], &st) == -1)
+			goto fail;
+		if (st.st_dev != top.st_dev) {
+			snprintf(err, errlen, "%s/%s is on another filesystem than %s",
+			    path, spool_dirs[i], path);
+			spool_close(s);
+			return -1;
+		}
+	}
+	if (create && durable_fsync(s->fd) == -1)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	spool_close(s);
+	return -1;
+}
+
+void
+spool_close(struct spool *s)
+{
+	int fds[] = { s->fd, s->tmp, s->new, s->dead, s->state, s->lockfd };
+
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+		if (fds[i] != -1)
+			close(fds[i]);
+	free(s->path);
+	s->path = NULL;
+	s->fd = s->tmp = s->new = s->dead = s->state = s->lockfd = -1;
+}
+
+int
+spool_lock(struct spool *s)
+{
+	if (s->lockfd == -1 &&
+	    (s->lockfd = openat(s->fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1)
+		return -1;
+	return flock(s->lockfd, LOCK_EX | LOCK_NB);
+}
+
+int
+spool_is_chunk_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	return name[0] != '.' && n > 6 && strcmp(name + n - 6, ".chunk") == 0;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+spool_list(int dirfd, struct spool_list *l)
+{
+	DIR *d;
+	struct dirent *e;
+	size_t cap = 0;
+	char **names;
+	int fd;
+
+	l->names = NULL;
+	l->n = 0;
+	if ((fd = dup(dirfd)) == -1)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	rewinddir(d);
+	while ((e = readdir(d)) != NULL) {
+		if (!spool_is_chunk_name(e->d_name))
+			continue;
+		if (l->n == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((names = realloc(l->names, cap * sizeof *names)) == NULL)
+				goto fail;
+			l->names = names;
+		}
+		if ((l->names[l->n] = strdup(e->d_name)) == NULL)
+			goto fail;
+		l->n++;
+	}
+	closedir(d);
+	if (l->n)
+		qsort(l->names, l->n, sizeof *l->names, cmp_names);
+	return 0;
+fail:
+	closedir(d);
+	spool_list_free(l);
+	return -1;
+}
+
+void
+spool_list_free(struct spool_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+	l->names = NULL;
+	l->n = 0;
+}
+
+void
+spool_ready_name(char name[SPOOL_NAMELEN], uint64_t seal_us,
+    const unsigned char id[16])
+{
+	char hex[33];
+
+	chunk_id_hex(id, hex);
+	snprintf(name, SPOOL_NAMELEN, "%016llx.%s.chunk",
+	    (unsigned long long)seal_us, hex);
+}
+
+/* Read and decode the header of an open chunk file. */
+static int
+read_head(struct spool_chunk *c, char *err, size_t errlen)
+{
+	struct stat st;
+	size_t want = 4096;
+	int n, rc;
+
+	if (fstat(c->fd, &st) == -1) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	c->size = (uint64_t)st.st_size;
+	for (;;) {
+		buf_reset(&c->head);
+		if (buf_reserve(&c->head, want) == -1) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		if ((n = (int)pread(c->fd, c->head.p, want, 0)) == -1) {
+			snprintf(err, errlen, "read: %s", strerror(errno));
+			return -1;
+		}
+		c->head.len = (size_t)n;
+		rc = chunk_head_decode(c->head.p, c->head.len, &c->h, err, errlen);
+		if (rc != 1)
+			return rc;
+		if ((size_t)n < want || c->h.hlen <= want) {
+			snprintf(err, errlen, "chunk file is shorter than its header");
+			return -1;
+		}
+		want = c->h.hlen;
+	}
+}
+
+int
+spool_chunk_open(int dirfd, const char *name, struct spool_chunk *c,
+    char *err, size_t errlen)
+{
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+	c->dirfd = dirfd;
+	snprintf(c->name, sizeof c->name, "%s", name);
+	if ((c->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	if (read_head(c, err, errlen) == -1) {
+		spool_release(c);
+		return -1;
+	}
+	return 0;
+}
+
+int
+spool_claim(struct spool *s, const char *name, struct spool_chunk *c,
+    char *err, size_t errlen)
+{
+	struct stat a, b;
+
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+	c->dirfd = s->new;
+	snprintf(c->name, sizeof c->name, "%s", name);
+	if ((c->fd = openat(s->new, name, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	if (flock(c->fd, LOCK_EX | LOCK_NB) == -1)
+		goto taken;
+	/* the holder before us may have delivered and unlinked it */
+	if (fstat(c->fd, &a) == -1 || fstatat(s->new, name, &b, 0) == -1 ||
+	    a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+		goto taken;
+	if (read_head(c, err, errlen) == -1)
+		return -1;
+	if (c->h.state != CHUNK_SEALED) {
+		snprintf(err, errlen, "chunk in new/ is not sealed");
+		return -1;
+	}
+	if (c->size != c->h.hlen + c->h.bodylen) {
+		snprintf(err, errlen, "chunk file is %llu bytes, header says %llu",
+		    (unsigned long long)c->size,
+		    (unsigned long long)(c->h.hlen + c->h.bodylen));
+		return -1;
+	}
+	return 1;
+taken:
+	spool_release(c);
+	return 0;
+}
+
+int
+spool_chunk_body(struct spool_chunk *c, struct buf *body, char *err,
+    size_t errlen)
+{
+	struct stream_iter it;
+	struct stream_event ev;
+	uint64_t n = 0;
+	int rc;
+
+	if (c->h.hlen + c->h.bodylen > c->size) {
+		snprintf(err, errlen, "chunk body is cut short: %llu of %llu bytes",
+		    (unsigned long long)(c->size - c->h.hlen),
+		    (unsigned long long)c->h.bodylen);
+		return -1;
+	}
+	buf_reset(body);
+	if (buf_reserve(body, c->h.bodylen) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (pread(c->fd, body->p, c->h.bodylen, c->h.hlen) != (ssize_t)c->h.bodylen) {
+		snprintf(err, errlen, "cannot read the chunk body");
+		return -1;
+	}
+	body->len = c->h.bodylen;
+	if (chunk_crc(0, body->p, body->len) != c->h.bodycrc) {
+		snprintf(err, errlen, "chunk body checksum mismatch");
+		return -1;
+	}
+	stream_iter_init(&it, body->p, body->len);
+	while ((rc = stream_iter_next(&it, &ev)) == 1)
+		n++;
+	if (rc == -1 || n != c->h.count) {
+		snprintf(err, errlen, "chunk body holds %llu events before a bad "
+		    "entry, header says %llu", (unsigned long long)n,
+		    (unsigned long long)c->h.count);
+		return -1;
+	}
+	return 0;
+}
+
+int
+spool_done(struct spool *s, struct spool_chunk *c)
+{
+	int rc = unlinkat(s->new, c->name, 0);
+
+	spool_release(c);
+	return rc;
+}
+
+void
+spool_release(struct spool_chunk *c)
+{
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+	buf_free(&c->head);
+}
+
+int
+spool_bury(struct spool *s, int dirfd, const char *name, const char *reason)
+{
+	char rname[SPOOL_NAMELEN + 8];
+	struct buf r = BUF_INIT;
+	int rc;
+
+	snprintf(rname, sizeof rname, "%s.reason", name);
+	if (buf_printf(&r, "%s\n", reason) == -1)
+		return -1;
+	rc = durable_replace(s->dead, rname, r.p, r.len);
+	buf_free(&r);
+	if (rc == -1)
+		return -1;
+	if (renameat(dirfd, name, s->dead, name) == -1)
+		return -1;
+	if (durable_fsync(s->dead) == -1 || durable_fsync(dirfd) == -1)
+		return -1;
+	return 0;
+}
+
+int
+spool_requeue(struct spool *s, const char *name)
+{
+	char rname[SPOOL_NAMELEN + 8];
+
+	if (renameat(s->dead, name, s->new, name) == -1)
+		return -1;
+	if (durable_fsync(s->new) == -1)
+		return -1;
+	snprintf(rname, sizeof rname, "%s.reason", name);
+	unlinkat(s->dead, rname, 0);
+	return durable_fsync(s->dead);
+}

@@ -1,0 +1,97 @@
+/* spool: the spool directory (lf-spool(5)), the durable queue between
+ * lf-buffer, its one writer, and the consumers (lf-send, lf-tdlog).
+ *
+ *   SPOOL/lock            flock'd by the lf-buffer that writes the spool
+ *   SPOOL/tmp/ID.chunk    staged chunks, still being written
+ *   SPOOL/new/NAME        sealed chunks, ready; NAME sorts in FIFO order
+ *   SPOOL/dead/NAME       dead letters, with NAME.reason beside each
+ *   SPOOL/state/          window (lf-buffer's committed chunk ids),
+ *                         retry (the consumers' retry state)
+ *
+ * NAME is <seal time: 16 hex digits of microseconds>.<chunk id: 32 hex>.chunk
+ *
+ * A chunk becomes ready by fsync, rename from tmp/ to new/, fsync of new/.
+ * A consumer claims a ready chunk with flock(2) on the chunk file itself,
+ * so a claim dies with its process and no orphan can outlive it. */
+#ifndef LF_SPOOL_H
+#define LF_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "chunk.h"
+
+#define SPOOL_NAMELEN 64
+
+struct spool {
+	char *path;
+	int fd, tmp, new, dead, state;	/* directory descriptors */
+	int lockfd;
+};
+
+/* Open (and with create, make) a spool; every part must be on one
+ * filesystem.  0, or -1 with a reason in err. */
+int spool_open(struct spool *s, const char *path, int create, char *err,
+    size_t errlen);
+void spool_close(struct spool *s);
+
+/* The writer's lock.  0, or -1 (errno EWOULDBLOCK: another writer). */
+int spool_lock(struct spool *s);
+
+/* Chunk names in a folder, sorted (oldest first); dotfiles, .reason and
+ * .tmp files are left out. */
+struct spool_list {
+	char **names;
+	size_t n;
+};
+int spool_list(int dirfd, struct spool_list *l);
+void spool_list_free(struct spool_list *l);
+int spool_is_chunk_name(const char *name);
+
+void spool_ready_name(char name[SPOOL_NAMELEN], uint64_t seal_us,
+    const unsigned char id[16]);
+
+/* A chunk file opened and read: its header decoded. */
+struct spool_chunk {
+	int fd;
+	int dirfd;			/* the folder it is in */
+	char name[SPOOL_NAMELEN];
+	uint64_t size;			/* file size */
+	struct chunk_head h;
+	struct buf head;		/* header bytes; h points into them */
+};
+
+/* Claim new/name: open, flock without waiting, check it is still there and
+ * that its header is sound.  1 claimed; 0 taken by another consumer or
+ * gone; -1 with a reason in err if it is corrupt (still claimed: the
+ * caller buries it and releases it). */
+int spool_claim(struct spool *s, const char *name, struct spool_chunk *c,
+    char *err, size_t errlen);
+
+/* Open any chunk file for reading (lf-cat, lf-spool), without a claim.
+ * 0, or -1 with a reason. */
+int spool_chunk_open(int dirfd, const char *name, struct spool_chunk *c,
+    char *err, size_t errlen);
+
+/* Read the body into body and check its length, CRC and that it is a
+ * sequence of [time, record] entries matching the count.  0 or -1. */
+int spool_chunk_body(struct spool_chunk *c, struct buf *body, char *err,
+    size_t errlen);
+
+/* Delivered: unlink it (the caller fsyncs new/ when it likes; a lost
+ * unlink only means a duplicate).  Then release. */
+int spool_done(struct spool *s, struct spool_chunk *c);
+void spool_release(struct spool_chunk *c);
+
+/* Move dirfd/name to dead/ with reason written beside it (NAME.reason is
+ * made durable first, then the rename, then dead/ and the source folder
+ * are fsync'd).  0 or -1. */
+int spool_bury(struct spool *s, int dirfd, const char *name, const char *reason);
+
+/* dead/name back to new/ (and its reason removed).  0 or -1. */
+int spool_requeue(struct spool *s, const char *name);
+
+uint64_t spool_now_us(void);
+
+#endif
