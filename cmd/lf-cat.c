@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,7 +28,7 @@
 	"              [--utc] [--compress gzip] [--chunk] [--max-message-size size]\n" \
 	"              [--max-decompressed-size size] [file ...]\n"
 
-enum out_fmt { OUT_JSON, OUT_LTSV, OUT_OUTFILE, OUT_MSGPACK };
+enum out_fmt { OUT_DEFAULT, OUT_JSON, OUT_LTSV, OUT_OUTFILE, OUT_MSGPACK };
 
 struct cat {
 	int in_json;
@@ -40,6 +41,8 @@ struct cat {
 	struct buf text;	/* text output waiting to be written */
 	int outfd;
 	int bad;		/* some input was bad: exit 65 */
+	int missing;		/* some input could not be opened: exit 66 */
+	int live;		/* input is a pipe or terminal: flush per read */
 };
 
 static void
@@ -52,6 +55,16 @@ text_flush(struct cat *c, int force)
 	buf_reset(&c->text);
 }
 
+/* Output of a live pipe is written as each read is done, so that
+ * `lf-tail ... | lf-cat` shows events as they come. */
+static void
+flush_all(struct cat *c)
+{
+	if (stream_writer_flush(&c->w) == -1)
+		log_fatal(EX_IOERR, "write: %s", strerror(errno));
+	text_flush(c, 1);
+}
+
 static void
 emit_event(struct cat *c, const char *tag, size_t taglen,
     const struct stream_event *ev)
@@ -59,6 +72,7 @@ emit_event(struct cat *c, const char *tag, size_t taglen,
 	int rc = 0;
 
 	switch (c->out) {
+	case OUT_DEFAULT:
 	case OUT_JSON:
 		rc = json_event(&c->text, tag, taglen, ev->sec, ev->nsec, ev->rec,
 		    ev->reclen);
@@ -122,10 +136,13 @@ cat_msgpack(struct cat *c, int fd, const char *name)
 				continue;
 			}
 			c->bad = 1;
-			log_error("%s: offset %llu: %s", name,
-			    (unsigned long long)r.err_off, r.err);
-			if (rc == STREAM_EFRAME)
+			if (rc == STREAM_EFRAME) {
+				log_error("%s: offset %llu: %s", name,
+				    (unsigned long long)r.err_off, r.err);
 				goto out;
+			}
+			LOG_WARN_LIMITED("%s: offset %llu: %s", name,
+			    (unsigned long long)r.err_off, r.err);
 		}
 		if ((p = stream_reader_space(&r, 65536, &avail)) == NULL)
 			log_fatal(EX_OSERR, "out of memory");
@@ -136,7 +153,15 @@ cat_msgpack(struct cat *c, int fd, const char *name)
 		}
 		if (n == 0)
 			break;
+		if (r.base == 0 && r.in.len == 0 && (p[0] == '{' || p[0] == '[')) {
+			/* msgpack never starts a message with these bytes */
+			c->bad = 1;
+			log_error("%s: input is JSON text, not msgpack: use -i json", name);
+			goto out;
+		}
 		stream_reader_wrote(&r, (size_t)n);
+		if (c->live)
+			flush_all(c);
 	}
 	if (stream_reader_end(&r) != 0) {
 		c->bad = 1;
@@ -189,6 +214,8 @@ cat_json(struct cat *c, int fd, const char *name)
 		ev.rec = rec.p;
 		ev.reclen = rec.len;
 		emit_event(c, (const char *)tag.p, tag.len, &ev);
+		if (c->live)
+			flush_all(c);
 	}
 	if (ferror(f))
 		log_fatal(EX_IOERR, "%s: read: %s", name, strerror(errno));
@@ -201,6 +228,9 @@ cat_json(struct cat *c, int fd, const char *name)
 static void
 cat_file(struct cat *c, int fd, const char *name)
 {
+	struct stat st;
+
+	c->live = fstat(fd, &st) == 0 && !S_ISREG(st.st_mode);
 	if (c->in_json)
 		cat_json(c, fd, name);
 	else
@@ -290,6 +320,9 @@ parse_args(struct cat *c, int argc, char **argv)
 	}
 	if (c->tag && !c->in_json)
 		log_fatal(EX_USAGE, "-t is for -i json");
+	/* a converter: JSON lines become a stream, a stream becomes JSON */
+	if (c->out == OUT_DEFAULT)
+		c->out = c->in_json ? OUT_MSGPACK : OUT_JSON;
 }
 
 int
@@ -314,8 +347,11 @@ main(int argc, char **argv)
 			cat_file(&c, STDIN_FILENO, "stdin");
 			continue;
 		}
-		if ((fd = open(argv[i], O_RDONLY | O_CLOEXEC)) == -1)
-			log_fatal(EX_NOINPUT, "%s: %s", argv[i], strerror(errno));
+		if ((fd = open(argv[i], O_RDONLY | O_CLOEXEC)) == -1) {
+			log_error("%s: %s", argv[i], strerror(errno));
+			c.missing = 1;
+			continue;
+		}
 		cat_file(&c, fd, argv[i]);
 		close(fd);
 	}
@@ -324,5 +360,5 @@ main(int argc, char **argv)
 	text_flush(&c, 1);
 	stream_writer_free(&c.w);
 	buf_free(&c.text);
-	return c.bad ? EX_DATAERR : 0;
+	return c.missing ? EX_NOINPUT : c.bad ? EX_DATAERR : 0;
 }
