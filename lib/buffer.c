@@ -1,0 +1,506 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buffer.h"
+#include "log.h"
+#include "mp.h"
+#include "stream.h"
+
+static const unsigned char zero16[16];
+
+void
+buffer_conf_default(struct buffer_conf *c)
+{
+	memset(c, 0, sizeof *c);
+	c->chunk_limit_size = 256ull << 20;
+	c->chunk_full_threshold = 0.95;
+	c->total_limit_size = 64ull << 30;
+	c->flush_mode = FLUSH_DEFAULT;
+	c->flush_interval = 60;
+	c->flush_at_shutdown = 1;
+	c->queued_chunks_limit_size = 1;
+	c->timekey_wait = 600;
+	c->overflow = OVERFLOW_THROW;
+	c->dedup_window = 65536;
+}
+
+enum buffer_flush
+buffer_flush_mode(const struct buffer_conf *c)
+{
+	if (c->flush_mode != FLUSH_DEFAULT)
+		return c->flush_mode;
+	return c->timekey > 0 ? FLUSH_LAZY : FLUSH_INTERVAL;
+}
+
+/* ---- opening: recovery, then the window ---- */
+
+struct kept {
+	unsigned char (*id)[16];
+	uint64_t *len;
+	size_t n, cap;
+};
+
+static void
+kept_add(void *ctx, const unsigned char id[16], uint64_t len)
+{
+	struct kept *k = ctx;
+
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? 2 * k->cap : 16;
+		void *a = realloc(k->id, cap * 16), *b;
+		if (a == NULL)
+			return;
+		k->id = a;
+		if ((b = realloc(k->len, cap * sizeof *k->len)) == NULL)
+			return;
+		k->len = b;
+		k->cap = cap;
+	}
+	memcpy(k->id[k->n], id, 16);
+	k->len[k->n++] = len;
+}
+
+/* A window record is good unless it names a recovered chunk that kept
+ * fewer bytes than the record's commit had: that commit never finished. */
+static int
+kept_valid(void *ctx, const unsigned char id[16], uint64_t len)
+{
+	struct kept *k = ctx;
+
+	for (size_t i = 0; i < k->n; i++)
+		if (memcmp(k->id[i], id, 16) == 0)
+			return len <= k->len[i];
+	return 1;
+}
+
+int
+buffer_open(struct buffer *b, const char *path, const struct buffer_conf *c,
+    char *err, size_t errlen)
+{
+	struct kept k = { 0 };
+	int rc = -1;
+
+	memset(b, 0, sizeof *b);
+	b->conf = c;
+	b->window.fd = -1;
+	if (spool_open(&b->spool, path, 1, err, errlen) == -1)
+		return -1;
+	if (spool_lock(&b->spool) == -1) {
+		snprintf(err, errlen, "%s: %s", path, errno == EWOULDBLOCK ?
+		    "another lf-buffer is writing this spool" : strerror(errno));
+		goto out;
+	}
+	if (stage_recover(&b->spool, kept_add, &k) == -1) {
+		snprintf(err, errlen, "%s: cannot recover staged chunks", path);
+		goto out;
+	}
+	if (window_open(&b->window, b->spool.state, c->dedup_window, kept_valid, &k) == -1) {
+		snprintf(err, errlen, "%s/state/window: %s", path, strerror(errno));
+		goto out;
+	}
+	buffer_recount(b);
+	rc = 0;
+out:
+	free(k.id);
+	free(k.len);
+	if (rc == -1)
+		spool_close(&b->spool);
+	return rc;
+}
+
+void
+buffer_close(struct buffer *b)
+{
+	struct stage *st, *next;
+
+	for (st = b->stages; st; st = next) {
+		next = st->next;
+		stage_free(st);
+	}
+	b->stages = NULL;
+	window_close(&b->window);
+	spool_close(&b->spool);
+	buf_free(&b->keys);
+}
+
+/* ---- accounting ---- */
+
+static uint64_t
+dir_bytes(int dirfd, uint64_t *n)
+{
+	struct spool_list l;
+	struct stat st;
+	uint64_t sum = 0;
+
+	*n = 0;
+	if (spool_list(dirfd, &l) == -1)
+		return 0;
+	for (size_t i = 0; i < l.n; i++) {
+		if (fstatat(dirfd, l.names[i], &st, 0) == 0) {
+			sum += (uint64_t)st.st_size;
+			(*n)++;
+		}
+	}
+	spool_list_free(&l);
+	return sum;
+}
+
+void
+buffer_recount(struct buffer *b)
+{
+	uint64_t nt, bytes;
+
+	bytes = dir_bytes(b->spool.tmp, &nt) + dir_bytes(b->spool.new, &b->ready);
+	for (struct stage *st = b->stages; st; st = st->next)
+		bytes += st->wbuf.len;
+	b->bytes = bytes;
+}
+
+/* Drop the oldest ready chunk no consumer is delivering.  1, or 0 if none. */
+static int
+drop_oldest(struct buffer *b)
+{
+	struct spool_list l;
+	struct spool_chunk c;
+	char err[256];
+	int rc = 0;
+
+	if (spool_list(b->spool.new, &l) == -1)
+		return 0;
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		int got = spool_claim(&b->spool, l.names[i], &c, err, sizeof err);
+		if (got == 0)
+			continue;
+		log_warn("%s: spool full: dropped the oldest chunk new/%s (%llu events)",
+		    b->spool.path, l.names[i],
+		    got == 1 ? (unsigned long long)c.h.count : 0ull);
+		b->dropped_chunks++;
+		if (got == 1)
+			b->dropped_events += c.h.count;
+		spool_done(&b->spool, &c);
+		rc = 1;
+	}
+	spool_list_free(&l);
+	return rc;
+}
+
+int
+buffer_room(struct buffer *b, uint64_t n)
+{
+	uint64_t limit = b->conf->total_limit_size;
+
+	if (b->bytes + n <= limit)
+		return 1;
+	buffer_recount(b);
+	while (b->bytes + n > limit) {
+		if (b->conf->overflow != OVERFLOW_DROP_OLDEST || !drop_oldest(b))
+			return 0;
+		buffer_recount(b);
+	}
+	return 1;
+}
+
+/* ---- placing events ---- */
+
+static int64_t
+time_slice(const struct buffer_conf *c, uint32_t sec)
+{
+	int64_t t = sec, k = (int64_t)c->timekey, off = 0;
+	struct tm tm;
+	time_t tt = (time_t)sec;
+
+	if (!c->timekey_use_utc && localtime_r(&tt, &tm) != NULL)
+		off = tm.tm_gmtoff;
+	return t - (((t + off) % k) + k) % k;
+}
+
+/* The value of record key name in the map rec, as msgpack bytes; nil if
+ * absent.  Only top-level keys. */
+static int
+record_value(struct buf *out, const unsigned char *rec, size_t reclen,
+    const char *name)
+{
+	const unsigned char *p = rec, *end = rec + reclen, *v;
+	struct mp_obj m, k;
+
+	if (mp_read(&p, end, &m) == 0 && m.type == MP_MAP) {
+		for (uint32_t i = 0; i < m.n; i++) {
+			if (mp_read(&p, end, &k) == -1)
+				break;
+			v = p;
+			if (mp_pass(&p, end) == -1)
+				break;
+			if (k.type == MP_STR && mp_streq(&k, name))
+				return buf_add(out, v, (size_t)(p - v));
+		}
+	}
+	return buf_addc(out, 0xc0);
+}
+
+static struct stage *
+find_stage(struct buffer *b, const unsigned char *keys, size_t keyslen)
+{
+	for (struct stage *st = b->stages; st; st = st->next)
+		if (st->key.len == keyslen && memcmp(st->key.p, keys, keyslen) == 0)
+			return st;
+	return NULL;
+}
+
+static int
+seal_stage(struct buffer *b, struct stage *st)
+{
+	struct stage **pp;
+
+	/* window records go to the log before any header that covers them */
+	if (window_write(&b->window) == -1 || stage_seal(&b->spool, st) == -1)
+		return -1;
+	for (pp = &b->stages; *pp != st; pp = &(*pp)->next)
+		;
+	*pp = st->next;
+	if (st->count > 0)
+		b->ready++;
+	log_debug("%s: sealed chunk of %llu events", b->spool.path,
+	    (unsigned long long)st->count);
+	stage_free(st);
+	return 0;
+}
+
+static int
+fits(const struct buffer_conf *c, const struct stage *st, size_t len, size_t count)
+{
+	if (stage_events(st) == 0)
+		return 1;
+	if (stage_size(st) + len > c->chunk_limit_size)
+		return 0;
+	return c->chunk_limit_records == 0 ||
+	    stage_events(st) + count <= c->chunk_limit_records;
+}
+
+/* Append entries to the stage for keys, sealing it first if they do not
+ * fit; entries too big for any chunk are split, one event at a time. */
+static struct stage *
+place(struct buffer *b, const unsigned char *keys, size_t keyslen, int has_tk,
+    int64_t tk, const unsigned char *entries, size_t len, size_t count)
+{
+	const struct buffer_conf *c = b->conf;
+	struct stage *st = find_stage(b, keys, keyslen);
+
+	if (st && !fits(c, st, len, count)) {
+		if (seal_stage(b, st) == -1)
+			return NULL;
+		st = NULL;
+	}
+	if (st == NULL) {
+		if ((st = stage_create(&b->spool, keys, keyslen, has_tk, tk)) == NULL)
+			return NULL;
+		st->next = b->stages;
+		b->stages = st;
+		b->bytes += st->hlen;
+	}
+	if (count > 1 && (st->hlen + len > c->chunk_limit_size ||
+	    (c->chunk_limit_records && count > c->chunk_limit_records))) {
+		struct stream_iter it;
+		struct stream_event ev;
+		const unsigned char *e = entries;
+		stream_iter_init(&it, entries, len);
+		while (stream_iter_next(&it, &ev) == 1) {
+			st = place(b, keys, keyslen, has_tk, tk, e, (size_t)(it.p - e), 1);
+			if (st == NULL)
+				return NULL;
+			e = it.p;
+		}
+		return st;
+	}
+	if (st->hlen + len > c->chunk_limit_size) {
+		/* Fluentd skips a record over chunk_limit_size and keeps the rest */
+		b->oversize_events++;
+		LOG_WARN_LIMITED("%s: dropped an event of %zu bytes: over "
+		    "chunk_limit_size", b->spool.path, len);
+		return st;
+	}
+	if (stage_append(st, entries, len, count) == -1)
+		return NULL;
+	b->bytes += len;
+	return st;
+}
+
+/* Chunk keys of one event: tag, time slice, record values. */
+static int
+event_keys(struct buffer *b, const char *tag, size_t taglen,
+    const struct stream_event *ev, int64_t *tk)
+{
+	const struct buffer_conf *c = b->conf;
+	struct buf vars = BUF_INIT;
+	int rc;
+
+	buf_reset(&b->keys);
+	if (c->nkeys > 0) {
+		buf_addc(&vars, 0x80 | c->nkeys);
+		for (int i = 0; i < c->nkeys; i++) {
+			size_t n = strlen(c->keys[i]);
+			buf_addc(&vars, 0xa0 | (int)n);	/* names are < 32 bytes */
+			buf_add(&vars, c->keys[i], n);
+			record_value(&vars, ev->rec, ev->reclen, c->keys[i]);
+		}
+	}
+	*tk = c->timekey > 0 ? time_slice(c, ev->sec) : 0;
+	rc = chunk_keys_encode(&b->keys, tag, taglen, c->timekey > 0, *tk,
+	    c->nkeys ? vars.p : NULL, vars.len);
+	buf_free(&vars);
+	return rc;
+}
+
+int
+buffer_add(struct buffer *b, const char *tag, size_t taglen,
+    const unsigned char *entries, size_t len, size_t count,
+    const unsigned char *h)
+{
+	const struct buffer_conf *c = b->conf;
+	struct stage *st = NULL;
+	struct stream_iter it;
+	struct stream_event ev;
+	const unsigned char *e;
+	int64_t tk;
+
+	if (count == 0) {
+		/* nothing to store, but the id is remembered: a re-send is acked */
+	} else if (c->nkeys == 0 && c->timekey <= 0) {
+		buf_reset(&b->keys);
+		if (chunk_keys_encode(&b->keys, tag, taglen, 0, 0, NULL, 0) == -1)
+			return -1;
+		st = place(b, b->keys.p, b->keys.len, 0, 0, entries, len, count);
+		if (st == NULL)
+			return -1;
+	} else {
+		stream_iter_init(&it, entries, len);
+		for (e = entries; stream_iter_next(&it, &ev) == 1; e = it.p) {
+			if (event_keys(b, tag, taglen, &ev, &tk) == -1)
+				return -1;
+			st = place(b, b->keys.p, b->keys.len, c->timekey > 0, tk,
+			    e, (size_t)(it.p - e), 1);
+			if (st == NULL)
+				return -1;
+		}
+	}
+	if (h == NULL)
+		return 0;
+	return window_add(&b->window, h, st ? st->id : zero16,
+	    st ? st->committed + st->wbuf.len : 0);
+}
+
+int
+buffer_seen(struct buffer *b, const unsigned char h[16])
+{
+	return window_has(&b->window, h) || window_pending(&b->window, h);
+}
+
+int
+buffer_pending(const struct buffer *b)
+{
+	if (b->window.out.len || b->window.pending.len)
+		return 1;
+	for (struct stage *st = b->stages; st; st = st->next)
+		if (st->wbuf.len || st->dirty_head)
+			return 1;
+	return 0;
+}
+
+static int
+is_full(const struct buffer_conf *c, const struct stage *st)
+{
+	double t = c->chunk_full_threshold;
+
+	return stage_size(st) >= (double)c->chunk_limit_size * t ||
+	    (c->chunk_limit_records &&
+	    stage_events(st) >= (double)c->chunk_limit_records * t);
+}
+
+int
+buffer_commit(struct buffer *b, int sync)
+{
+	struct stage *st, *next;
+
+	if (window_write(&b->window) == -1)
+		return -1;
+	for (st = b->stages; st; st = st->next)
+		if (stage_write(st) == -1)
+			return -1;
+	for (st = b->stages; st; st = st->next)
+		if (stage_sync(st, sync) == -1)
+			return -1;
+	window_commit(&b->window);
+	for (st = b->stages; st; st = next) {
+		next = st->next;
+		if (st->count == 0)
+			continue;
+		if (buffer_flush_mode(b->conf) == FLUSH_IMMEDIATE || is_full(b->conf, st))
+			if (seal_stage(b, st) == -1)
+				return -1;
+	}
+	return 0;
+}
+
+/* When a stage is due to be sealed, in microseconds since the epoch;
+ * UINT64_MAX if only fullness, a signal or shutdown seals it. */
+static uint64_t
+due_us(const struct buffer_conf *c, const struct stage *st)
+{
+	uint64_t due = UINT64_MAX;
+
+	if (buffer_flush_mode(c) == FLUSH_INTERVAL)
+		due = st->created_us + (uint64_t)(c->flush_interval * 1e6);
+	if (st->has_timekey) {
+		/* Fluentd: a time slice closes timekey_wait after it ends */
+		double end = (double)st->timekey + c->timekey + c->timekey_wait;
+		uint64_t t = end > 0 ? (uint64_t)(end * 1e6) : 0;
+		if (t < due)
+			due = t;
+	}
+	return due;
+}
+
+int
+buffer_flush(struct buffer *b, int force)
+{
+	uint64_t now = spool_now_us();
+	struct stage *st, *next;
+	int rc = 0;
+
+	for (st = b->stages; st; st = next) {
+		next = st->next;
+		if (!force) {
+			if (due_us(b->conf, st) > now || stage_events(st) == 0)
+				continue;
+			/* Fluentd's queued_chunks_limit_size holds back timed
+			 * sealing while the queue is long; full chunks still go */
+			if (!st->has_timekey && b->ready >= b->conf->queued_chunks_limit_size)
+				continue;
+			if (st->wbuf.len)	/* sealed by the next commit */
+				continue;
+		}
+		if (seal_stage(b, st) == -1)
+			rc = -1;
+	}
+	return rc;
+}
+
+double
+buffer_next_due(const struct buffer *b)
+{
+	uint64_t now = spool_now_us(), due = UINT64_MAX;
+
+	for (const struct stage *st = b->stages; st; st = st->next) {
+		uint64_t d = due_us(b->conf, st);
+		if (stage_events(st) > 0 && d < due)
+			due = d;
+	}
+	if (due == UINT64_MAX)
+		return -1;
+	return due <= now ? 0 : (double)(due - now) / 1e6;
+}

@@ -1,0 +1,304 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bsd/stdlib.h>
+
+#include "durable.h"
+#include "log.h"
+#include "stage.h"
+#include "stream.h"
+
+struct stage *
+stage_create(struct spool *s, const unsigned char *keys, size_t keyslen,
+    int has_timekey, int64_t timekey)
+{
+	struct stage *st;
+	struct chunk_head h;
+	char hex[33];
+	int e;
+
+	if ((st = calloc(1, sizeof *st)) == NULL)
+		return NULL;
+	st->fd = -1;
+	memset(&h, 0, sizeof h);
+	h.state = CHUNK_STAGED;
+	arc4random_buf(st->id, sizeof st->id);
+	memcpy(h.id, st->id, 16);
+	h.created_us = st->created_us = spool_now_us();
+	st->has_timekey = has_timekey;
+	st->timekey = timekey;
+	if (buf_add(&st->key, keys, keyslen) == -1 ||
+	    chunk_head_encode(&st->head, &h, keys, keyslen) == -1)
+		goto fail;
+	st->hlen = h.hlen;
+	chunk_id_hex(st->id, hex);
+	snprintf(st->name, sizeof st->name, "%s.chunk", hex);
+	st->fd = openat(s->tmp, st->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (st->fd == -1)
+		goto fail;
+	/* the file and its name must be durable before anything in it is acked */
+	if (durable_write_all(st->fd, st->head.p, st->head.len) == -1 ||
+	    fdatasync(st->fd) == -1 || durable_fsync(s->tmp) == -1) {
+		e = errno;
+		unlinkat(s->tmp, st->name, 0);
+		errno = e;
+		goto fail;
+	}
+	return st;
+fail:
+	e = errno;
+	stage_free(st);
+	errno = e;
+	return NULL;
+}
+
+void
+stage_free(struct stage *st)
+{
+	if (st == NULL)
+		return;
+	if (st->fd != -1)
+		close(st->fd);
+	buf_free(&st->key);
+	buf_free(&st->head);
+	buf_free(&st->wbuf);
+	free(st);
+}
+
+int
+stage_append(struct stage *st, const unsigned char *entries, size_t len,
+    uint64_t count)
+{
+	if (buf_add(&st->wbuf, entries, len) == -1)
+		return -1;
+	st->wcount += count;
+	return 0;
+}
+
+static int
+pwrite_all(int fd, const void *p, size_t n, off_t off)
+{
+	const char *s = p;
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = pwrite(fd, s, n, off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		s += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+/* Put the header's mutable bytes in the file. */
+static int
+write_head(struct stage *st, int state, uint64_t len, uint64_t count, uint32_t crc)
+{
+	chunk_head_update(st->head.p, st->hlen, state, len, count, crc);
+	return pwrite_all(st->fd, st->head.p + CHUNK_MUTABLE,
+	    CHUNK_FIXED - CHUNK_MUTABLE, CHUNK_MUTABLE);
+}
+
+int
+stage_write(struct stage *st)
+{
+	uint32_t crc;
+
+	if (st->wbuf.len == 0 && !st->dirty_head)
+		return 0;
+	if (pwrite_all(st->fd, st->wbuf.p, st->wbuf.len,
+	    (off_t)(st->hlen + st->committed)) == -1)
+		goto fail;
+	crc = chunk_crc(st->crc, st->wbuf.p, st->wbuf.len);
+	if (write_head(st, CHUNK_STAGED, st->committed + st->wbuf.len,
+	    st->count + st->wcount, crc) == -1)
+		goto fail;
+	st->dirty_head = 1;
+	return 0;
+fail:
+	stage_rollback(st);
+	return -1;
+}
+
+int
+stage_sync(struct stage *st, int sync)
+{
+	if (!st->dirty_head)
+		return 0;
+	if (sync && fdatasync(st->fd) == -1) {
+		stage_rollback(st);
+		return -1;
+	}
+	st->crc = chunk_crc(st->crc, st->wbuf.p, st->wbuf.len);
+	st->committed += st->wbuf.len;
+	st->count += st->wcount;
+	buf_reset(&st->wbuf);
+	st->wcount = 0;
+	/* unsynced bytes are in the page cache: a process crash keeps them
+	 * with their header; the next fdatasync makes them durable */
+	st->dirty_head = !sync;
+	return 0;
+}
+
+/* Back to the committed state.  The bytes past it in the file, and a
+ * header page the failed fdatasync may have dropped, are rewritten. */
+void
+stage_rollback(struct stage *st)
+{
+	int e = errno;
+
+	if (ftruncate(st->fd, (off_t)(st->hlen + st->committed)) == -1 ||
+	    write_head(st, CHUNK_STAGED, st->committed, st->count, st->crc) == -1)
+		log_warn("tmp/%s: cannot roll back: %s (will retry)", st->name,
+		    strerror(errno));
+	st->dirty_head = 1;
+	errno = e;
+}
+
+int
+stage_seal(struct spool *s, struct stage *st)
+{
+	char name[SPOOL_NAMELEN];
+
+	if (stage_write(st) == -1 || stage_sync(st, 0) == -1)
+		return -1;
+	if (st->count == 0) {
+		/* nothing was ever committed here: there is nothing to keep */
+		if (unlinkat(s->tmp, st->name, 0) == -1)
+			return -1;
+		return 0;
+	}
+	if (write_head(st, CHUNK_SEALED, st->committed, st->count, st->crc) == -1 ||
+	    fdatasync(st->fd) == -1)
+		goto fail;
+	spool_ready_name(name, spool_now_us(), st->id);
+	if (renameat(s->tmp, st->name, s->new, name) == -1)
+		goto fail;
+	if (durable_fsync(s->new) == -1 || durable_fsync(s->tmp) == -1)
+		return -1;	/* renamed: fsync again next time, nothing to undo */
+	st->dirty_head = 0;
+	return 0;
+fail:
+	write_head(st, CHUNK_STAGED, st->committed, st->count, st->crc);
+	st->dirty_head = 1;
+	return -1;
+}
+
+/* ---- recovery ---- */
+
+/* The longest prefix of body[0..n) made of whole, valid entries. */
+static uint64_t
+whole_entries(const unsigned char *body, size_t n, uint64_t *count, uint32_t *crc)
+{
+	struct stream_iter it;
+	struct stream_event ev;
+	const unsigned char *last = body;
+
+	*count = 0;
+	stream_iter_init(&it, body, n);
+	while (stream_iter_next(&it, &ev) == 1) {
+		(*count)++;
+		last = it.p;
+	}
+	*crc = chunk_crc(0, body, (size_t)(last - body));
+	return (uint64_t)(last - body);
+}
+
+/* Seal one chunk left in tmp/.  Returns the body length kept. */
+static int
+recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx)
+{
+	struct spool_chunk c;
+	struct stage st;
+	struct buf body = BUF_INIT;
+	char err[256], reason[512];
+	uint64_t have, kept, count;
+	uint32_t crc;
+	ssize_t n;
+
+	if (spool_chunk_open(s->tmp, name, &c, err, sizeof err) == -1) {
+		struct stat sb;
+		if (fstatat(s->tmp, name, &sb, 0) == 0 && sb.st_size < CHUNK_FIXED) {
+			/* cut while its header was written: it never held an event */
+			log_info("tmp/%s: removed an unfinished empty chunk", name);
+			return unlinkat(s->tmp, name, 0);
+		}
+		snprintf(reason, sizeof reason, "staged chunk with a bad header: %s", err);
+		log_warn("tmp/%s: %s: moved to dead/", name, reason);
+		return spool_bury(s, s->tmp, name, reason);
+	}
+	have = c.size - c.h.hlen;
+	kept = c.h.bodylen;
+	count = c.h.count;
+	crc = c.h.bodycrc;
+	if (buf_reserve(&body, have) == -1)
+		goto fail;
+	if ((n = pread(c.fd, body.p, have, c.h.hlen)) != (ssize_t)have)
+		goto fail;
+	if (kept > have || chunk_crc(0, body.p, kept) != crc) {
+		/* the committed bytes did not all reach the disk: keep what is whole */
+		kept = whole_entries(body.p, kept < have ? kept : have, &count, &crc);
+		log_warn("tmp/%s: body fails its checksum: kept %llu whole events "
+		    "(%llu bytes) of %llu", name, (unsigned long long)count,
+		    (unsigned long long)kept, (unsigned long long)c.h.count);
+	} else if (kept < have) {
+		log_info("tmp/%s: cut %llu uncommitted bytes", name,
+		    (unsigned long long)(have - kept));
+	}
+	fn(ctx, c.h.id, kept);
+
+	memset(&st, 0, sizeof st);
+	st.fd = -1;
+	snprintf(st.name, sizeof st.name, "%s", name);
+	memcpy(st.id, c.h.id, 16);
+	st.hlen = c.h.hlen;
+	st.committed = kept;
+	st.count = count;
+	st.crc = crc;
+	if (buf_add(&st.head, c.head.p, c.h.hlen) == -1)
+		goto fail;
+	if ((st.fd = openat(s->tmp, name, O_RDWR | O_CLOEXEC)) == -1 ||
+	    ftruncate(st.fd, (off_t)(st.hlen + kept)) == -1)
+		goto fail;
+	if (stage_seal(s, &st) == -1)
+		goto fail;
+	log_info("tmp/%s: sealed %llu events left staged", name,
+	    (unsigned long long)count);
+	close(st.fd);
+	buf_free(&st.head);
+	buf_free(&body);
+	spool_release(&c);
+	return 0;
+fail:
+	log_warn("tmp/%s: cannot recover: %s", name, strerror(errno));
+	if (st.fd != -1)
+		close(st.fd);
+	buf_free(&st.head);
+	buf_free(&body);
+	spool_release(&c);
+	return -1;
+}
+
+int
+stage_recover(struct spool *s, stage_kept_fn fn, void *ctx)
+{
+	struct spool_list l;
+	int rc = 0;
+
+	if (spool_list(s->tmp, &l) == -1)
+		return -1;
+	for (size_t i = 0; i < l.n; i++)
+		if (recover_one(s, l.names[i], fn, ctx) == -1)
+			rc = -1;
+	spool_list_free(&l);
+	return rc;
+}
