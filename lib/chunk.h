@@ -17,8 +17,9 @@
  *   H      ...  body: PackedForward entries of the one tag
  *
  * Integers are big-endian.  Bytes 40..63 are the only ones that change
- * after creation: a staged chunk rewrites them on each commit, in the same
- * fdatasync as the bytes they describe, and sealing sets byte 9. */
+ * after creation, with the state byte: a staged chunk rewrites its first
+ * 64 bytes (one disk sector) on each commit, in the same fdatasync as the
+ * body bytes they describe, and sealing sets the state to 'R'. */
 #ifndef LF_CHUNK_H
 #define LF_CHUNK_H
 
@@ -30,7 +31,6 @@
 #define CHUNK_MAGIC	"\xc1lfchunk"
 #define CHUNK_VERSION	1
 #define CHUNK_FIXED	64	/* bytes before the keys */
-#define CHUNK_MUTABLE	40	/* offset of the part rewritten on commit */
 #define CHUNK_MAXHEAD	65536
 #define CHUNK_STAGED	'S'
 #define CHUNK_SEALED	'R'

@@ -121,6 +121,19 @@ log_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
+static struct log_limit *log_limits;
+
+void
+log_limit_summary(void)
+{
+	for (struct log_limit *l = log_limits; l; l = l->next) {
+		if (l->held)
+			log_warn("%lu more warnings like \"%s\" were suppressed",
+			    l->held, l->fmt);
+		l->held = 0;
+	}
+}
+
 void
 log_warn_limited(struct log_limit *l, const char *fmt, ...)
 {
@@ -135,6 +148,12 @@ log_warn_limited(struct log_limit *l, const char *fmt, ...)
 		l->held = 0;
 	}
 	if (l->n >= LOG_BURST) {
+		if (!l->listed) {
+			l->listed = 1;
+			l->next = log_limits;
+			log_limits = l;
+		}
+		l->fmt = fmt;
 		l->held++;
 		return;
 	}

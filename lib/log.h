@@ -26,9 +26,15 @@ struct log_limit {
 	time_t window;
 	unsigned n;
 	unsigned long held;
+	const char *fmt;		/* the first one held back, for the summary */
+	struct log_limit *next;		/* every limit that ever held one back */
+	int listed;
 };
 void log_warn_limited(struct log_limit *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* At exit: one line per call site that still holds warnings back, so no
+ * count is lost. */
+void log_limit_summary(void);
 #define LOG_WARN_LIMITED(...) do {			\
 	static struct log_limit log_limit_;		\
 	log_warn_limited(&log_limit_, __VA_ARGS__);	\

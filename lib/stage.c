@@ -104,8 +104,8 @@ static int
 write_head(struct stage *st, int state, uint64_t len, uint64_t count, uint32_t crc)
 {
 	chunk_head_update(st->head.p, st->hlen, state, len, count, crc);
-	return pwrite_all(st->fd, st->head.p + CHUNK_MUTABLE,
-	    CHUNK_FIXED - CHUNK_MUTABLE, CHUNK_MUTABLE);
+	/* the fixed part is within one sector: it is written whole */
+	return pwrite_all(st->fd, st->head.p, CHUNK_FIXED, 0);
 }
 
 int

@@ -100,14 +100,16 @@ fail(struct stream_reader *r, int rc, uint64_t off, const char *fmt, ...)
 
 /* Time of an entry: EventTime (ext 0, 8 bytes, any ext form), a positive
  * integer, a float, or the v1.5 [time, metadata] pair.  Returns 1 if the
- * time is valid and already canonical, 2 if valid but to be rewritten,
- * 0 if invalid. */
+ * time is valid and already canonical (EventTime as fixext8), 2 if valid
+ * but to be rewritten, 0 if invalid. */
 static int
 entry_time(const unsigned char **pp, const unsigned char *end, uint32_t *sec,
     uint32_t *nsec, int nested)
 {
 	struct mp_obj o;
-	int rc;
+	int rc, canonical = 1;
+
+	int fix = *pp < end && **pp == 0xd7;
 
 	if (mp_read(pp, end, &o) == -1)
 		return 0;
@@ -115,17 +117,20 @@ entry_time(const unsigned char **pp, const unsigned char *end, uint32_t *sec,
 	case MP_EXT:
 		if (o.ext != 0 || o.n != 8)
 			return 0;
+		if (!fix)
+			canonical = 2;	/* ext8/16/32: rewritten as fixext8 */
 		*sec = (uint32_t)o.p[0] << 24 | (uint32_t)o.p[1] << 16 |
 		    (uint32_t)o.p[2] << 8 | o.p[3];
 		*nsec = (uint32_t)o.p[4] << 24 | (uint32_t)o.p[5] << 16 |
 		    (uint32_t)o.p[6] << 8 | o.p[7];
-		return *nsec < 1000000000 ? 1 : 0;
+		return *nsec < 1000000000 ? canonical : 0;
 	case MP_UINT:
+		/* integer seconds are valid; writers send EventTime (lf-stream(5)) */
 		if (o.v.u > UINT32_MAX)
 			return 0;
 		*sec = (uint32_t)o.v.u;
 		*nsec = 0;
-		return 1;
+		return 2;
 	case MP_FLOAT:
 		if (!(o.v.f >= 0 && o.v.f < 4294967296.0))
 			return 0;
@@ -416,7 +421,8 @@ stream_reader_next(struct stream_reader *r, struct stream_batch *b)
 		if (rc == MP_MORE)
 			return 0;
 		if (rc != MP_OK)
-			return fail(r, STREAM_EFRAME, r->base + r->pos + r->scan.off,
+			return fail(r, STREAM_EFRAME, r->base + r->pos +
+			    (rc == MP_EBIG ? 0 : r->scan.off),
 			    "%s", rc == MP_EBAD ? "invalid msgpack byte 0xc1" :
 			    rc == MP_EDEPTH ? "message nested too deep" :
 			    "message larger than the size limit");

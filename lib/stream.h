@@ -95,8 +95,8 @@ int stream_reader_end(struct stream_reader *r);
 int stream_entries(struct stream_reader *r, const unsigned char *p, size_t n,
     struct stream_batch *b);
 
-/* Canonical entries: each one is a 2-element array of a time (EventTime
- * ext 0, or an unsigned integer of seconds) and a map. */
+/* Canonical entries: each one is a 2-element array of an EventTime as
+ * fixext8 and a map. */
 struct stream_event {
 	uint32_t sec, nsec;
 	const unsigned char *rec;	/* the record's msgpack bytes */

@@ -1,0 +1,470 @@
+/* lf-buffer: write events durably into one or more spools.
+ *
+ * lf-buffer [options] [--listen unix:PATH [--stdin]] SPOOL...
+ *
+ * Reads forward-protocol messages from stdin and/or a Unix socket, puts
+ * their events into staged chunks, and commits them in groups: one write
+ * and one fdatasync per staged chunk for everything read since the last
+ * commit, then the acks for all of it.  Several spools are out_copy. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "buffer.h"
+#include "conf.h"
+#include "ingest.h"
+#include "log.h"
+#include "sock.h"
+#include "window.h"
+
+#define USAGE "usage: lf-buffer [-v] [--listen unix:PATH [--stdin]] [--notify-fd N]\n" \
+	"                 [--chunk-limit-size SIZE] [--chunk-limit-records N]\n" \
+	"                 [--total-limit-size SIZE] [--flush-mode MODE]\n" \
+	"                 [--flush-interval TIME] [--flush-at-shutdown BOOL]\n" \
+	"                 [--queued-chunks-limit-size N] [--timekey TIME]\n" \
+	"                 [--timekey-wait TIME] [--timekey-use-utc] [--chunk-key KEY]\n" \
+	"                 [--overflow-action block|throw_exception|drop_oldest_chunk]\n" \
+	"                 [--commit-wait TIME] [--dedup-window N]\n" \
+	"                 [--max-message-size SIZE] [--log-file PATH] SPOOL ...\n"
+
+struct lfb {
+	struct ev_loop *loop;
+	struct buffer_conf conf;
+	struct buffer *spools;
+	int nspools;
+	struct ingest in;
+	struct stream_limits lim;
+	const char *listen, *logfile;
+	int use_stdin, notify_fd;
+	double commit_wait;
+	int dirty;			/* added since the last commit */
+	int stuck;			/* a commit failed: inputs paused */
+	int stopping;
+	int exit_code;
+	unsigned long events, dups;
+	ev_prepare prep;
+	ev_timer commit_timer, tick;
+	ev_signal sigterm, sigint, sigusr1, sighup;
+};
+
+/* Take a batch into every spool that has not got it yet. */
+static int
+take(void *ctx, const struct stream_batch *b)
+{
+	struct lfb *x = ctx;
+	unsigned char h[16];
+	int i, seen = 0;
+
+	if (x->stuck)
+		return INGEST_HOLD;
+	if (b->chunk)
+		window_hash(b->chunk, b->chunklen, h);
+	for (i = 0; i < x->nspools; i++) {
+		struct buffer *bf = &x->spools[i];
+		if (b->chunk && buffer_seen(bf, h)) {
+			seen++;
+			continue;
+		}
+		if (!buffer_room(bf, b->len)) {
+			if (x->conf.overflow == OVERFLOW_BLOCK)
+				return INGEST_HOLD;
+			LOG_WARN_LIMITED("%s: total_limit_size reached: refusing a "
+			    "message of %zu events", bf->spool.path, b->count);
+			return INGEST_REFUSE;
+		}
+	}
+	for (i = 0; i < x->nspools; i++) {
+		struct buffer *bf = &x->spools[i];
+		if (b->chunk && buffer_seen(bf, h))
+			continue;
+		if (buffer_add(bf, b->tag, b->taglen, b->entries, b->len, b->count,
+		    b->chunk ? h : NULL) == -1) {
+			/* a full disk while making a chunk: wait, as block does */
+			LOG_WARN_LIMITED("%s: cannot store events: %s (holding input)",
+			    bf->spool.path, strerror(errno));
+			return INGEST_HOLD;
+		}
+	}
+	if (b->invalid)
+		LOG_WARN_LIMITED("offset %llu: %zu invalid events dropped",
+		    (unsigned long long)b->offset, b->invalid);
+	if (seen == x->nspools && b->chunk)
+		x->dups++;
+	x->events += b->count;
+	if (ingest_ack(&x->in, b) == -1)
+		return INGEST_REFUSE;
+	x->dirty = 1;
+	return INGEST_TAKE;
+}
+
+/* The group commit: everything taken since the last one is made durable
+ * in every spool, then acked. */
+static void
+commit(struct lfb *x)
+{
+	int sync = ingest_acks_waiting(&x->in) > 0;
+
+	if (!x->dirty)
+		return;
+	for (int i = 0; i < x->nspools; i++) {
+		if (buffer_commit(&x->spools[i], sync) == -1) {
+			LOG_WARN_LIMITED("%s: commit failed: %s; input held until it "
+			    "succeeds", x->spools[i].spool.path, strerror(errno));
+			if (!x->stuck)
+				ingest_pause(&x->in);
+			x->stuck = 1;
+			return;
+		}
+	}
+	x->dirty = 0;
+	ingest_send_acks(&x->in);
+	if (x->stuck) {
+		x->stuck = 0;
+		log_warn("commit succeeded again: input resumed");
+		ingest_resume(&x->in);
+	}
+}
+
+static void
+commit_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	commit(w->data);
+}
+
+static void shutdown_now(struct lfb *x);
+
+/* Before the loop sleeps: commit now, or within --commit-wait. */
+static void
+prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct lfb *x = w->data;
+
+	(void)revents;
+	if (!x->listen && x->in.pipes_open == 0 && !x->stopping) {
+		x->stopping = 1;	/* stdin is done: commit, seal, exit */
+		shutdown_now(x);
+		return;
+	}
+	if (!x->dirty || x->stuck)
+		return;
+	if (x->commit_wait <= 0) {
+		commit(x);
+	} else if (!ev_is_active(&x->commit_timer)) {
+		ev_timer_set(&x->commit_timer, x->commit_wait, 0);
+		ev_timer_start(loop, &x->commit_timer);
+	}
+}
+
+static void
+shutdown_now(struct lfb *x)
+{
+	ingest_stop(&x->in);
+	commit(x);
+	if (x->stuck) {
+		log_error("cannot commit at shutdown: unacked events were not stored");
+		x->exit_code = EX_TEMPFAIL;
+	}
+	for (int i = 0; i < x->nspools; i++) {
+		struct buffer *b = &x->spools[i];
+		if (x->conf.flush_at_shutdown && buffer_flush(b, 1) == -1) {
+			log_error("%s: cannot seal at shutdown: %s (staged chunks "
+			    "are sealed at the next start)", b->spool.path, strerror(errno));
+			x->exit_code = EX_IOERR;
+		}
+		window_sync(&b->window);
+	}
+	ev_break(x->loop, EVBREAK_ALL);
+}
+
+/* Each tick: retry what is held, seal what is due, sync the window. */
+static void
+tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct lfb *x = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (x->stuck)
+		commit(x);
+	if (x->in.held)
+		ingest_retry(&x->in);
+	for (int i = 0; i < x->nspools; i++) {
+		buffer_recount(&x->spools[i]);
+		if (!x->stuck && buffer_flush(&x->spools[i], 0) == -1)
+			LOG_WARN_LIMITED("%s: cannot seal: %s", x->spools[i].spool.path,
+			    strerror(errno));
+		window_sync(&x->spools[i].window);
+	}
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct lfb *x = w->data;
+
+	(void)loop;
+	(void)revents;
+	switch (w->signum) {
+	case SIGUSR1:
+		commit(x);
+		for (int i = 0; i < x->nspools; i++)
+			buffer_flush(&x->spools[i], 1);
+		break;
+	case SIGHUP:
+		log_reopen();
+		break;
+	default:
+		if (!x->stopping) {
+			x->stopping = 1;
+			shutdown_now(x);
+		}
+	}
+}
+
+static void usage(int code)
+{
+	fputs(USAGE, code ? stderr : stdout);
+	exit(code);
+}
+
+static uint64_t
+opt_size(const char *name, const char *arg)
+{
+	uint64_t v;
+
+	if (conf_size(arg, &v) == -1)
+		log_fatal(EX_USAGE, "--%s: bad size \"%s\"", name, arg);
+	return v;
+}
+
+static double
+opt_time(const char *name, const char *arg)
+{
+	double v;
+
+	if (conf_duration(arg, &v) == -1)
+		log_fatal(EX_USAGE, "--%s: bad duration \"%s\"", name, arg);
+	return v;
+}
+
+static uint64_t
+opt_uint(const char *name, const char *arg)
+{
+	uint64_t v;
+
+	if (conf_uint(arg, UINT32_MAX, &v) == -1)
+		log_fatal(EX_USAGE, "--%s: bad number \"%s\"", name, arg);
+	return v;
+}
+
+/* --chunk-key a,b: tag and time are implied by lf's chunks and --timekey */
+static void
+opt_keys(struct buffer_conf *c, char *arg)
+{
+	char *k;
+
+	while ((k = strsep(&arg, ",")) != NULL) {
+		k += strspn(k, " ");
+		if (*k == '\0' || strcmp(k, "tag") == 0 || strcmp(k, "time") == 0)
+			continue;
+		if (strlen(k) > 31 || strspn(k, "-_.@abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != strlen(k))
+			log_fatal(EX_USAGE, "--chunk-key: bad key \"%s\"", k);
+		if (c->nkeys == BUFFER_MAXKEYS)
+			log_fatal(EX_USAGE, "--chunk-key: at most %d keys", BUFFER_MAXKEYS);
+		c->keys[c->nkeys++] = k;
+	}
+}
+
+static void
+parse_args(struct lfb *x, int argc, char **argv)
+{
+	enum { O_LISTEN = 256, O_STDIN, O_NOTIFY, O_CLS, O_CLR, O_TLS, O_FMODE,
+		O_FINT, O_FSHUT, O_QCL, O_TK, O_TKW, O_TKU, O_CKEY, O_OVF, O_CWAIT,
+		O_DEDUP, O_MAXMSG, O_LOG, O_VERSION };
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "stdin", no_argument, NULL, O_STDIN },
+		{ "notify-fd", required_argument, NULL, O_NOTIFY },
+		{ "chunk-limit-size", required_argument, NULL, O_CLS },
+		{ "chunk-limit-records", required_argument, NULL, O_CLR },
+		{ "total-limit-size", required_argument, NULL, O_TLS },
+		{ "flush-mode", required_argument, NULL, O_FMODE },
+		{ "flush-interval", required_argument, NULL, O_FINT },
+		{ "flush-at-shutdown", required_argument, NULL, O_FSHUT },
+		{ "queued-chunks-limit-size", required_argument, NULL, O_QCL },
+		{ "timekey", required_argument, NULL, O_TK },
+		{ "timekey-wait", required_argument, NULL, O_TKW },
+		{ "timekey-use-utc", no_argument, NULL, O_TKU },
+		{ "chunk-key", required_argument, NULL, O_CKEY },
+		{ "overflow-action", required_argument, NULL, O_OVF },
+		{ "commit-wait", required_argument, NULL, O_CWAIT },
+		{ "dedup-window", required_argument, NULL, O_DEDUP },
+		{ "max-message-size", required_argument, NULL, O_MAXMSG },
+		{ "log-file", required_argument, NULL, O_LOG },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct buffer_conf *c = &x->conf;
+	int ch, b;
+
+	while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (ch) {
+		case O_LISTEN:
+			if (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0')
+				log_fatal(EX_USAGE, "--listen: want unix:PATH "
+				    "(network listening is lf-recv's job)");
+			x->listen = optarg + 5;
+			break;
+		case O_STDIN: x->use_stdin = 1; break;
+		case O_NOTIFY: x->notify_fd = (int)opt_uint("notify-fd", optarg); break;
+		case O_CLS: c->chunk_limit_size = opt_size("chunk-limit-size", optarg); break;
+		case O_CLR: c->chunk_limit_records = opt_uint("chunk-limit-records", optarg); break;
+		case O_TLS: c->total_limit_size = opt_size("total-limit-size", optarg); break;
+		case O_FMODE:
+			if (strcmp(optarg, "interval") == 0)
+				c->flush_mode = FLUSH_INTERVAL;
+			else if (strcmp(optarg, "immediate") == 0)
+				c->flush_mode = FLUSH_IMMEDIATE;
+			else if (strcmp(optarg, "lazy") == 0)
+				c->flush_mode = FLUSH_LAZY;
+			else if (strcmp(optarg, "default") != 0)
+				log_fatal(EX_USAGE, "--flush-mode: unknown \"%s\"", optarg);
+			break;
+		case O_FINT: c->flush_interval = opt_time("flush-interval", optarg); break;
+		case O_FSHUT:
+			if (conf_bool(optarg, &b) == -1)
+				log_fatal(EX_USAGE, "--flush-at-shutdown: want true or false");
+			c->flush_at_shutdown = b;
+			break;
+		case O_QCL: c->queued_chunks_limit_size = opt_uint("queued-chunks-limit-size", optarg); break;
+		case O_TK: c->timekey = opt_time("timekey", optarg); break;
+		case O_TKW: c->timekey_wait = opt_time("timekey-wait", optarg); break;
+		case O_TKU: c->timekey_use_utc = 1; break;
+		case O_CKEY: opt_keys(c, optarg); break;
+		case O_OVF:
+			if (strcmp(optarg, "block") == 0)
+				c->overflow = OVERFLOW_BLOCK;
+			else if (strcmp(optarg, "throw_exception") == 0)
+				c->overflow = OVERFLOW_THROW;
+			else if (strcmp(optarg, "drop_oldest_chunk") == 0)
+				c->overflow = OVERFLOW_DROP_OLDEST;
+			else
+				log_fatal(EX_USAGE, "--overflow-action: unknown \"%s\"", optarg);
+			break;
+		case O_CWAIT: x->commit_wait = opt_time("commit-wait", optarg); break;
+		case O_DEDUP: c->dedup_window = opt_uint("dedup-window", optarg); break;
+		case O_MAXMSG: x->lim.max_message = opt_size("max-message-size", optarg); break;
+		case O_LOG: x->logfile = optarg; break;
+		case 'v': log_verbose++; break;
+		case 'h': usage(0); break;
+		case O_VERSION: puts("lf-buffer " LF_VERSION); exit(0);
+		default: usage(EX_USAGE);
+		}
+	}
+	if (optind == argc)
+		usage(EX_USAGE);
+	if (!x->listen)
+		x->use_stdin = 1;
+	if (c->timekey > 0 && c->timekey < 1)
+		log_fatal(EX_USAGE, "--timekey: at least 1s");
+	if (c->chunk_limit_size < 1024)
+		log_fatal(EX_USAGE, "--chunk-limit-size: at least 1k");
+	if (c->dedup_window == 0)
+		log_fatal(EX_USAGE, "--dedup-window: at least 1");
+}
+
+static void
+watch_signal(struct lfb *x, ev_signal *w, int sig)
+{
+	ev_signal_init(w, signal_cb, sig);
+	w->data = x;
+	ev_signal_start(x->loop, w);
+}
+
+static void
+open_spools(struct lfb *x, char **paths, int n)
+{
+	char err[512];
+
+	if ((x->spools = calloc((size_t)n, sizeof *x->spools)) == NULL)
+		log_fatal(EX_OSERR, "out of memory");
+	for (int i = 0; i < n; i++) {
+		if (buffer_open(&x->spools[i], paths[i], &x->conf, err, sizeof err) == -1)
+			log_fatal(errno == EWOULDBLOCK ? EX_TEMPFAIL : EX_CANTCREAT,
+			    "%s", err);
+		x->nspools++;
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct lfb x;
+	double tick;
+	int lfd;
+
+	log_init(argv[0]);
+	signal(SIGPIPE, SIG_IGN);
+	buffer_conf_default(&x.conf);
+	stream_limits_default(&x.lim);
+	x.notify_fd = -1;
+	parse_args(&x, argc, argv);
+	if (x.logfile && log_open(x.logfile) == -1)
+		log_fatal(EX_CANTCREAT, "%s: %s", x.logfile, strerror(errno));
+	x.loop = EV_DEFAULT;
+	open_spools(&x, argv + optind, argc - optind);
+
+	ingest_init(&x.in, x.loop, &x.lim, take, &x);
+	if (x.listen) {
+		if ((lfd = sock_unix_listen(x.listen)) == -1)
+			log_fatal(EX_UNAVAILABLE, "%s: %s", x.listen, strerror(errno));
+		ingest_listen(&x.in, lfd);
+	}
+	if (x.use_stdin)
+		ingest_pipe(&x.in, STDIN_FILENO);
+
+	ev_prepare_init(&x.prep, prepare_cb);
+	x.prep.data = &x;
+	ev_prepare_start(x.loop, &x.prep);
+	ev_init(&x.commit_timer, commit_cb);
+	x.commit_timer.data = &x;
+	tick = x.conf.flush_interval / 4;
+	tick = tick < 0.05 ? 0.05 : tick > 1 ? 1 : tick;
+	ev_timer_init(&x.tick, tick_cb, tick, tick);
+	x.tick.data = &x;
+	ev_timer_start(x.loop, &x.tick);
+	watch_signal(&x, &x.sigterm, SIGTERM);
+	watch_signal(&x, &x.sigint, SIGINT);
+	watch_signal(&x, &x.sigusr1, SIGUSR1);
+	watch_signal(&x, &x.sighup, SIGHUP);
+
+	if (x.notify_fd >= 0) {
+		(void)!write(x.notify_fd, "\n", 1);
+		close(x.notify_fd);
+	}
+	log_info("ready: %d spool(s)%s%s", x.nspools, x.listen ? ", listening on " : "",
+	    x.listen ? x.listen : "");
+	ev_run(x.loop, 0);
+
+	if (x.listen)
+		unlink(x.listen);
+	ingest_free(&x.in);
+	for (int i = 0; i < x.nspools; i++)
+		buffer_close(&x.spools[i]);
+	free(x.spools);
+	if (x.exit_code == 0 && x.in.bad && !x.listen)
+		x.exit_code = EX_DATAERR;
+	return x.exit_code;
+}
