@@ -48,7 +48,7 @@ struct lfb {
 	int stuck;			/* a commit failed: inputs paused */
 	int stopping;
 	int exit_code;
-	unsigned long events, dups;
+	unsigned long events, dups, commits;
 	ev_prepare prep;
 	ev_timer commit_timer, tick;
 	ev_signal sigterm, sigint, sigusr1, sighup;
@@ -124,6 +124,7 @@ commit(struct lfb *x)
 		}
 	}
 	x->dirty = 0;
+	x->commits++;
 	ingest_send_acks(&x->in);
 	if (x->stuck) {
 		x->stuck = 0;
@@ -460,6 +461,13 @@ main(int argc, char **argv)
 
 	if (x.listen)
 		unlink(x.listen);
+	for (int i = 0; i < x.nspools; i++)
+		log_info("%s: stats: events=%lu duplicates=%lu commits=%lu "
+		    "fdatasyncs=%lu dropped_chunks=%lu oversize_events=%lu",
+		    x.spools[i].spool.path, x.events, x.dups, x.commits,
+		    x.spools[i].syncs, x.spools[i].dropped_chunks,
+		    x.spools[i].oversize_events);
+	log_limit_summary();
 	ingest_free(&x.in);
 	for (int i = 0; i < x.nspools; i++)
 		buffer_close(&x.spools[i]);

@@ -431,9 +431,12 @@ buffer_commit(struct buffer *b, int sync)
 	for (st = b->stages; st; st = st->next)
 		if (stage_write(st) == -1)
 			return -1;
-	for (st = b->stages; st; st = st->next)
+	for (st = b->stages; st; st = st->next) {
+		int dirty = st->dirty_head;
 		if (stage_sync(st, sync) == -1)
 			return -1;
+		b->syncs += sync && dirty;
+	}
 	window_commit(&b->window);
 	for (st = b->stages; st; st = next) {
 		next = st->next;

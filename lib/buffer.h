@@ -43,6 +43,7 @@ struct buffer {
 	uint64_t bytes;			/* tmp/ and new/, as last counted + added */
 	uint64_t ready;			/* chunks in new/, as last counted */
 	unsigned long dropped_chunks, dropped_events, oversize_events;
+	unsigned long syncs;		/* fdatasyncs by commits */
 	struct buf keys;		/* scratch: chunk keys of one event */
 };
 
