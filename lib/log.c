@@ -128,7 +128,7 @@ log_limit_summary(void)
 {
 	for (struct log_limit *l = log_limits; l; l = l->next) {
 		if (l->held)
-			log_warn("%lu more warnings like \"%s\" were suppressed",
+			log_warn("%lu similar warnings suppressed (\"%s\")",
 			    l->held, l->fmt);
 		l->held = 0;
 	}
