@@ -21,6 +21,7 @@
 #include "durable.h"
 #include "json.h"
 #include "log.h"
+#include "spool.h"
 #include "stream.h"
 
 #define USAGE "usage: lf-cat [-v] [-i msgpack|json] [-o json|ltsv|out_file|msgpack]\n" \
@@ -42,6 +43,7 @@ struct cat {
 	int outfd;
 	int bad;		/* some input was bad: exit 65 */
 	int missing;		/* some input could not be opened: exit 66 */
+	int ioerr;		/* some input could not be read: exit 74 */
 	int live;		/* input is a pipe or terminal: flush per read */
 };
 
@@ -53,6 +55,15 @@ text_flush(struct cat *c, int force)
 	if (durable_write_all(c->outfd, c->text.p, c->text.len) == -1)
 		log_fatal(EX_IOERR, "write: %s", strerror(errno));
 	buf_reset(&c->text);
+}
+
+/* An input that cannot be read is reported and skipped; what the other
+ * inputs hold is still written, and the exit status says it (74). */
+static void
+read_failed(struct cat *c, const char *name)
+{
+	log_error("%s: read: %s", name, strerror(errno));
+	c->ioerr = 1;
 }
 
 /* Output of a live pipe is written as each read is done, so that
@@ -113,6 +124,9 @@ emit_batch(struct cat *c, const struct stream_batch *b)
 		emit_event(c, b->tag, b->taglen, &ev);
 }
 
+static void cat_chunk(struct cat *c, int fd, const char *name,
+    const unsigned char *pre, size_t npre);
+
 static void
 cat_msgpack(struct cat *c, int fd, const char *name)
 {
@@ -149,10 +163,16 @@ cat_msgpack(struct cat *c, int fd, const char *name)
 		if ((n = read(fd, p, avail)) == -1) {
 			if (errno == EINTR)
 				continue;
-			log_fatal(EX_IOERR, "%s: read: %s", name, strerror(errno));
+			read_failed(c, name);
+			goto out;
 		}
 		if (n == 0)
 			break;
+		if (r.base == 0 && r.in.len == 0 && p[0] == 0xc1) {
+			/* never msgpack either: the chunk magic (lf-spool(5)) */
+			cat_chunk(c, fd, name, p, (size_t)n);
+			goto out;
+		}
 		if (r.base == 0 && r.in.len == 0 && (p[0] == '{' || p[0] == '[')) {
 			/* msgpack never starts a message with these bytes */
 			c->bad = 1;
@@ -218,11 +238,127 @@ cat_json(struct cat *c, int fd, const char *name)
 			flush_all(c);
 	}
 	if (ferror(f))
-		log_fatal(EX_IOERR, "%s: read: %s", name, strerror(errno));
+		read_failed(c, name);
 	free(line);
 	fclose(f);
 	buf_free(&tag);
 	buf_free(&rec);
+}
+
+/* A chunk file in memory, p[0..n): its header, then the committed body
+ * checked as spool_chunk_body checks it.  0, or -1 with a reason. */
+static int
+chunk_mem(const unsigned char *p, size_t n, struct chunk_head *h,
+    const unsigned char **body, char *err, size_t errlen)
+{
+	struct stream_iter it;
+	struct stream_event ev;
+	uint64_t count = 0;
+	int rc;
+
+	if ((rc = chunk_head_decode(p, n, h, err, errlen)) == 1)
+		snprintf(err, errlen, "chunk file is shorter than its header");
+	if (rc != 0)
+		return -1;
+	if (h->bodylen > n - h->hlen) {
+		snprintf(err, errlen, "chunk body is cut short: %llu of %llu bytes",
+		    (unsigned long long)(n - h->hlen),
+		    (unsigned long long)h->bodylen);
+		return -1;
+	}
+	*body = p + h->hlen;
+	if (chunk_crc(0, *body, h->bodylen) != h->bodycrc) {
+		snprintf(err, errlen, "chunk body checksum mismatch");
+		return -1;
+	}
+	stream_iter_init(&it, *body, h->bodylen);
+	while ((rc = stream_iter_next(&it, &ev)) == 1)
+		count++;
+	if (rc == -1 || count != h->count) {
+		snprintf(err, errlen, "chunk body holds %llu events before a bad "
+		    "entry, header says %llu", (unsigned long long)count,
+		    (unsigned long long)h->count);
+		return -1;
+	}
+	return 0;
+}
+
+/* A chunk file (lf-spool(5)), of which pre[0..npre) was read already:
+ * its committed events, with its tag.  A file is opened again by name and
+ * read as the spool tools read it; stdin or a pipe cannot be, so it is
+ * read whole. */
+static void
+cat_chunk(struct cat *c, int fd, const char *name, const unsigned char *pre,
+    size_t npre)
+{
+	struct spool_chunk ch;
+	struct stream_batch b;
+	struct chunk_head h;
+	struct buf in = BUF_INIT, body = BUF_INIT;
+	const unsigned char *p;
+	struct stat st;
+	char err[256];
+	ssize_t n;
+
+	memset(&b, 0, sizeof b);
+	if (fd != STDIN_FILENO && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		if (spool_chunk_open(AT_FDCWD, name, &ch, err, sizeof err) != 0)
+			goto bad;
+		if (spool_chunk_body(&ch, &body, err, sizeof err) != 0) {
+			spool_release(&ch);
+			goto bad;
+		}
+		b.tag = ch.h.tag;
+		b.taglen = ch.h.taglen;
+		b.entries = body.p;
+		b.len = body.len;
+		b.count = ch.h.count;
+		emit_batch(c, &b);
+		spool_release(&ch);
+		goto out;
+	}
+	if (buf_add(&in, pre, npre) == -1)
+		log_fatal(EX_OSERR, "out of memory");
+	for (;;) {
+		if (buf_reserve(&in, 65536) == -1)
+			log_fatal(EX_OSERR, "out of memory");
+		if ((n = read(fd, in.p + in.len, in.cap - in.len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			read_failed(c, name);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		in.len += (size_t)n;
+	}
+	/* sealed chunks may come back to back, as from cat *.chunk; after a
+	 * staged one come its uncommitted bytes, which are left out */
+	for (size_t off = 0;;) {
+		if (chunk_mem(in.p + off, in.len - off, &h, &p, err, sizeof err) == -1)
+			goto bad;
+		b.tag = h.tag;
+		b.taglen = h.taglen;
+		b.entries = p;
+		b.len = h.bodylen;
+		b.count = h.count;
+		emit_batch(c, &b);
+		off += h.hlen + h.bodylen;
+		if (h.state != CHUNK_SEALED || off == in.len)
+			break;
+		if (in.len - off < 8 || memcmp(in.p + off, CHUNK_MAGIC, 8) != 0) {
+			snprintf(err, sizeof err, "%zu bytes after a sealed chunk "
+			    "are not a chunk", in.len - off);
+			goto bad;
+		}
+	}
+	goto out;
+bad:
+	c->bad = 1;
+	log_error("%s: bad chunk file: %s", name, err);
+out:
+	buf_free(&in);
+	buf_free(&body);
 }
 
 static void
@@ -360,5 +496,6 @@ main(int argc, char **argv)
 	text_flush(&c, 1);
 	stream_writer_free(&c.w);
 	buf_free(&c.text);
-	return c.missing ? EX_NOINPUT : c.bad ? EX_DATAERR : 0;
+	log_limit_summary();
+	return c.missing ? EX_NOINPUT : c.ioerr ? EX_IOERR : c.bad ? EX_DATAERR : 0;
 }

@@ -175,14 +175,15 @@ drop_oldest(struct buffer *b)
 		return 0;
 	for (size_t i = 0; i < l.n && !rc; i++) {
 		int got = spool_claim(&b->spool, l.names[i], &c, err, sizeof err);
-		if (got == 0)
+		if (got != 1) {
+			if (got < 0)	/* corrupt or unreadable: the consumer's */
+				spool_release(&c);
 			continue;
+		}
 		log_warn("%s: spool full: dropped the oldest chunk new/%s (%llu events)",
-		    b->spool.path, l.names[i],
-		    got == 1 ? (unsigned long long)c.h.count : 0ull);
+		    b->spool.path, l.names[i], (unsigned long long)c.h.count);
 		b->dropped_chunks++;
-		if (got == 1)
-			b->dropped_events += c.h.count;
+		b->dropped_events += c.h.count;
 		spool_done(&b->spool, &c);
 		rc = 1;
 	}

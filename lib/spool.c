@@ -106,7 +106,9 @@ spool_is_chunk_name(const char *name)
 {
 	size_t n = strlen(name);
 
-	return name[0] != '.' && n > 6 && strcmp(name + n - 6, ".chunk") == 0;
+	/* names longer than lf makes are not chunks of a spool */
+	return name[0] != '.' && n > 6 && n < SPOOL_NAMELEN &&
+	    strcmp(name + n - 6, ".chunk") == 0;
 }
 
 static int
@@ -187,18 +189,18 @@ read_head(struct spool_chunk *c, char *err, size_t errlen)
 
 	if (fstat(c->fd, &st) == -1) {
 		snprintf(err, errlen, "%s", strerror(errno));
-		return -1;
+		return SPOOL_EIO;
 	}
 	c->size = (uint64_t)st.st_size;
 	for (;;) {
 		buf_reset(&c->head);
 		if (buf_reserve(&c->head, want) == -1) {
 			snprintf(err, errlen, "out of memory");
-			return -1;
+			return SPOOL_EIO;
 		}
 		if ((n = (int)pread(c->fd, c->head.p, want, 0)) == -1) {
 			snprintf(err, errlen, "read: %s", strerror(errno));
-			return -1;
+			return SPOOL_EIO;
 		}
 		c->head.len = (size_t)n;
 		rc = chunk_head_decode(c->head.p, c->head.len, &c->h, err, errlen);
@@ -216,17 +218,19 @@ int
 spool_chunk_open(int dirfd, const char *name, struct spool_chunk *c,
     char *err, size_t errlen)
 {
+	int rc;
+
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
 	c->dirfd = dirfd;
 	snprintf(c->name, sizeof c->name, "%s", name);
 	if ((c->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s", strerror(errno));
-		return -1;
+		return SPOOL_EIO;
 	}
-	if (read_head(c, err, errlen) == -1) {
+	if ((rc = read_head(c, err, errlen)) < 0) {
 		spool_release(c);
-		return -1;
+		return rc;
 	}
 	return 0;
 }
@@ -236,21 +240,26 @@ spool_claim(struct spool *s, const char *name, struct spool_chunk *c,
     char *err, size_t errlen)
 {
 	struct stat a, b;
+	int rc;
 
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
 	c->dirfd = s->new;
 	snprintf(c->name, sizeof c->name, "%s", name);
-	if ((c->fd = openat(s->new, name, O_RDONLY | O_CLOEXEC)) == -1)
-		return 0;
+	if ((c->fd = openat(s->new, name, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 0;	/* delivered by another consumer */
+		snprintf(err, errlen, "open: %s", strerror(errno));
+		return SPOOL_EIO;
+	}
 	if (flock(c->fd, LOCK_EX | LOCK_NB) == -1)
 		goto taken;
 	/* the holder before us may have delivered and unlinked it */
 	if (fstat(c->fd, &a) == -1 || fstatat(s->new, name, &b, 0) == -1 ||
 	    a.st_ino != b.st_ino || a.st_dev != b.st_dev)
 		goto taken;
-	if (read_head(c, err, errlen) == -1)
-		return -1;
+	if ((rc = read_head(c, err, errlen)) < 0)
+		return rc;
 	if (c->h.state != CHUNK_SEALED) {
 		snprintf(err, errlen, "chunk in new/ is not sealed");
 		return -1;
@@ -276,7 +285,7 @@ spool_chunk_body(struct spool_chunk *c, struct buf *body, char *err,
 	uint64_t n = 0;
 	int rc;
 
-	if (c->h.hlen + c->h.bodylen > c->size) {
+	if (c->size < c->h.hlen || c->h.bodylen > c->size - c->h.hlen) {
 		snprintf(err, errlen, "chunk body is cut short: %llu of %llu bytes",
 		    (unsigned long long)(c->size - c->h.hlen),
 		    (unsigned long long)c->h.bodylen);
@@ -285,13 +294,20 @@ spool_chunk_body(struct spool_chunk *c, struct buf *body, char *err,
 	buf_reset(body);
 	if (buf_reserve(body, c->h.bodylen) == -1) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return SPOOL_EIO;
 	}
-	if (pread(c->fd, body->p, c->h.bodylen, c->h.hlen) != (ssize_t)c->h.bodylen) {
-		snprintf(err, errlen, "cannot read the chunk body");
-		return -1;
+	while (body->len < c->h.bodylen) {
+		ssize_t got = pread(c->fd, body->p + body->len,
+		    c->h.bodylen - body->len, (off_t)(c->h.hlen + body->len));
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			snprintf(err, errlen, "cannot read the chunk body: %s",
+			    got == 0 ? "file shrank" : strerror(errno));
+			return SPOOL_EIO;
+		}
+		body->len += (size_t)got;
 	}
-	body->len = c->h.bodylen;
 	if (chunk_crc(0, body->p, body->len) != c->h.bodycrc) {
 		snprintf(err, errlen, "chunk body checksum mismatch");
 		return -1;
@@ -299,10 +315,14 @@ spool_chunk_body(struct spool_chunk *c, struct buf *body, char *err,
 	stream_iter_init(&it, body->p, body->len);
 	while ((rc = stream_iter_next(&it, &ev)) == 1)
 		n++;
-	if (rc == -1 || n != c->h.count) {
-		snprintf(err, errlen, "chunk body holds %llu events before a bad "
-		    "entry, header says %llu", (unsigned long long)n,
-		    (unsigned long long)c->h.count);
+	if (rc == -1) {
+		snprintf(err, errlen, "chunk body has a bad entry after %llu events",
+		    (unsigned long long)n);
+		return -1;
+	}
+	if (n != c->h.count) {
+		snprintf(err, errlen, "chunk body holds %llu events, header says %llu",
+		    (unsigned long long)n, (unsigned long long)c->h.count);
 		return -1;
 	}
 	return 0;
@@ -340,8 +360,12 @@ spool_bury(struct spool *s, int dirfd, const char *name, const char *reason)
 	buf_free(&r);
 	if (rc == -1)
 		return -1;
-	if (renameat(dirfd, name, s->dead, name) == -1)
+	if (renameat(dirfd, name, s->dead, name) == -1) {
+		int e = errno;
+		unlinkat(s->dead, rname, 0);
+		errno = e;
 		return -1;
+	}
 	if (durable_fsync(s->dead) == -1 || durable_fsync(dirfd) == -1)
 		return -1;
 	return 0;
@@ -352,7 +376,8 @@ spool_requeue(struct spool *s, const char *name)
 {
 	char rname[SPOOL_NAMELEN + 8];
 
-	if (renameat(s->dead, name, s->new, name) == -1)
+	/* never over a chunk of the same name already queued */
+	if (renameat2(s->dead, name, s->new, name, RENAME_NOREPLACE) == -1)
 		return -1;
 	if (durable_fsync(s->new) == -1)
 		return -1;

@@ -23,6 +23,7 @@
 #include "chunk.h"
 
 #define SPOOL_NAMELEN 64
+#define SPOOL_EIO (-2)	/* a system call failed: the chunk may be fine */
 
 struct spool {
 	char *path;
@@ -65,17 +66,19 @@ struct spool_chunk {
 /* Claim new/name: open, flock without waiting, check it is still there and
  * that its header is sound.  1 claimed; 0 taken by another consumer or
  * gone; -1 with a reason in err if it is corrupt (still claimed: the
- * caller buries it and releases it). */
+ * caller buries it and releases it); SPOOL_EIO if reading failed (the
+ * caller releases it and tries again later: it is not known bad). */
 int spool_claim(struct spool *s, const char *name, struct spool_chunk *c,
     char *err, size_t errlen);
 
 /* Open any chunk file for reading (lf-cat, lf-spool), without a claim.
- * 0, or -1 with a reason. */
+ * 0, -1 with a reason if it is not a sound chunk, SPOOL_EIO. */
 int spool_chunk_open(int dirfd, const char *name, struct spool_chunk *c,
     char *err, size_t errlen);
 
 /* Read the body into body and check its length, CRC and that it is a
- * sequence of [time, record] entries matching the count.  0 or -1. */
+ * sequence of [time, record] entries matching the count.  0, -1 if it
+ * is corrupt, SPOOL_EIO if it could not be read. */
 int spool_chunk_body(struct spool_chunk *c, struct buf *body, char *err,
     size_t errlen);
 

@@ -224,8 +224,13 @@ recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx)
 	uint64_t have, kept, count;
 	uint32_t crc;
 	ssize_t n;
+	int rc;
 
-	if (spool_chunk_open(s->tmp, name, &c, err, sizeof err) == -1) {
+	if ((rc = spool_chunk_open(s->tmp, name, &c, err, sizeof err)) == SPOOL_EIO) {
+		log_warn("tmp/%s: cannot read: %s (left for the next start)", name, err);
+		return -1;
+	}
+	if (rc == -1) {
 		struct stat sb;
 		if (fstatat(s->tmp, name, &sb, 0) == 0 && sb.st_size < CHUNK_FIXED) {
 			/* cut while its header was written: it never held an event */
