@@ -54,9 +54,10 @@ struct lfb {
 	ev_signal sigterm, sigint, sigusr1, sighup;
 };
 
-/* Take a batch into every spool that has not got it yet. */
+/* Take a batch into every spool that has not got it yet: a batch held
+ * and offered again is not stored twice in the spools that took it. */
 static int
-take(void *ctx, const struct stream_batch *b)
+take(void *ctx, struct stream_batch *b)
 {
 	struct lfb *x = ctx;
 	unsigned char h[16];
@@ -72,6 +73,8 @@ take(void *ctx, const struct stream_batch *b)
 			seen++;
 			continue;
 		}
+		if (b->taken >> i & 1)
+			continue;
 		if (!buffer_room(bf, b->len)) {
 			if (x->conf.overflow == OVERFLOW_BLOCK)
 				return INGEST_HOLD;
@@ -82,7 +85,7 @@ take(void *ctx, const struct stream_batch *b)
 	}
 	for (i = 0; i < x->nspools; i++) {
 		struct buffer *bf = &x->spools[i];
-		if (b->chunk && buffer_seen(bf, h))
+		if ((b->taken >> i & 1) || (b->chunk && buffer_seen(bf, h)))
 			continue;
 		if (buffer_add(bf, b->tag, b->taglen, b->entries, b->len, b->count,
 		    b->chunk ? h : NULL) == -1) {
@@ -91,6 +94,7 @@ take(void *ctx, const struct stream_batch *b)
 			    bf->spool.path, strerror(errno));
 			return INGEST_HOLD;
 		}
+		b->taken |= 1ull << i;
 	}
 	if (b->invalid)
 		LOG_WARN_LIMITED("offset %llu: %zu invalid events dropped",
@@ -401,9 +405,12 @@ open_spools(struct lfb *x, char **paths, int n)
 
 	if ((x->spools = calloc((size_t)n, sizeof *x->spools)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
+	if (n > 64)
+		log_fatal(EX_USAGE, "at most 64 spools");
 	for (int i = 0; i < n; i++) {
-		if (buffer_open(&x->spools[i], paths[i], &x->conf, err, sizeof err) == -1)
-			log_fatal(errno == EWOULDBLOCK ? EX_TEMPFAIL : EX_CANTCREAT,
+		int rc = buffer_open(&x->spools[i], paths[i], &x->conf, err, sizeof err);
+		if (rc != 0)
+			log_fatal(rc == BUFFER_LOCKED ? EX_TEMPFAIL : EX_CANTCREAT,
 			    "%s", err);
 		x->nspools++;
 	}

@@ -92,6 +92,8 @@ buffer_open(struct buffer *b, const char *path, const struct buffer_conf *c,
 	if (spool_open(&b->spool, path, 1, err, errlen) == -1)
 		return -1;
 	if (spool_lock(&b->spool) == -1) {
+		if (errno == EWOULDBLOCK)
+			rc = BUFFER_LOCKED;
 		snprintf(err, errlen, "%s: %s", path, errno == EWOULDBLOCK ?
 		    "another lf-buffer is writing this spool" : strerror(errno));
 		goto out;
@@ -109,7 +111,7 @@ buffer_open(struct buffer *b, const char *path, const struct buffer_conf *c,
 out:
 	free(k.id);
 	free(k.len);
-	if (rc == -1)
+	if (rc != 0)
 		spool_close(&b->spool);
 	return rc;
 }
@@ -209,6 +211,10 @@ buffer_room(struct buffer *b, uint64_t n)
 
 /* ---- placing events ---- */
 
+static int add(struct buffer *b, const char *tag, size_t taglen,
+    const unsigned char *entries, size_t len, size_t count,
+    const unsigned char *h);
+
 static int64_t
 time_slice(const struct buffer_conf *c, uint32_t sec)
 {
@@ -298,10 +304,13 @@ place(struct buffer *b, const unsigned char *keys, size_t keyslen, int has_tk,
 		st = NULL;
 	}
 	if (st == NULL) {
+		struct stage **pp;
 		if ((st = stage_create(&b->spool, keys, keyslen, has_tk, tk)) == NULL)
 			return NULL;
-		st->next = b->stages;
-		b->stages = st;
+		/* kept in creation order, so a forced flush seals oldest first */
+		for (pp = &b->stages; *pp; pp = &(*pp)->next)
+			;
+		*pp = st;
 		b->bytes += st->hlen;
 	}
 	if (count > 1 && (st->hlen + len > c->chunk_limit_size ||
@@ -357,8 +366,78 @@ event_keys(struct buffer *b, const char *tag, size_t taglen,
 	return rc;
 }
 
+/* What buffer_add changes, so a failed add can be undone: a batch held
+ * and offered again must not leave its first part stored twice.  (A
+ * chunk sealed in the middle of a failed add cannot be undone; that takes
+ * a full disk while a batch fills a chunk, and costs duplicates only.) */
+struct mark {
+	struct stage *st;
+	unsigned char id[16];	/* the pointer alone may be a new stage's */
+	size_t len;
+	uint64_t count;
+};
+
+static struct mark *
+mark_stages(const struct buffer *b, size_t *n)
+{
+	struct mark *m;
+	size_t i = 0;
+
+	*n = 0;
+	for (const struct stage *st = b->stages; st; st = st->next)
+		(*n)++;
+	if ((m = calloc(*n + 1, sizeof *m)) == NULL)
+		return NULL;
+	for (struct stage *st = b->stages; st; st = st->next, i++) {
+		m[i].st = st;
+		memcpy(m[i].id, st->id, 16);
+		m[i].len = st->wbuf.len;
+		m[i].count = st->wcount;
+	}
+	return m;
+}
+
+static void
+undo(struct buffer *b, const struct mark *m, size_t n)
+{
+	for (struct stage *st = b->stages; st; st = st->next) {
+		size_t i;
+		for (i = 0; i < n && (m[i].st != st || memcmp(m[i].id, st->id, 16)); i++)
+			;
+		if (i == n) {		/* made by this add: empty it */
+			b->bytes -= st->wbuf.len;
+			buf_reset(&st->wbuf);
+			st->wcount = 0;
+		} else if (st->wbuf.len >= m[i].len) {
+			b->bytes -= st->wbuf.len - m[i].len;
+			st->wbuf.len = m[i].len;
+			st->wcount = m[i].count;
+		}
+	}
+}
+
 int
 buffer_add(struct buffer *b, const char *tag, size_t taglen,
+    const unsigned char *entries, size_t len, size_t count,
+    const unsigned char *h)
+{
+	struct mark *m;
+	size_t n;
+	int rc, e;
+
+	if ((m = mark_stages(b, &n)) == NULL)
+		return -1;
+	if ((rc = add(b, tag, taglen, entries, len, count, h)) == -1) {
+		e = errno;
+		undo(b, m, n);
+		errno = e;
+	}
+	free(m);
+	return rc;
+}
+
+static int
+add(struct buffer *b, const char *tag, size_t taglen,
     const unsigned char *entries, size_t len, size_t count,
     const unsigned char *h)
 {

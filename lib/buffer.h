@@ -51,8 +51,10 @@ void buffer_conf_default(struct buffer_conf *c);
 /* The effective flush mode, as Fluentd resolves "default". */
 enum buffer_flush buffer_flush_mode(const struct buffer_conf *c);
 
+#define BUFFER_LOCKED (-2)
+
 /* Open path, take its writer lock, recover staged chunks, load the window.
- * 0, or -1 with err (errno EWOULDBLOCK: another lf-buffer has it). */
+ * 0, BUFFER_LOCKED if another lf-buffer has it, or -1, with err. */
 int buffer_open(struct buffer *b, const char *path, const struct buffer_conf *c,
     char *err, size_t errlen);
 void buffer_close(struct buffer *b);

@@ -18,7 +18,7 @@
 enum { INGEST_TAKE = 0, INGEST_HOLD = 1, INGEST_REFUSE = -1 };
 
 struct ingest_conn;
-typedef int (*ingest_batch_fn)(void *ctx, const struct stream_batch *b);
+typedef int (*ingest_batch_fn)(void *ctx, struct stream_batch *b);
 
 struct ingest_ack {
 	struct ingest_conn *c;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -52,6 +53,7 @@ int
 sock_unix_listen(const char *path)
 {
 	struct sockaddr_un sun;
+	struct stat st;
 	int fd, e, probe;
 
 	if (unix_addr(&sun, path) == -1)
@@ -62,7 +64,8 @@ sock_unix_listen(const char *path)
 		errno = EADDRINUSE;
 		return -1;
 	}
-	if (errno == ECONNREFUSED)
+	/* only a socket is taken over, never another kind of file */
+	if (errno == ECONNREFUSED && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1)
 		return -1;

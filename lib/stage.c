@@ -241,6 +241,8 @@ recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx)
 		log_warn("tmp/%s: %s: moved to dead/", name, reason);
 		return spool_bury(s, s->tmp, name, reason);
 	}
+	memset(&st, 0, sizeof st);
+	st.fd = -1;
 	have = c.size - c.h.hlen;
 	kept = c.h.bodylen;
 	count = c.h.count;
@@ -261,8 +263,6 @@ recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx)
 	}
 	fn(ctx, c.h.id, kept);
 
-	memset(&st, 0, sizeof st);
-	st.fd = -1;
 	snprintf(st.name, sizeof st.name, "%s", name);
 	memcpy(st.id, c.h.id, 16);
 	st.hlen = c.h.hlen;

@@ -54,6 +54,8 @@ struct stream_batch {
 	enum stream_mode mode;
 	uint64_t offset;		/* stream offset of the message */
 	size_t msglen;
+	uint64_t taken;			/* free for the tool: which of its
+					 * outputs already took the batch */
 };
 
 struct stream_reader {

@@ -188,10 +188,19 @@ window_pending(const struct window *w, const unsigned char h[16])
 int
 window_write(struct window *w)
 {
+	off_t end;
+
 	if (w->out.len == 0)
 		return 0;
-	if (durable_write_all(w->fd, w->out.p, w->out.len) == -1)
+	if ((end = lseek(w->fd, 0, SEEK_END)) == -1)
 		return -1;
+	if (durable_write_all(w->fd, w->out.p, w->out.len) == -1) {
+		/* no half record may stay: the log is read in whole records */
+		int e = errno;
+		(void)!ftruncate(w->fd, end);
+		errno = e;
+		return -1;
+	}
 	w->filerecs += w->out.len / WINDOW_REC;
 	buf_reset(&w->out);
 	w->unsynced = 1;
