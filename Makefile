@@ -44,6 +44,11 @@ $(O)/tests/%: tests/unit/%.c $(O)/liblf.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LF_CFLAGS) -o $@ $< $(O)/liblf.a $(LIBS) -lcmocka
 
+# Test programs (fake destinations and the like), not shipped.
+$(O)/tests/tools/%: tests/tools/%.c $(O)/liblf.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LF_CFLAGS) -o $@ $< $(O)/liblf.a $(LIBS)
+
 # libFuzzer wants clang and its own instrumentation of every object.
 build/fuzz/%: tests/fuzz/%.c $(LIBSRC) lib/*.h
 	@mkdir -p $(@D)
@@ -54,7 +59,8 @@ $(O)/bench/%: bench/%.c $(O)/liblf.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LF_CFLAGS) -o $@ $< $(O)/liblf.a $(LIBS)
 
-units: $(UNITS:%=$(O)/tests/%)
+units: $(UNITS:%=$(O)/tests/%) \
+	$(patsubst tests/tools/%.c,$(O)/tests/tools/%,$(wildcard tests/tools/*.c))
 fuzzers: $(FUZZERS:%=build/fuzz/%)
 
 # The test build is a second tree under build/san, built with ASan+UBSan.
@@ -80,4 +86,4 @@ clean:
 .PHONY: all units fuzzers check bench install clean
 .SECONDARY:
 
--include $(wildcard $(O)/lib/*.d $(O)/bin/*.d $(O)/tests/*.d)
+-include $(wildcard $(O)/lib/*.d $(O)/bin/*.d $(O)/tests/*.d $(O)/tests/tools/*.d)

@@ -284,17 +284,18 @@ kick(struct consume *c)
 	ev_timer_start(c->loop, &c->kick_w);
 }
 
+static void stop(struct consume *, int);
+
 static void
 sync_new(struct consume *c)
 {
 	if (c->unsynced == 0)
 		return;
+	c->unsynced = 0;
 	if (durable_fsync(c->s->new) == -1) {
 		log_error("%s/new: fsync: %s", c->s->path, strerror(errno));
-		set_status(c, EX_IOERR);
-		c->stopping = 1;
+		stop(c, EX_IOERR);
 	}
-	c->unsynced = 0;
 }
 
 static void
@@ -388,10 +389,9 @@ next_name(struct consume *c)
 	const char *name;
 
 	for (;;) {
-		if (c->pos >= c->list.n &&
-		    (!c->dirty || c->conf->once || refresh(c) == -1))
-			return NULL;
-		if (c->pos >= c->list.n)
+		/* used up: list again if new/ may have changed since */
+		if (c->pos >= c->list.n && (!c->dirty || c->conf->once ||
+		    refresh(c) == -1 || c->list.n == 0))
 			return NULL;
 		name = c->list.names[c->pos++];
 		if (!in_flight(c, name))
@@ -433,7 +433,7 @@ may_claim(struct consume *c)
 	if (retry_due(&c->retry, ev_time()))
 		return 1;
 	if (c->conf->once) {
-		log_info("a retry is pending (retry_times=%lld, next in "
+		log_warn("a retry is pending (retry_times=%lld, next in "
 		    "%.3fs): stopping", c->retry.steps,
 		    c->retry.next_time - ev_time());
 		stop(c, EX_TEMPFAIL);
@@ -470,6 +470,17 @@ bury_corrupt(struct consume *c, struct spool_chunk *ch, const char *why)
 	spool_release(ch);
 }
 
+/* A read failed: the chunk is not known to be bad, so it stays in new/
+ * and is tried again at the next scan. */
+static void
+unreadable(struct consume *c, struct spool_chunk *ch, const char *why)
+{
+	LOG_WARN_LIMITED("%s: %s; left in new/ for now", ch->name, why);
+	if (c->conf->once)
+		set_status(c, EX_TEMPFAIL);
+	spool_release(ch);
+}
+
 /* Try the next ready chunk: 1 if a name was used up (claimed, found
  * corrupt, or taken by another consumer), 0 if nothing can be done now. */
 static int
@@ -489,9 +500,13 @@ claim_next(struct consume *c)
 	err[0] = '\0';
 	if ((rc = spool_claim(c->s, name, &job->chunk, err, sizeof err)) == 0)
 		return 1;
-	if (rc == -1 ||
-	    spool_chunk_body(&job->chunk, &job->body, err, sizeof err) == -1) {
-		bury_corrupt(c, &job->chunk, err);
+	if (rc == 1)
+		rc = spool_chunk_body(&job->chunk, &job->body, err, sizeof err);
+	if (rc < 0) {
+		if (rc == SPOOL_EIO)
+			unreadable(c, &job->chunk, err);
+		else
+			bury_corrupt(c, &job->chunk, err);
 		buf_reset(&job->body);
 		return 1;
 	}

@@ -48,10 +48,13 @@
  *
  * When consume has stopped it calls ev_break(loop, EVBREAK_ALL).  The
  * status (consume_status, or what consume_run returns) is an exit code of
- * sysexits.h: 0, or EX_TEMPFAIL (75) when --once left a retry pending or
- * chunks not drained, or EX_IOERR (74) when the spool could not be written
- * (a delivered chunk could not be unlinked, new/ not fsync'd), or, with
- * --once, a corrupt chunk could not be moved aside. */
+ * sysexits.h: 0; EX_TEMPFAIL (75) when --once leaves a retry pending (not
+ * yet due, or a delivery failed for now) or is stopped by a signal; or
+ * EX_IOERR (74) when the spool cannot be written: a delivered chunk
+ * cannot be unlinked or new/ fsync'd (consume stops), or, with --once, a
+ * chunk cannot be moved to dead/.  Without --once a chunk that cannot be
+ * moved to dead/ stays in new/ and is tried again after the retry wait
+ * (a corrupt one at the next scan), so a full disk does not stop it. */
 #ifndef LF_CONSUME_H
 #define LF_CONSUME_H
 
@@ -174,7 +177,8 @@ void consume_stop(struct consume *c);	/* as SIGTERM */
 int consume_status(const struct consume *c);
 void consume_free(struct consume *c);
 
-/* All of it: returns the status, or EX_SOFTWARE (70) if it cannot start. */
+/* All of it, with no cancel function: returns the status, or EX_OSERR
+ * (71) if out of memory, EX_IOERR (74) if new/ cannot be listed. */
 int consume_run(struct ev_loop *loop, struct spool *s,
     const struct consume_conf *conf, consume_deliver_fn fn, void *ctx);
 

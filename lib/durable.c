@@ -96,7 +96,8 @@ durable_replace(int dirfd, const char *name, const void *p, size_t n)
 	char tmp[4096];
 	int fd, e;
 
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", name) >= sizeof tmp) {
+	/* one temporary name per process: two writers never share one */
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", name, (long)getpid()) >= sizeof tmp) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}

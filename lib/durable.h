@@ -13,7 +13,7 @@ int durable_read_all(int fd, void *p, size_t n);	/* bytes read, -1 */
 int durable_fsync(int fd);
 int durable_fsync_dir(const char *path);
 
-/* Replace dirfd/name with n bytes: write name.tmp, fsync it, close it,
+/* Replace dirfd/name with n bytes: write name.PID.tmp, fsync it, close it,
  * rename it over name, fsync the directory.  After a crash, name holds
  * either its old or its new contents, never a mix.  0, or -1 with errno
  * set and name untouched. */

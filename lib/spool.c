@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "durable.h"
+#include "log.h"
 #include "spool.h"
 #include "stream.h"
 
@@ -135,7 +136,13 @@ spool_list(int dirfd, struct spool_list *l)
 		return -1;
 	}
 	rewinddir(d);
-	while ((e = readdir(d)) != NULL) {
+	for (;;) {
+		errno = 0;
+		if ((e = readdir(d)) == NULL) {
+			if (errno != 0)
+				goto fail;	/* a short listing must not look whole */
+			break;
+		}
 		if (!spool_is_chunk_name(e->d_name))
 			continue;
 		if (l->n == cap) {
@@ -198,7 +205,9 @@ read_head(struct spool_chunk *c, char *err, size_t errlen)
 			snprintf(err, errlen, "out of memory");
 			return SPOOL_EIO;
 		}
-		if ((n = (int)pread(c->fd, c->head.p, want, 0)) == -1) {
+		while ((n = (int)pread(c->fd, c->head.p, want, 0)) == -1 && errno == EINTR)
+			;
+		if (n == -1) {
 			snprintf(err, errlen, "read: %s", strerror(errno));
 			return SPOOL_EIO;
 		}
@@ -252,8 +261,14 @@ spool_claim(struct spool *s, const char *name, struct spool_chunk *c,
 		snprintf(err, errlen, "open: %s", strerror(errno));
 		return SPOOL_EIO;
 	}
-	if (flock(c->fd, LOCK_EX | LOCK_NB) == -1)
-		goto taken;
+	if (flock(c->fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			goto taken;
+		/* no locks here (NFS?): say so, never skip it in silence */
+		snprintf(err, errlen, "flock: %s", strerror(errno));
+		spool_release(c);
+		return SPOOL_EIO;
+	}
 	/* the holder before us may have delivered and unlinked it */
 	if (fstat(c->fd, &a) == -1 || fstatat(s->new, name, &b, 0) == -1 ||
 	    a.st_ino != b.st_ino || a.st_dev != b.st_dev)
@@ -264,7 +279,7 @@ spool_claim(struct spool *s, const char *name, struct spool_chunk *c,
 		snprintf(err, errlen, "chunk in new/ is not sealed");
 		return -1;
 	}
-	if (c->size != c->h.hlen + c->h.bodylen) {
+	if (c->size < c->h.hlen || c->h.bodylen != c->size - c->h.hlen) {
 		snprintf(err, errlen, "chunk file is %llu bytes, header says %llu",
 		    (unsigned long long)c->size,
 		    (unsigned long long)(c->h.hlen + c->h.bodylen));
@@ -331,9 +346,10 @@ spool_chunk_body(struct spool_chunk *c, struct buf *body, char *err,
 int
 spool_done(struct spool *s, struct spool_chunk *c)
 {
-	int rc = unlinkat(s->new, c->name, 0);
+	int rc = unlinkat(s->new, c->name, 0), e = errno;
 
 	spool_release(c);
+	errno = e;
 	return rc;
 }
 
@@ -366,8 +382,9 @@ spool_bury(struct spool *s, int dirfd, const char *name, const char *reason)
 		errno = e;
 		return -1;
 	}
+	/* moved: a failed fsync now only risks the move being replayed */
 	if (durable_fsync(s->dead) == -1 || durable_fsync(dirfd) == -1)
-		return -1;
+		log_warn("dead/%s: fsync: %s", name, strerror(errno));
 	return 0;
 }
 
