@@ -384,7 +384,7 @@ decode(struct stream_reader *r, const unsigned char *msg, size_t len,
 	if (a.n > 3 && parse_options(r, &p, end, b, &gzip) == -1)
 		return -1;
 	if (t == 0 || rec[0] < 0x80 || (rec[0] > 0x8f && rec[0] != 0xde && rec[0] != 0xdf)) {
-		b->entries = NULL;
+		b->entries = (const unsigned char *)"";
 		b->len = 0;
 		b->count = 0;
 		b->invalid = 1;
@@ -464,7 +464,7 @@ void
 stream_iter_init(struct stream_iter *it, const unsigned char *p, size_t n)
 {
 	it->p = p;
-	it->end = p + n;
+	it->end = n ? p + n : p;	/* p may be NULL for no entries */
 }
 
 int
