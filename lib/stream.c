@@ -172,25 +172,31 @@ entry_check(const struct stream_reader *r, const unsigned char *p, size_t n,
     size_t *len, uint32_t *sec, uint32_t *nsec, const unsigned char **rec,
     size_t *reclen)
 {
-	const unsigned char *q = p, *end;
-	struct mp_obj a, o;
+	const unsigned char *q = p, *end = p + n;
+	unsigned depth = r->lim.max_depth ? r->lim.max_depth - 1 : 0;
+	struct mp_obj a;
+	size_t k;
 	int t;
 
-	if (mp_skip(p, n, r->lim.max_depth, len) != MP_OK)
-		return -1;
-	end = p + *len;
-	if (mp_read(&q, end, &a) == -1 || a.type != MP_ARRAY || a.n < 2)
-		return 0;
-	if ((t = entry_time(&q, end, sec, nsec, 0)) == 0)
-		return 0;
+	/* one pass over the record: it is scanned once, to find its end */
+	if (mp_read(&q, end, &a) == -1 || a.type != MP_ARRAY || a.n < 2 ||
+	    (t = entry_time(&q, end, sec, nsec, 0)) == 0 ||
+	    q == end || !((*q & 0xf0) == 0x80 || *q == 0xde || *q == 0xdf))
+		goto invalid;
 	*rec = q;
-	if (mp_read(&q, end, &o) == -1 || o.type != MP_MAP)
-		return 0;
-	q = *rec;
-	if (mp_pass(&q, end) == -1)
-		return 0;
-	*reclen = (size_t)(q - *rec);
-	return q == end ? t : 2;	/* extra elements are dropped */
+	if (mp_skip(q, (size_t)(end - q), depth, reclen) != MP_OK)
+		return -1;
+	q += *reclen;
+	for (uint32_t i = 2; i < a.n; i++, q += k) {
+		if (mp_skip(q, (size_t)(end - q), depth, &k) != MP_OK)
+			return -1;
+		t = 2;		/* extra elements are dropped */
+	}
+	*len = (size_t)(q - p);
+	return t;
+invalid:
+	/* not an event; its size is still needed to step over it */
+	return mp_skip(p, n, r->lim.max_depth, len) == MP_OK ? 0 : -1;
 }
 
 /* Validate entries p[0..n) into b.  Canonical entries stay where they are;
