@@ -46,6 +46,7 @@ struct lfb {
 	double commit_wait;
 	int dirty;			/* added since the last commit */
 	int stuck;			/* a commit failed: inputs paused */
+	int blocked;			/* overflow_action block is holding input */
 	int stopping;
 	int exit_code;
 	unsigned long events, dups, commits;
@@ -76,8 +77,13 @@ take(void *ctx, struct stream_batch *b)
 		if (b->taken >> i & 1)
 			continue;
 		if (!buffer_room(bf, b->len)) {
-			if (x->conf.overflow == OVERFLOW_BLOCK)
+			if (x->conf.overflow == OVERFLOW_BLOCK) {
+				if (!x->blocked)
+					log_warn("%s: total_limit_size reached: input "
+					    "blocked until there is room", bf->spool.path);
+				x->blocked = 1;
 				return INGEST_HOLD;
+			}
 			LOG_WARN_LIMITED("%s: total_limit_size reached: refusing a "
 			    "message of %zu events", bf->spool.path, b->count);
 			return INGEST_REFUSE;
@@ -101,6 +107,10 @@ take(void *ctx, struct stream_batch *b)
 		    (unsigned long long)b->offset, b->invalid);
 	if (seen == x->nspools && b->chunk)
 		x->dups++;
+	if (x->blocked) {
+		log_warn("room again in the spools: input resumed");
+		x->blocked = 0;
+	}
 	x->events += b->count;
 	if (ingest_ack(&x->in, b) == -1)
 		return INGEST_REFUSE;

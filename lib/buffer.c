@@ -44,6 +44,7 @@ struct kept {
 	unsigned char (*id)[16];
 	uint64_t *len;
 	size_t n, cap;
+	int failed;		/* out of memory: the window cannot be checked */
 };
 
 static void
@@ -54,11 +55,15 @@ kept_add(void *ctx, const unsigned char id[16], uint64_t len)
 	if (k->n == k->cap) {
 		size_t cap = k->cap ? 2 * k->cap : 16;
 		void *a = realloc(k->id, cap * 16), *b;
-		if (a == NULL)
+		if (a == NULL) {
+			k->failed = 1;
 			return;
+		}
 		k->id = a;
-		if ((b = realloc(k->len, cap * sizeof *k->len)) == NULL)
+		if ((b = realloc(k->len, cap * sizeof *k->len)) == NULL) {
+			k->failed = 1;
 			return;
+		}
 		k->len = b;
 		k->cap = cap;
 	}
@@ -98,12 +103,17 @@ buffer_open(struct buffer *b, const char *path, const struct buffer_conf *c,
 		    "another lf-buffer is writing this spool" : strerror(errno));
 		goto out;
 	}
-	if (stage_recover(&b->spool, kept_add, &k) == -1) {
+	/* cut, rewrite the window, and only then let recovered chunks go */
+	if (stage_recover(&b->spool, kept_add, &k, 0) == -1 || k.failed) {
 		snprintf(err, errlen, "%s: cannot recover staged chunks", path);
 		goto out;
 	}
 	if (window_open(&b->window, b->spool.state, c->dedup_window, kept_valid, &k) == -1) {
 		snprintf(err, errlen, "%s/state/window: %s", path, strerror(errno));
+		goto out;
+	}
+	if (stage_recover(&b->spool, NULL, NULL, 1) == -1) {
+		snprintf(err, errlen, "%s: cannot seal recovered chunks", path);
 		goto out;
 	}
 	buffer_recount(b);
@@ -254,7 +264,8 @@ static struct stage *
 find_stage(struct buffer *b, const unsigned char *keys, size_t keyslen)
 {
 	for (struct stage *st = b->stages; st; st = st->next)
-		if (st->key.len == keyslen && memcmp(st->key.p, keys, keyslen) == 0)
+		if (!st->retired && st->key.len == keyslen &&
+		    memcmp(st->key.p, keys, keyslen) == 0)
 			return st;
 	return NULL;
 }
@@ -299,8 +310,9 @@ place(struct buffer *b, const unsigned char *keys, size_t keyslen, int has_tk,
 	struct stage *st = find_stage(b, keys, keyslen);
 
 	if (st && !fits(c, st, len, count)) {
-		if (seal_stage(b, st) == -1)
-			return NULL;
+		/* not sealed here: the events of the message being placed may
+		 * be in it, and their window record is written by the commit */
+		st->retired = 1;
 		st = NULL;
 	}
 	if (st == NULL) {
@@ -368,13 +380,14 @@ event_keys(struct buffer *b, const char *tag, size_t taglen,
 
 /* What buffer_add changes, so a failed add can be undone: a batch held
  * and offered again must not leave its first part stored twice.  (A
- * chunk sealed in the middle of a failed add cannot be undone; that takes
- * a full disk while a batch fills a chunk, and costs duplicates only.) */
+ * chunk that fills up is only retired during an add, never sealed, so
+ * every change is in memory and can be undone.) */
 struct mark {
 	struct stage *st;
 	unsigned char id[16];	/* the pointer alone may be a new stage's */
 	size_t len;
 	uint64_t count;
+	int retired;
 };
 
 static struct mark *
@@ -393,6 +406,7 @@ mark_stages(const struct buffer *b, size_t *n)
 		memcpy(m[i].id, st->id, 16);
 		m[i].len = st->wbuf.len;
 		m[i].count = st->wcount;
+		m[i].retired = st->retired;
 	}
 	return m;
 }
@@ -412,6 +426,7 @@ undo(struct buffer *b, const struct mark *m, size_t n)
 			b->bytes -= st->wbuf.len - m[i].len;
 			st->wbuf.len = m[i].len;
 			st->wcount = m[i].count;
+			st->retired = m[i].retired;
 		}
 	}
 }
@@ -522,7 +537,8 @@ buffer_commit(struct buffer *b, int sync)
 		next = st->next;
 		if (st->count == 0)
 			continue;
-		if (buffer_flush_mode(b->conf) == FLUSH_IMMEDIATE || is_full(b->conf, st))
+		if (buffer_flush_mode(b->conf) == FLUSH_IMMEDIATE || st->retired ||
+		    is_full(b->conf, st))
 			if (seal_stage(b, st) == -1)
 				return -1;
 	}
@@ -557,7 +573,7 @@ buffer_flush(struct buffer *b, int force)
 
 	for (st = b->stages; st; st = next) {
 		next = st->next;
-		if (!force) {
+		if (!force && !(st->retired && st->wbuf.len == 0)) {
 			if (due_us(b->conf, st) > now || stage_events(st) == 0)
 				continue;
 			/* Fluentd's queued_chunks_limit_size holds back timed

@@ -215,7 +215,8 @@ whole_entries(const unsigned char *body, size_t n, uint64_t *count, uint32_t *cr
 
 /* Seal one chunk left in tmp/.  Returns the body length kept. */
 static int
-recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx)
+recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx,
+    int seal)
 {
 	struct spool_chunk c;
 	struct stage st;
@@ -261,7 +262,8 @@ recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx)
 		log_info("tmp/%s: cut %llu uncommitted bytes", name,
 		    (unsigned long long)(have - kept));
 	}
-	fn(ctx, c.h.id, kept);
+	if (fn)
+		fn(ctx, c.h.id, kept);
 
 	snprintf(st.name, sizeof st.name, "%s", name);
 	memcpy(st.id, c.h.id, 16);
@@ -274,10 +276,18 @@ recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx)
 	if ((st.fd = openat(s->tmp, name, O_RDWR | O_CLOEXEC)) == -1 ||
 	    ftruncate(st.fd, (off_t)(st.hlen + kept)) == -1)
 		goto fail;
-	if (stage_seal(s, &st) == -1)
+	if (!seal) {
+		/* cut, and say so in the header, durably, before anything
+		 * that trusted the old length (the window) is rewritten */
+		if (write_head(&st, CHUNK_STAGED, kept, count, crc) == -1 ||
+		    fdatasync(st.fd) == -1)
+			goto fail;
+	} else if (stage_seal(s, &st) == -1) {
 		goto fail;
-	log_info("tmp/%s: sealed %llu events left staged", name,
-	    (unsigned long long)count);
+	} else {
+		log_info("tmp/%s: sealed %llu events left staged", name,
+		    (unsigned long long)count);
+	}
 	close(st.fd);
 	buf_free(&st.head);
 	buf_free(&body);
@@ -294,7 +304,7 @@ fail:
 }
 
 int
-stage_recover(struct spool *s, stage_kept_fn fn, void *ctx)
+stage_recover(struct spool *s, stage_kept_fn fn, void *ctx, int seal)
 {
 	struct spool_list l;
 	int rc = 0;
@@ -302,7 +312,7 @@ stage_recover(struct spool *s, stage_kept_fn fn, void *ctx)
 	if (spool_list(s->tmp, &l) == -1)
 		return -1;
 	for (size_t i = 0; i < l.n; i++)
-		if (recover_one(s, l.names[i], fn, ctx) == -1)
+		if (recover_one(s, l.names[i], fn, ctx, seal) == -1)
 			rc = -1;
 	spool_list_free(&l);
 	return rc;

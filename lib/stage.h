@@ -31,6 +31,7 @@ struct stage {
 	struct buf wbuf;		/* appended, not yet committed */
 	uint64_t wcount;
 	int dirty_head;			/* header in the file is behind */
+	int retired;			/* full: sealed by the next commit */
 };
 
 /* Make a new stage in s's tmp/ for the chunk keys keys[0..keyslen):
@@ -67,12 +68,15 @@ void stage_rollback(struct stage *st);
 int stage_seal(struct spool *s, struct stage *st);
 void stage_free(struct stage *st);
 
-/* Recovery at start: seal every chunk left in tmp/.  A torn tail (bytes
- * past the committed length, or a body failing its CRC) is cut back to
- * the last whole entry; a chunk whose header is unreadable is moved to
- * dead/ with the reason.  For each chunk, fn learns its id and the body
- * length kept, so window records beyond it can be dropped. */
+/* Recovery at start, in two passes.  The first (seal = 0) cuts every
+ * chunk left in tmp/ back to what was committed: bytes past the committed
+ * length go, and a body failing its CRC is cut back to its last whole
+ * entry; the header says so, durably.  fn learns each chunk's id and the
+ * body length kept, so window records beyond it can be dropped.  Only
+ * once the window is rewritten does the second pass (seal = 1) seal them
+ * into new/.  A chunk whose header is unreadable is moved to dead/ with
+ * the reason. */
 typedef void (*stage_kept_fn)(void *ctx, const unsigned char id[16], uint64_t kept);
-int stage_recover(struct spool *s, stage_kept_fn fn, void *ctx);
+int stage_recover(struct spool *s, stage_kept_fn fn, void *ctx, int seal);
 
 #endif
