@@ -8,6 +8,7 @@
  * commit, then the acks for all of it.  Several spools are out_copy. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,36 +252,6 @@ static void usage(int code)
 	exit(code);
 }
 
-static uint64_t
-opt_size(const char *name, const char *arg)
-{
-	uint64_t v;
-
-	if (conf_size(arg, &v) == -1)
-		log_fatal(EX_USAGE, "--%s: bad size \"%s\"", name, arg);
-	return v;
-}
-
-static double
-opt_time(const char *name, const char *arg)
-{
-	double v;
-
-	if (conf_duration(arg, &v) == -1)
-		log_fatal(EX_USAGE, "--%s: bad duration \"%s\"", name, arg);
-	return v;
-}
-
-static uint64_t
-opt_uint(const char *name, const char *arg)
-{
-	uint64_t v;
-
-	if (conf_uint(arg, UINT32_MAX, &v) == -1)
-		log_fatal(EX_USAGE, "--%s: bad number \"%s\"", name, arg);
-	return v;
-}
-
 /* --chunk-key a,b: tag and time are implied by lf's chunks and --timekey */
 static void
 opt_keys(struct buffer_conf *c, char *arg)
@@ -343,10 +314,10 @@ parse_args(struct lfb *x, int argc, char **argv)
 			x->listen = optarg + 5;
 			break;
 		case O_STDIN: x->use_stdin = 1; break;
-		case O_NOTIFY: x->notify_fd = (int)opt_uint("notify-fd", optarg); break;
-		case O_CLS: c->chunk_limit_size = opt_size("chunk-limit-size", optarg); break;
-		case O_CLR: c->chunk_limit_records = opt_uint("chunk-limit-records", optarg); break;
-		case O_TLS: c->total_limit_size = opt_size("total-limit-size", optarg); break;
+		case O_NOTIFY: x->notify_fd = (int)conf_opt_uint("notify-fd", optarg, INT_MAX); break;
+		case O_CLS: c->chunk_limit_size = conf_opt_size("chunk-limit-size", optarg); break;
+		case O_CLR: c->chunk_limit_records = conf_opt_uint("chunk-limit-records", optarg, UINT32_MAX); break;
+		case O_TLS: c->total_limit_size = conf_opt_size("total-limit-size", optarg); break;
 		case O_FMODE:
 			if (strcmp(optarg, "interval") == 0)
 				c->flush_mode = FLUSH_INTERVAL;
@@ -357,15 +328,15 @@ parse_args(struct lfb *x, int argc, char **argv)
 			else if (strcmp(optarg, "default") != 0)
 				log_fatal(EX_USAGE, "--flush-mode: unknown \"%s\"", optarg);
 			break;
-		case O_FINT: c->flush_interval = opt_time("flush-interval", optarg); break;
+		case O_FINT: c->flush_interval = conf_opt_duration("flush-interval", optarg); break;
 		case O_FSHUT:
 			if (conf_bool(optarg, &b) == -1)
 				log_fatal(EX_USAGE, "--flush-at-shutdown: want true or false");
 			c->flush_at_shutdown = b;
 			break;
-		case O_QCL: c->queued_chunks_limit_size = opt_uint("queued-chunks-limit-size", optarg); break;
-		case O_TK: c->timekey = opt_time("timekey", optarg); break;
-		case O_TKW: c->timekey_wait = opt_time("timekey-wait", optarg); break;
+		case O_QCL: c->queued_chunks_limit_size = conf_opt_uint("queued-chunks-limit-size", optarg, UINT32_MAX); break;
+		case O_TK: c->timekey = conf_opt_duration("timekey", optarg); break;
+		case O_TKW: c->timekey_wait = conf_opt_duration("timekey-wait", optarg); break;
 		case O_TKU: c->timekey_use_utc = 1; break;
 		case O_CKEY: opt_keys(c, optarg); break;
 		case O_OVF:
@@ -378,9 +349,9 @@ parse_args(struct lfb *x, int argc, char **argv)
 			else
 				log_fatal(EX_USAGE, "--overflow-action: unknown \"%s\"", optarg);
 			break;
-		case O_CWAIT: x->commit_wait = opt_time("commit-wait", optarg); break;
-		case O_DEDUP: c->dedup_window = opt_uint("dedup-window", optarg); break;
-		case O_MAXMSG: x->lim.max_message = opt_size("max-message-size", optarg); break;
+		case O_CWAIT: x->commit_wait = conf_opt_duration("commit-wait", optarg); break;
+		case O_DEDUP: c->dedup_window = conf_opt_uint("dedup-window", optarg, UINT32_MAX); break;
+		case O_MAXMSG: x->lim.max_message = conf_opt_size("max-message-size", optarg); break;
 		case O_LOG: x->logfile = optarg; break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(0); break;

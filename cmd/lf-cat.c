@@ -380,14 +380,16 @@ usage(int code)
 	exit(code);
 }
 
-static void
-parse_size(const char *opt, const char *arg, size_t *out)
-{
-	uint64_t v;
 
-	if (conf_size(arg, &v) == -1 || v == 0 || v > SIZE_MAX / 4)
-		log_fatal(EX_USAGE, "--%s: bad size \"%s\"", opt, arg);
-	*out = (size_t)v;
+/* A size limit: at least a byte, and room to add to it */
+static size_t
+opt_limit(const char *opt, const char *arg)
+{
+	uint64_t v = conf_opt_size(opt, arg);
+
+	if (v == 0 || v > SIZE_MAX / 4)
+		log_fatal(EX_USAGE, "--%s: out of range \"%s\"", opt, arg);
+	return (size_t)v;
 }
 
 static void
@@ -446,8 +448,8 @@ parse_args(struct cat *c, int argc, char **argv)
 				log_fatal(EX_USAGE, "--compress: unknown \"%s\"", optarg);
 			break;
 		case O_CHUNK: c->w.chunk = 1; break;
-		case O_MAXMSG: parse_size("max-message-size", optarg, &c->lim.max_message); break;
-		case O_MAXDEC: parse_size("max-decompressed-size", optarg, &c->lim.max_decompressed); break;
+		case O_MAXMSG: c->lim.max_message = opt_limit("max-message-size", optarg); break;
+		case O_MAXDEC: c->lim.max_decompressed = opt_limit("max-decompressed-size", optarg); break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(0); break;
 		case O_VERSION: puts("lf-cat " LF_VERSION); exit(0);

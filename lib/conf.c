@@ -5,7 +5,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sysexits.h>
+
 #include "conf.h"
+#include "log.h"
 
 int
 conf_uint(const char *s, uint64_t max, uint64_t *out)
@@ -90,4 +93,34 @@ conf_bool(const char *s, int *out)
 			return *out = 0, 0;
 	}
 	return -1;
+}
+
+uint64_t
+conf_opt_size(const char *opt, const char *arg)
+{
+	uint64_t v;
+
+	if (conf_size(arg, &v) == -1)
+		log_fatal(EX_USAGE, "--%s: bad size \"%s\"", opt, arg);
+	return v;
+}
+
+double
+conf_opt_duration(const char *opt, const char *arg)
+{
+	double v;
+
+	if (conf_duration(arg, &v) == -1)
+		log_fatal(EX_USAGE, "--%s: bad duration \"%s\"", opt, arg);
+	return v;
+}
+
+uint64_t
+conf_opt_uint(const char *opt, const char *arg, uint64_t max)
+{
+	uint64_t v;
+
+	if (conf_uint(arg, max, &v) == -1)
+		log_fatal(EX_USAGE, "--%s: bad number \"%s\"", opt, arg);
+	return v;
 }

@@ -13,4 +13,10 @@ int conf_duration(const char *s, double *seconds);	/* 0 or -1 */
 int conf_uint(const char *s, uint64_t max, uint64_t *out);
 int conf_bool(const char *s, int *out);	/* true/false/yes/no/1/0/on/off */
 
+/* For option parsing: the value, or a usage error naming --opt and exit
+ * 64 (sysexits EX_USAGE), so every tool words it the same way. */
+uint64_t conf_opt_size(const char *opt, const char *arg);
+double conf_opt_duration(const char *opt, const char *arg);
+uint64_t conf_opt_uint(const char *opt, const char *arg, uint64_t max);
+
 #endif
