@@ -188,8 +188,11 @@ drop_oldest(struct buffer *b)
 	for (size_t i = 0; i < l.n && !rc; i++) {
 		int got = spool_claim(&b->spool, l.names[i], &c, err, sizeof err);
 		if (got != 1) {
-			if (got < 0)	/* corrupt or unreadable: the consumer's */
+			if (got < 0) {	/* corrupt or unreadable: the consumer's */
+				LOG_WARN_LIMITED("%s: new/%s: not dropped: %s",
+				    b->spool.path, l.names[i], err);
 				spool_release(&c);
+			}
 			continue;
 		}
 		log_warn("%s: spool full: dropped the oldest chunk new/%s (%llu events)",
