@@ -139,6 +139,9 @@ buffer_close(struct buffer *b)
 	window_close(&b->window);
 	spool_close(&b->spool);
 	buf_free(&b->keys);
+	buf_free(&b->vars);
+	free(b->marks);
+	b->marks = NULL;
 }
 
 /* ---- accounting ---- */
@@ -361,24 +364,26 @@ event_keys(struct buffer *b, const char *tag, size_t taglen,
     const struct stream_event *ev, int64_t *tk)
 {
 	const struct buffer_conf *c = b->conf;
-	struct buf vars = BUF_INIT;
-	int rc;
+	struct buf *v = &b->vars;
 
+	/* scratch buffers of the buffer: no allocation per event */
 	buf_reset(&b->keys);
+	buf_reset(v);
 	if (c->nkeys > 0) {
-		buf_addc(&vars, 0x80 | c->nkeys);
+		if (buf_addc(v, 0x80 | c->nkeys) == -1)
+			return -1;
 		for (int i = 0; i < c->nkeys; i++) {
 			size_t n = strlen(c->keys[i]);
-			buf_addc(&vars, 0xa0 | (int)n);	/* names are < 32 bytes */
-			buf_add(&vars, c->keys[i], n);
-			record_value(&vars, ev->rec, ev->reclen, c->keys[i]);
+			/* names are < 32 bytes (checked by the option parser) */
+			if (buf_addc(v, 0xa0 | (int)n) == -1 ||
+			    buf_add(v, c->keys[i], n) == -1 ||
+			    record_value(v, ev->rec, ev->reclen, c->keys[i]) == -1)
+				return -1;
 		}
 	}
 	*tk = c->timekey > 0 ? time_slice(c, ev->sec) : 0;
-	rc = chunk_keys_encode(&b->keys, tag, taglen, c->timekey > 0, *tk,
-	    c->nkeys ? vars.p : NULL, vars.len);
-	buf_free(&vars);
-	return rc;
+	return chunk_keys_encode(&b->keys, tag, taglen, c->timekey > 0, *tk,
+	    c->nkeys ? v->p : NULL, v->len);
 }
 
 /* What buffer_add changes, so a failed add can be undone: a batch held
@@ -394,7 +399,7 @@ struct mark {
 };
 
 static struct mark *
-mark_stages(const struct buffer *b, size_t *n)
+mark_stages(struct buffer *b, size_t *n)
 {
 	struct mark *m;
 	size_t i = 0;
@@ -402,8 +407,14 @@ mark_stages(const struct buffer *b, size_t *n)
 	*n = 0;
 	for (const struct stage *st = b->stages; st; st = st->next)
 		(*n)++;
-	if ((m = calloc(*n + 1, sizeof *m)) == NULL)
-		return NULL;
+	/* kept between adds: no allocation per message */
+	if (*n + 1 > b->nmarks) {
+		if ((m = realloc(b->marks, (*n + 1) * sizeof *m)) == NULL)
+			return NULL;
+		b->marks = m;
+		b->nmarks = *n + 1;
+	}
+	m = b->marks;
 	for (struct stage *st = b->stages; st; st = st->next, i++) {
 		m[i].st = st;
 		memcpy(m[i].id, st->id, 16);
@@ -450,7 +461,6 @@ buffer_add(struct buffer *b, const char *tag, size_t taglen,
 		undo(b, m, n);
 		errno = e;
 	}
-	free(m);
 	return rc;
 }
 

@@ -17,6 +17,8 @@ enum buffer_overflow { OVERFLOW_THROW, OVERFLOW_BLOCK, OVERFLOW_DROP_OLDEST };
 
 #define BUFFER_MAXKEYS 8
 
+struct mark;
+
 struct buffer_conf {
 	uint64_t chunk_limit_size;	/* 256m, as Fluentd's file buffer */
 	uint64_t chunk_limit_records;	/* 0: none */
@@ -45,6 +47,9 @@ struct buffer {
 	unsigned long dropped_chunks, dropped_events, oversize_events;
 	unsigned long syncs;		/* fdatasyncs by commits */
 	struct buf keys;		/* scratch: chunk keys of one event */
+	struct buf vars;		/* scratch: its record-key values */
+	struct mark *marks;		/* scratch: what an add may undo */
+	size_t nmarks;
 };
 
 void buffer_conf_default(struct buffer_conf *c);
