@@ -29,10 +29,11 @@
 struct stream_limits {
 	size_t max_message;		/* bytes of one message as received */
 	size_t max_decompressed;	/* bytes of one message's entries, inflated */
-	size_t max_chunk;		/* bytes of the "chunk" option, as msgpack */
+	unsigned max_depth;		/* nesting of one message, <= MP_MAXDEPTH */
+	size_t max_chunk;		/* bytes of the "chunk" option, as msgpack;
+					 * 0: no limit */
 	size_t step;			/* bytes of entries checked (or inflated)
 					 * per call of stream_reader_next; 0: all */
-	unsigned max_depth;		/* nesting of one message, <= MP_MAXDEPTH */
 };
 
 enum stream_mode {
