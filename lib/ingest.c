@@ -277,9 +277,7 @@ conn_step(struct ev_loop *loop, ev_idle *w, int revents)
 	struct ingest_conn *c = w->data;
 
 	(void)revents;
-	ev_idle_stop(loop, w);
-	if (c->in->stopped)
-		return;
+	ev_idle_stop(loop, w);	/* and ingest_stop stops it */
 	if (drain(c) == 0)
 		settle(c);
 }

@@ -22,7 +22,7 @@ import time
 
 import msgpack
 
-from conftest import T, _env
+from conftest import T, _env, fault_env, fault_log
 from fwdclient import Closed, Timeout, fluentd_token, message, pack_entries
 from test_lf_buffer import (WAIT, Lfb, log_lines, mkspool, procs, spool_events,  # noqa: F401
                             wait_for, work)
@@ -35,10 +35,12 @@ SMALL_QUARANTINE = {"ASAN_OPTIONS": os.environ.get(
 class Hostile(Lfb):
     """An Lfb with an environment and a pre-exec hook of its own."""
 
-    def __init__(self, workdir, spools, args=(), env=None, preexec=None):
+    def __init__(self, workdir, spools, args=(), env=None, preexec=None,
+                 stdin=subprocess.DEVNULL):
         super().__init__(workdir, spools, args)
         self.env = env
         self.preexec = preexec
+        self.stdin = stdin
 
     def start(self, wait_ready=True):
         self.runs += 1
@@ -46,7 +48,7 @@ class Hostile(Lfb):
         self.errf = open(self.errpath, "wb")
         r, w = os.pipe()
         self.p = subprocess.Popen(
-            self.cmd(w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            self.cmd(w), stdin=self.stdin, stdout=subprocess.DEVNULL,
             stderr=self.errf, env=_env(self.env), pass_fds=(w,),
             preexec_fn=self.preexec)
         os.close(w)
@@ -56,8 +58,8 @@ class Hostile(Lfb):
         return self
 
 
-def start(procs, work, args=(), env=None, preexec=None):
-    b = Hostile(work, [mkspool(work)], args, env, preexec)
+def start(procs, work, args=(), env=None, preexec=None, stdin=subprocess.DEVNULL):
+    b = Hostile(work, [mkspool(work)], args, env, preexec, stdin)
     procs.append(b)
     return b.start()
 
@@ -288,8 +290,14 @@ def test_budget_across_connections(work, procs):
     # taken: the budget, plus the oldest message, plus what the kernel buffers
     assert sent < (budget + 200 + 12 * 4) * MiB, sent / MiB
     assert "reading one connection at a time" in b.read_err()
+    nfd = len(os.listdir("/proc/%d/fd" % b.p.pid))
     for s in socks:
         s.close()
+    wait_for(lambda: len(os.listdir("/proc/%d/fd" % b.p.pid)) <= nfd - 12, WAIT,
+             "every connection closed")
+    rss = wait_for(lambda: (lambda v: v if v < rss0 + 32 else None)(rss_mb(b.p.pid)),
+                   WAIT, "memory given back")
+    print("after the 12 closed: RSS %.0f MB" % rss)
     assert b.stop() == 0
 
 
@@ -298,7 +306,11 @@ def test_stalled_connections_closed_acks_kept(work, procs):
     closed with a warning, after the acks it was owed; one that reads no
     acks while they pile up is closed too.  Before: no such option (and
     a stalled connection held its memory for ever)."""
-    b = start(procs, work, ["--message-timeout", "1s"])
+    # a pipe is never timed out: a writer may stall as long as it likes
+    b = start(procs, work, ["--message-timeout", "1s", "--stdin"],
+              stdin=subprocess.PIPE)
+    b.p.stdin.write(one_event_message(fluentd_token(), 9)[:10])
+    b.p.stdin.flush()
     with b.client() as c:
         tok = fluentd_token()
         c.send_raw(one_event_message(tok))
@@ -329,9 +341,14 @@ def test_stalled_connections_closed_acks_kept(work, procs):
         if "acks unread" in b.read_err():
             break
     s.close()
+    assert b.alive()
+    b.p.stdin.close()
+    wait_for(lambda: "pipe 0: offset 0: input ends inside" in b.read_err(), WAIT,
+             "the end of the standard input")
     assert b.stop() == 0
     warns = log_lines(b.err.decode(), "warn")
-    assert any("nothing sent for 1 s inside a message" in w for w in warns), warns
+    assert sum("nothing sent for 1 s inside a message" in w for w in warns) == 1, warns
+    assert any(w.startswith("pipe 0: offset 0: input ends inside a message") for w in warns)
     assert any("bytes of acks unread for 1 s: closing" in w for w in warns), warns
     assert [r["m"] for _t, _s, r in spool_events(b.spools[0])] == [0, 2]
 
@@ -400,3 +417,113 @@ def test_out_of_descriptors_does_not_spin(work, procs):
     wait_for(served, WAIT, "a connection served again", step=0.2)
     assert b.stop() == 0
     assert [r["m"] for _t, _s, r in spool_events(b.spools[0])] == [7]
+
+
+# ---------------------------------------------------------------------------
+# 5. Failing system calls (tests/tools/faultinj.so)
+# ---------------------------------------------------------------------------
+
+def fault_start(procs, work, spec, args=()):
+    log = os.path.join(work, "faults")
+    b = start(procs, work, args, env=fault_env(spec, log))
+    return b, log
+
+
+def test_fault_interrupted_calls_retried(work, procs):
+    """EINTR from read, write and accept, ECONNABORTED from accept: each
+    call is made again, and the client is served as if nothing happened."""
+    b, log = fault_start(procs, work, "accept:1:ECONNABORTED,accept:2:EINTR,"
+                         "read@socket:1:EINTR,write@socket:1:EINTR")
+    with b.client() as c:
+        tok = fluentd_token()
+        c.send_raw(one_event_message(tok, 1))
+        assert c.read_ack(WAIT) == tok
+    assert b.stop() == 0
+    assert b.err == b""
+    assert sorted(f[0] + ":" + f[2] for f in fault_log(log)) == [
+        "accept:ECONNABORTED", "accept:EINTR", "read:EINTR", "write:EINTR"]
+    assert [r["m"] for _t, _s, r in spool_events(b.spools[0])] == [1]
+
+
+def test_fault_read_error_closes_queued_acks_dropped(work, procs):
+    """A read error closes the connection, dropping the acks queued for
+    it; its events are stored, and a re-send on a new connection is acked
+    by the dedup window, not stored twice."""
+    b, log = fault_start(procs, work, "read@socket:2:ECONNRESET",
+                         ["--commit-wait", "0.5"])
+    tok = fluentd_token()
+    with b.client() as c:
+        c.send_raw(one_event_message(tok, 1))
+        closed, got = c.wait_closed(WAIT)
+        assert closed and got == [], got
+    with b.client() as c:
+        c.send_raw(one_event_message(tok, 1))
+        assert c.read_ack(WAIT) == tok
+    assert b.stop() == 0
+    assert "read: Connection reset by peer" in b.err.decode()
+    assert [r["m"] for _t, _s, r in spool_events(b.spools[0])] == [1]
+
+
+def test_fault_write_error_closes(work, procs):
+    """An ack that cannot be written closes the connection; the re-send
+    is acked by the dedup window."""
+    b, log = fault_start(procs, work, "write@socket:1:EPIPE")
+    tok = fluentd_token()
+    with b.client() as c:
+        c.send_raw(one_event_message(tok, 1))
+        closed, got = c.wait_closed(WAIT)
+        assert closed and got == [], got
+    with b.client() as c:
+        c.send_raw(one_event_message(tok, 1))
+        assert c.read_ack(WAIT) == tok
+    assert b.stop() == 0
+    assert [f[0] for f in fault_log(log)] == ["write"]
+    assert [r["m"] for _t, _s, r in spool_events(b.spools[0])] == [1]
+
+
+def test_fault_accept_out_of_descriptors_pauses(work, procs):
+    """EMFILE and ENFILE from accept: one warning each, accepting pauses
+    half a second, and the client waiting in the backlog is then served."""
+    b, log = fault_start(procs, work, "accept:1:EMFILE,accept:2:ENFILE")
+    t = time.monotonic()
+    with b.client() as c:
+        tok = fluentd_token()
+        c.send_raw(one_event_message(tok, 1))
+        assert c.read_ack(WAIT) == tok
+    took = time.monotonic() - t
+    assert b.stop() == 0
+    warns = log_lines(b.err.decode(), "warn")
+    assert warns == ["accept: Too many open files: not accepting for 0.5 s",
+                     "accept: Too many open files in system: not accepting for 0.5 s"]
+    assert 0.9 < took < 10, took
+
+
+def test_fault_commit_fails_inputs_paused_then_resumed(work, procs):
+    """A commit that fails (the staged chunk cannot be written) pauses
+    every input; the commit is tried again each tick, and once it succeeds
+    the inputs resume and the ack goes out."""
+    b, log = fault_start(procs, work, "pwrite@spool/tmp/:1:ENOSPC")
+    with b.client() as c:
+        tok = fluentd_token()
+        c.send_raw(one_event_message(tok, 1))
+        assert c.read_ack(WAIT) == tok
+        tok2 = fluentd_token()
+        c.send_raw(one_event_message(tok2, 2))
+        assert c.read_ack(WAIT) == tok2
+    assert b.stop() == 0
+    err = b.err.decode()
+    assert "commit failed" in err and "input resumed" in err, err
+    assert [f[0] for f in fault_log(log)] == ["pwrite"]
+    assert [r["m"] for _t, _s, r in spool_events(b.spools[0])] == [1, 2]
+
+
+def test_many_acks_in_one_commit(work, procs):
+    """5000 messages pipelined within one --commit-wait: one commit acks
+    them all, in order (the ack queue grows past 4096 and is given back)."""
+    b = start(procs, work, ["--commit-wait", "1s"])
+    toks = [fluentd_token() for _ in range(5000)]
+    with b.client(timeout=WAIT) as c:
+        c.send_raw(b"".join(one_event_message(t, i) for i, t in enumerate(toks)))
+        assert c.read_acks(5000, WAIT * 2) == toks
+    assert b.stop() == 0
+    assert len(spool_events(b.spools[0])) == 5000
