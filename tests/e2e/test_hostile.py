@@ -79,9 +79,36 @@ def cpu_s(pid):
 
 
 def raw_sock(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(path)
-    return s
+    """A connected socket; a full backlog is waited out."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def client_or_none(b):
+    try:
+        return b.client()
+    except BlockingIOError:     # the listen backlog is full
+        return None
+
+
+def sockets(pid):
+    """How many sockets the process has open."""
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+        except OSError:
+            pass
+    return n
 
 
 def one_event_message(token, m=0):
@@ -290,11 +317,10 @@ def test_budget_across_connections(work, procs):
     # taken: the budget, plus the oldest message, plus what the kernel buffers
     assert sent < (budget + 200 + 12 * 4) * MiB, sent / MiB
     assert "reading one connection at a time" in b.read_err()
-    nfd = len(os.listdir("/proc/%d/fd" % b.p.pid))
+    nfd = sockets(b.p.pid)
     for s in socks:
         s.close()
-    wait_for(lambda: len(os.listdir("/proc/%d/fd" % b.p.pid)) <= nfd - 12, WAIT,
-             "every connection closed")
+    wait_for(lambda: sockets(b.p.pid) <= nfd - 12, WAIT, "every connection closed")
     rss = wait_for(lambda: (lambda v: v if v < rss0 + 32 else None)(rss_mb(b.p.pid)),
                    WAIT, "memory given back")
     print("after the 12 closed: RSS %.0f MB" % rss)
@@ -359,15 +385,19 @@ def test_input_ending_inside_a_message_is_rate_limited(work, procs):
     Before: 300 lines."""
     import re
     b = start(procs, work)
-    nfd = len(os.listdir("/proc/%d/fd" % b.p.pid))
+    nfd = sockets(b.p.pid)
     half = one_event_message(fluentd_token())[:20]
     t0 = time.monotonic()
     for _ in range(300):
         s = raw_sock(b.sock)
         s.sendall(half)
         s.close()
-    wait_for(lambda: len(os.listdir("/proc/%d/fd" % b.p.pid)) <= nfd, WAIT,
-             "every connection closed")
+    # served after the 300 were accepted (in order) and read
+    with wait_for(lambda: client_or_none(b), WAIT, "room in the backlog") as c:
+        tok = fluentd_token()
+        c.send_raw(one_event_message(tok))
+        assert c.read_ack(WAIT) == tok
+    wait_for(lambda: sockets(b.p.pid) <= nfd, WAIT, "every connection closed")
     took = time.monotonic() - t0
     assert b.stop() == 0
     warns = log_lines(b.err.decode(), "warn")
