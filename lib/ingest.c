@@ -144,8 +144,9 @@ settle(struct ingest_conn *c)
 	} else {
 		c->seq = 0;
 	}
+	/* a large message's memory goes back at once, the rest when idle */
 	if (!c->held)
-		stream_reader_trim(&c->r);
+		stream_reader_trim(&c->r, STREAM_KEEP);
 	account(c);
 	budget(c->in);
 	update(c);
@@ -421,6 +422,11 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	for (c = in->conns; c; c = next) {
 		next = c->next;
+		if (!c->held && stream_reader_partial(&c->r) == 0) {
+			/* idle: an input buffer kept between reads goes back */
+			stream_reader_trim(&c->r, 0);
+			account(c);
+		}
 		if (c->pipe)
 			continue;
 		if (c->out.len > 0 && now - c->last_out >= in->msg_timeout) {
@@ -437,6 +443,7 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			conn_end(c);	/* the acks it is owed are still written */
 		}
 	}
+	budget(in);
 }
 
 int

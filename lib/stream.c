@@ -79,18 +79,16 @@ stream_reader_busy(const struct stream_reader *r)
 }
 
 void
-stream_reader_trim(struct stream_reader *r)
+stream_reader_trim(struct stream_reader *r, size_t keep)
 {
 	if (r->dec.len)
 		return;
 	reader_consume(r);
-	/* an idle reader holds nothing: many idle connections cost little */
-	if (r->in.len == 0)
-		buf_free(&r->in);
-	else
-		buf_shrink(&r->in, STREAM_KEEP);
-	buf_free(&r->tmp);
-	buf_free(&r->norm);
+	buf_reset(&r->tmp);
+	buf_reset(&r->norm);
+	buf_shrink(&r->in, keep);
+	buf_shrink(&r->tmp, keep);
+	buf_shrink(&r->norm, keep);
 }
 
 size_t

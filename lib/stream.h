@@ -117,10 +117,11 @@ int stream_reader_feed(struct stream_reader *r, const void *p, size_t n);
 int stream_reader_next(struct stream_reader *r, struct stream_batch *b);
 int stream_reader_busy(const struct stream_reader *r);
 
-/* Give memory back between messages: the buffers of decoded messages are
- * freed, and the input buffer too if empty, or cut down to STREAM_KEEP if
- * it holds little.  Batches returned before are invalid after this. */
-void stream_reader_trim(struct stream_reader *r);
+/* Give memory back between messages: buffers of more than keep bytes
+ * are freed if empty, or cut down to keep if they hold at most half of
+ * it (see buf_shrink); with keep 0, every empty buffer is freed.  Batches
+ * returned before are invalid after this. */
+void stream_reader_trim(struct stream_reader *r, size_t keep);
 /* Bytes of memory the reader holds. */
 size_t stream_reader_mem(const struct stream_reader *r);
 /* Bytes of a message begun but not yet whole. */

@@ -726,7 +726,9 @@ test_steps_bounded_memory(void **state)
 	}
 	/* given back once done: nothing pending, nothing held */
 	assert_true(stream_reader_mem(&r) > (1u << 20));
-	stream_reader_trim(&r);
+	stream_reader_trim(&r, STREAM_KEEP);
+	assert_true(stream_reader_mem(&r) <= 3 * STREAM_KEEP);
+	stream_reader_trim(&r, 0);
 	assert_int_equal(stream_reader_mem(&r), 0);
 	stream_reader_free(&r);
 	free(zeros);
