@@ -100,8 +100,8 @@ list_folder(const struct spool *s, int state, struct spool_list *l)
 }
 
 /* Open a chunk and read its header.  1 read, 0 gone (delivered, sealed or
- * requeued meanwhile), -1 with a reason, or SPOOL_NOTFILE with a reason
- * if it is not a regular file (never opened: lib/spool).  lf-buffer
+ * requeued meanwhile), or as spool_chunk_open: -1 with a reason, SPOOL_EIO
+ * or SPOOL_NOTFILE (never opened: lib/spool).  lf-buffer
  * rewrites a staged chunk's header in place on every commit, so a read
  * may meet a torn header: a staged one is tried again before it counts
  * as bad. */
@@ -119,10 +119,8 @@ chunk_look(int dirfd, const char *name, int staged, struct spool_chunk *c,
 		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
 		    errno == ENOENT)
 			return 0;
-		if (rc == SPOOL_NOTFILE)
+		if (!staged || tries == 4 || rc == SPOOL_NOTFILE)
 			return rc;
-		if (!staged || tries == 4)
-			return -1;
 		nanosleep(&pause, NULL);
 	}
 }
@@ -564,15 +562,17 @@ cmd_ls(struct spool *s, const struct opts *o)
 
 /* ---- requeue, purge ---- */
 
-/* dead/name as a consumer would claim it: sealed, whole, sound. */
+/* dead/name as a consumer would claim it: sealed, whole, sound.  0, -1
+ * or SPOOL_EIO. */
 static int
 check_sound(const struct spool *s, const char *name, char *err, size_t errlen)
 {
 	struct spool_chunk c;
 	int rc = -1;
 
-	if (spool_chunk_open(s->dead, name, &c, err, errlen) != 0)
-		return -1;
+	if ((rc = spool_chunk_open(s->dead, name, &c, err, errlen)) != 0)
+		return rc == SPOOL_EIO ? rc : -1;
+	rc = -1;
 	if (c.h.state != CHUNK_SEALED)
 		snprintf(err, errlen, "the chunk was never sealed");
 	else if (c.size != c.h.hlen + c.h.bodylen)
@@ -582,7 +582,7 @@ check_sound(const struct spool *s, const char *name, char *err, size_t errlen)
 	else
 		rc = spool_chunk_verify(&c, err, errlen);
 	spool_release(&c);
-	return rc == 0 ? 0 : -1;
+	return rc == 0 || rc == SPOOL_EIO ? rc : -1;
 }
 
 /* The chunk names to work on: those given (any path to them), or every
@@ -610,6 +610,7 @@ cmd_requeue(struct spool *s, const struct opts *o)
 	struct spool_list l;
 	struct stat st;
 	char err[256];
+	int rc;
 
 	dead_names(s, o, &l);
 	for (size_t i = 0; i < l.n; i++) {
@@ -626,9 +627,9 @@ cmd_requeue(struct spool *s, const struct opts *o)
 			note_status(EX_DATAERR);
 			continue;
 		}
-		if (check_sound(s, name, err, sizeof err) == -1) {
+		if ((rc = check_sound(s, name, err, sizeof err)) != 0) {
 			log_error("dead/%s: not requeued: %s", name, err);
-			note_status(EX_DATAERR);
+			note_status(rc == SPOOL_EIO ? EX_IOERR : EX_DATAERR);
 			continue;
 		}
 		if (spool_requeue(s, name) == -1) {
