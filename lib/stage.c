@@ -233,8 +233,13 @@ recover_unreadable(struct spool *s, const char *name, int rc, int e,
 	}
 	if (rc == -1 && fstatat(s->tmp, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    S_ISREG(sb.st_mode) && sb.st_size == 0) {
+		if (unlinkat(s->tmp, name, 0) == -1) {
+			log_warn("tmp/%s: cannot remove an empty file: %s", name,
+			    strerror(errno));
+			return -1;
+		}
 		log_info("tmp/%s: removed an empty file (no header was written)", name);
-		return unlinkat(s->tmp, name, 0);
+		return 0;
 	}
 	snprintf(reason, sizeof reason, "%s: %s", rc == SPOOL_NOTFILE ?
 	    "not a staged chunk" : rc == SPOOL_EIO ?

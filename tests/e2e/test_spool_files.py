@@ -523,12 +523,13 @@ def entry(i, n=10):
 
 
 BLOCK = 256 << 10
+AFTER = 12
 
 
 def body_across(bad_at, bad, pad=70000):
-    """Entries of about pad bytes, with `bad` (bytes) in place of entry
-    number bad_at, and the entry before it ending 5 bytes before a block
-    boundary so that the bad one straddles it.  (body, good entries)"""
+    """Entries of about pad bytes, then `bad` (bytes) straddling a block
+    boundary (it starts 5 bytes before one), then AFTER more entries.
+    (body, number of good entries before bad)"""
     parts, size, i = [], 0, 0
     while i < bad_at:
         e = entry(i, pad)
@@ -544,7 +545,8 @@ def body_across(bad_at, bad, pad=70000):
     parts.append(filler)
     i += 1
     parts.append(bad)
-    for j in range(3):
+    # then blocks more, read for the CRC only
+    for j in range(AFTER):
         parts.append(entry(i + 1 + j, pad))
     return b"".join(parts), i
 
@@ -573,7 +575,7 @@ def test_corrupt_big_chunk_goes_to_dead(env, tmp_path, how):
         # a record that is not a map, across a block boundary, CRC right
         bad = msgpack.packb([msgpack.ExtType(0, b"\0" * 8), [1, 2, 3]])
         body, good = body_across(20, bad)
-        name = write_body(spool, "big", body, good + 4)
+        name = write_body(spool, "big", body, good + 1 + AFTER)
         want = "corrupt chunk: chunk body has a bad entry after %d events" \
             % good
     elif how == "cut-entry":
@@ -629,3 +631,172 @@ def test_entries_across_blocks_read_right(env, tmp_path):
     rc, out, err = runp([fakedest(), "--once", "--log", str(log), spool])
     assert (rc, err) == (0, b"")
     assert log.read_text().split()[2] == str(len(evs))
+
+
+def test_header_longer_than_first_read(env, tmp_path):
+    # Chunk keys of 6 KiB: the header is read again at its full length.
+    spool, _ = env
+    name = lfchunk.write_chunk(spool, "t", EV, variables={"v": "k" * 6000})
+    rc, out, err = runp([tool("lf-cat"), os.path.join(spool, "new", name)])
+    assert (rc, err) == (0, b"") and out.count(b"\n") == 2
+    log = tmp_path / "out"
+    rc, out, err = runp([fakedest(), "--once", "--log", str(log), spool])
+    assert (rc, err) == (0, b"")
+    assert log.read_text().split()[0] == name.split(".")[1]
+
+
+# ---------------------------------------------------------------------------
+# Failure branches of lib/spool.c, with tests/tools/faultinj.so
+# ---------------------------------------------------------------------------
+
+from conftest import fault_env, fault_log, run  # noqa: E402
+
+
+def faulty(name, args, spec, tmp_path, input_bytes=b""):
+    """Run tool name (or the fakedest path) under faultinj; (rc, out, err,
+    the failures made).  The failures must have been made: a rule that
+    matched nothing would make the test a test of nothing."""
+    log = tmp_path / ("flog.%d" % len(os.listdir(tmp_path)))
+    env = fault_env(spec, log)
+    argv = [name if name.startswith("/") else tool(name)] + \
+        [str(a) for a in args]
+    p = subprocess.run(argv, input=input_bytes, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=WAIT, env=_env(env))
+    check_no_sanitizer(p.stderr)
+    made = fault_log(log)
+    assert made, "%s: no failure made (%s): %r" % (spec, name, p.stderr)
+    return p.returncode, p.stdout, p.stderr, made
+
+
+@pytest.mark.parametrize("spec,want", [
+    ("openat@/spool:1:EIO", b"Input/output error"),      # the spool itself
+    ("fstat@/spool:1:EIO", b"Input/output error"),
+    ("openat@/spool/dead:1:EACCES", b"spool/dead: Permission denied"),
+    ("fstat@/spool/state:1:EIO", b"Input/output error"),
+])
+def test_fault_spool_open(env, tmp_path, spec, want):
+    spool, _ = env
+    rc, out, err, _ = faulty("lf-spool", ["stat", spool], spec, tmp_path)
+    assert rc == 74 and out == b"", err
+    assert want in err, err
+
+
+def test_fault_spool_create_and_lock(tmp_path):
+    spool = str(tmp_path / "fresh")
+    for spec in ("mkdir@/fresh/new:1:EACCES", "fsync@/fresh:1:EIO",
+                 "openat@/fresh/lock:1:EACCES"):
+        rc, out, err, made = faulty("lf-buffer", [spool], spec, tmp_path)
+        assert rc != 0, (spec, err)
+        assert made[0][2] in ("EACCES", "EIO")
+        assert b"lf-buffer: fatal: " in err or b"lf-buffer: error: " in err, err
+
+
+def test_spool_folder_on_another_filesystem(env):
+    spool, _ = env
+    shm = "/dev/shm"
+    if not os.path.isdir(shm) or os.stat(shm).st_dev == os.stat(spool).st_dev:
+        pytest.fail("needs /dev/shm on a file system of its own")
+    d = os.path.join(shm, "lf-test-%d" % os.getpid())
+    os.mkdir(d)
+    try:
+        os.rmdir(os.path.join(spool, "state"))
+        os.symlink(d, os.path.join(spool, "state"))
+        rc, out, err = runp([tool("lf-spool"), "stat", spool])
+        assert rc == 74 and b"is on another filesystem" in err, err
+    finally:
+        os.rmdir(d)
+
+
+@pytest.mark.parametrize("spec,rc_want,moved,words", [
+    # spool_file_open's fstat, read_head's fstat, the claim's fstat
+    # (taken: passed over), the header's pread, a body pread: all "not
+    # known bad", so left in new/
+    ("fstat@/new/:1:EIO", 75, False, b"open: Input/output error; left in new/"),
+    ("fstat@/new/:3:EIO", 75, False, b"Input/output error; left in new/"),
+    ("fstat@/new/:2:EIO", 0, False, b""),
+    ("pread@/new/:1:EIO", 75, False, b"read: Input/output error; left in new/"),
+    ("pread@/new/:2:EIO", 75, False,
+     b"cannot read the chunk body: Input/output error; left in new/"),
+])
+def test_fault_consumer_reads(env, tmp_path, spec, rc_want, moved, words):
+    spool, _ = env
+    name = lfchunk.write_chunk(spool, "t", EV)
+    log = tmp_path / "out"
+    rc, out, err, made = faulty(fakedest(), ["--once", "--log", log, spool],
+                                spec, tmp_path)
+    assert rc == rc_want, err
+    assert words in err, err
+    assert lexists(spool, "new", name) and not lexists(spool, "dead", name)
+    assert not log.exists() or log.read_text() == ""
+    # and with the fault gone it is delivered
+    rc, out, err = runp([fakedest(), "--once", "--log", str(log), spool])
+    assert (rc, err) == (0, b"") and not lexists(spool, "new", name)
+
+
+def test_fault_consumer_cannot_bury(env, tmp_path):
+    # The move to dead/ fails: the corrupt chunk stays in new/, the others
+    # go on, --once says 74.
+    spool, _ = env
+    bad = lfchunk.write_chunk(spool, "t", EV, corrupt="flip-body")
+    good = lfchunk.write_chunk(spool, "t", EV)
+    log = tmp_path / "out"
+    rc, out, err, made = faulty(fakedest(), ["--once", "--log", log, spool],
+                                "rename@/new/:1:EIO", tmp_path)
+    assert rc == 74, err
+    assert b"cannot move it to dead/: Input/output error" in err, err
+    assert lexists(spool, "new", bad) and not lexists(spool, "new", good)
+    assert not lexists(spool, "dead", bad)
+
+
+def test_fault_recovery_cannot_set_aside(env, tmp_path):
+    # A staged chunk cut below its header that cannot be moved to dead/,
+    # or an empty one that cannot be removed: lf-buffer says so and does
+    # not start (nothing is lost, the next start tries again).
+    spool, _ = env
+    name = staged_name()
+    with open(os.path.join(spool, "tmp", name), "wb") as f:
+        f.write(sound_chunk("S")[:40])
+    rc, out, err, made = faulty("lf-buffer", [spool], "rename@/tmp/:1+:EIO",
+                                tmp_path)
+    assert rc != 0 and lexists(spool, "tmp", name), err
+    assert b"cannot move it to dead/: Input/output error" in err, err
+    # an I/O error reading it: not known bad, left, no start
+    rc, out, err, made = faulty("lf-buffer", [spool], "pread@/tmp/:1:EIO",
+                                tmp_path)
+    assert rc != 0 and lexists(spool, "tmp", name), err
+    assert b"cannot read: read: Input/output error (left for the next " \
+        b"start)" in err, err
+    os.unlink(os.path.join(spool, "tmp", name))
+    open(os.path.join(spool, "tmp", name), "wb").close()
+    rc, out, err, made = faulty("lf-buffer", [spool], "unlink@/tmp/:1:EIO",
+                                tmp_path)
+    assert rc != 0 and lexists(spool, "tmp", name), err
+    assert b"cannot remove an empty file: Input/output error" in err, err
+    rc, out, err = runp([tool("lf-buffer"), spool])
+    assert (rc, err) == (0, b"") and not lexists(spool, "tmp", name)
+
+
+def test_fault_fsck_reads(env, tmp_path):
+    spool, _ = env
+    name = lfchunk.write_chunk(spool, "t", EV, dirname="dead")
+    rc, out, err, made = faulty("lf-spool", ["fsck", spool],
+                                "pread@/dead/:2:EIO", tmp_path)
+    assert rc == 74, (out, err)
+    assert b"dead/%s: cannot check: cannot read the chunk body: " \
+        b"Input/output error" % name.encode() in err, err
+    rc, out, err, made = faulty("lf-spool", ["requeue", spool, name],
+                                "pread@/dead/:1:EIO", tmp_path)
+    assert rc == 74 and b"not requeued: read: Input/output error" in err, err
+    assert lexists(spool, "dead", name)
+
+
+def test_fault_requeue(env, tmp_path):
+    spool, _ = env
+    name = lfchunk.write_chunk(spool, "t", EV, dirname="dead")
+    rc, out, err, made = faulty("lf-spool", ["requeue", spool, name],
+                                "rename@/dead/:1:EIO", tmp_path)
+    assert rc == 74 and b"requeue: Input/output error" in err, err
+    assert lexists(spool, "dead", name)
+    rc, out, err, made = faulty("lf-spool", ["requeue", spool, name],
+                                "fsync@/spool/new:1:EIO", tmp_path)
+    assert rc == 74, err
