@@ -189,19 +189,16 @@ spool_ready_name(char name[SPOOL_NAMELEN], uint64_t seal_us,
 static const char *
 file_kind(mode_t m)
 {
-	if (S_ISDIR(m))
-		return "a directory";
-	if (S_ISFIFO(m))
-		return "a FIFO";
-	if (S_ISLNK(m))
-		return "a symbolic link";
-	if (S_ISSOCK(m))
-		return "a socket";
-	if (S_ISCHR(m))
-		return "a character device";
-	if (S_ISBLK(m))
-		return "a block device";
-	return "not a file";
+	static const struct { mode_t type; const char *what; } kinds[] = {
+		{ S_IFDIR, "a directory" }, { S_IFIFO, "a FIFO" },
+		{ S_IFLNK, "a symbolic link" }, { S_IFSOCK, "a socket" },
+		{ S_IFCHR, "a character device" }, { S_IFBLK, "a block device" },
+	};
+
+	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+		if ((m & S_IFMT) == kinds[i].type)
+			return kinds[i].what;
+	return "of an unknown type";
 }
 
 static int

@@ -35,7 +35,8 @@ EV = [(1700000000, {"msg": "hello"}), (1700000001, {"msg": "world"})]
 KINDS = ("fifo", "dir", "socket", "chardev", "symlink", "dangling", "empty",
          "short", "mode000")
 NOTFILE = {"fifo": "a FIFO", "dir": "a directory", "socket": "a socket",
-           "chardev": "a character device", "symlink": "a symbolic link",
+           "chardev": "a character device", "blockdev": "a block device",
+           "symlink": "a symbolic link",
            "dangling": "a symbolic link"}
 FOLDERS = ("tmp", "new", "dead")
 
@@ -93,6 +94,8 @@ def make_odd(spool, folder, kind, elsewhere):
             s.close()
     elif kind == "chardev":
         os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))   # null
+    elif kind == "blockdev":
+        os.mknod(path, 0o600 | stat.S_IFBLK, os.makedev(7, 0))   # loop0
     elif kind in ("symlink", "dangling"):
         target = os.path.join(elsewhere, "target.chunk")
         if kind == "symlink":
@@ -394,7 +397,7 @@ def test_lf_cat_fifo_is_a_stream(env):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("folder", FOLDERS)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS + ("blockdev",))
 def test_consumer(env, tmp_path, kind, folder):
     spool, elsewhere = env
     name = make_odd(spool, folder, kind, elsewhere)
@@ -683,7 +686,8 @@ def test_fault_spool_open(env, tmp_path, spec, want):
 
 def test_fault_spool_create_and_lock(tmp_path):
     spool = str(tmp_path / "fresh")
-    for spec in ("mkdir@/fresh/new:1:EACCES", "fsync@/fresh:1:EIO",
+    for spec in ("mkdir@/fresh:1:EACCES", "mkdir@/fresh/new:1:EACCES",
+                 "fsync@/fresh:1:EIO",
                  "openat@/fresh/lock:1:EACCES"):
         rc, out, err, made = faulty("lf-buffer", [spool], spec, tmp_path)
         assert rc != 0, (spec, err)
@@ -711,11 +715,11 @@ def test_spool_folder_on_another_filesystem(env):
     # spool_file_open's fstat, read_head's fstat, the claim's fstat
     # (taken: passed over), the header's pread, a body pread: all "not
     # known bad", so left in new/
-    ("fstat@/new/:1:EIO", 75, False, b"open: Input/output error; left in new/"),
-    ("fstat@/new/:3:EIO", 75, False, b"Input/output error; left in new/"),
-    ("fstat@/new/:2:EIO", 0, False, b""),
-    ("pread@/new/:1:EIO", 75, False, b"read: Input/output error; left in new/"),
-    ("pread@/new/:2:EIO", 75, False,
+    ("fstat@/spool/new/:1:EIO", 75, False, b"open: Input/output error; left in new/"),
+    ("fstat@/spool/new/:3:EIO", 75, False, b"Input/output error; left in new/"),
+    ("fstat@/spool/new/:2:EIO", 0, False, b""),
+    ("pread@/spool/new/:1:EIO", 75, False, b"read: Input/output error; left in new/"),
+    ("pread@/spool/new/:2:EIO", 75, False,
      b"cannot read the chunk body: Input/output error; left in new/"),
 ])
 def test_fault_consumer_reads(env, tmp_path, spec, rc_want, moved, words):
@@ -741,7 +745,7 @@ def test_fault_consumer_cannot_bury(env, tmp_path):
     good = lfchunk.write_chunk(spool, "t", EV)
     log = tmp_path / "out"
     rc, out, err, made = faulty(fakedest(), ["--once", "--log", log, spool],
-                                "rename@/new/:1:EIO", tmp_path)
+                                "rename@/spool/new/:1:EIO", tmp_path)
     assert rc == 74, err
     assert b"cannot move it to dead/: Input/output error" in err, err
     assert lexists(spool, "new", bad) and not lexists(spool, "new", good)
@@ -756,19 +760,19 @@ def test_fault_recovery_cannot_set_aside(env, tmp_path):
     name = staged_name()
     with open(os.path.join(spool, "tmp", name), "wb") as f:
         f.write(sound_chunk("S")[:40])
-    rc, out, err, made = faulty("lf-buffer", [spool], "rename@/tmp/:1+:EIO",
+    rc, out, err, made = faulty("lf-buffer", [spool], "rename@/spool/tmp/:1+:EIO",
                                 tmp_path)
     assert rc != 0 and lexists(spool, "tmp", name), err
     assert b"cannot move it to dead/: Input/output error" in err, err
     # an I/O error reading it: not known bad, left, no start
-    rc, out, err, made = faulty("lf-buffer", [spool], "pread@/tmp/:1:EIO",
+    rc, out, err, made = faulty("lf-buffer", [spool], "pread@/spool/tmp/:1:EIO",
                                 tmp_path)
     assert rc != 0 and lexists(spool, "tmp", name), err
     assert b"cannot read: read: Input/output error (left for the next " \
         b"start)" in err, err
     os.unlink(os.path.join(spool, "tmp", name))
     open(os.path.join(spool, "tmp", name), "wb").close()
-    rc, out, err, made = faulty("lf-buffer", [spool], "unlink@/tmp/:1:EIO",
+    rc, out, err, made = faulty("lf-buffer", [spool], "unlink@/spool/tmp/:1:EIO",
                                 tmp_path)
     assert rc != 0 and lexists(spool, "tmp", name), err
     assert b"cannot remove an empty file: Input/output error" in err, err
@@ -780,12 +784,12 @@ def test_fault_fsck_reads(env, tmp_path):
     spool, _ = env
     name = lfchunk.write_chunk(spool, "t", EV, dirname="dead")
     rc, out, err, made = faulty("lf-spool", ["fsck", spool],
-                                "pread@/dead/:2:EIO", tmp_path)
+                                "pread@/spool/dead/:2:EIO", tmp_path)
     assert rc == 74, (out, err)
     assert b"dead/%s: cannot check: cannot read the chunk body: " \
         b"Input/output error" % name.encode() in err, err
     rc, out, err, made = faulty("lf-spool", ["requeue", spool, name],
-                                "pread@/dead/:1:EIO", tmp_path)
+                                "pread@/spool/dead/:1:EIO", tmp_path)
     assert rc == 74 and b"not requeued: read: Input/output error" in err, err
     assert lexists(spool, "dead", name)
 
@@ -794,7 +798,7 @@ def test_fault_requeue(env, tmp_path):
     spool, _ = env
     name = lfchunk.write_chunk(spool, "t", EV, dirname="dead")
     rc, out, err, made = faulty("lf-spool", ["requeue", spool, name],
-                                "rename@/dead/:1:EIO", tmp_path)
+                                "rename@/spool/dead/:1:EIO", tmp_path)
     assert rc == 74 and b"requeue: Input/output error" in err, err
     assert lexists(spool, "dead", name)
     rc, out, err, made = faulty("lf-spool", ["requeue", spool, name],
