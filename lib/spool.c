@@ -231,6 +231,9 @@ spool_file_open(int dirfd, const char *name, char *err, size_t errlen)
 		errno = e;
 		return S_ISREG(st.st_mode) ? -1 : not_file(st.st_mode, err, errlen);
 	}
+	/* a plain descriptor for the tools from now on; a regular file
+	 * ignores O_NONBLOCK when it reads, so a failure here changes nothing */
+	(void)fcntl(fd, F_SETFL, 0);
 	return fd;
 }
 
@@ -352,7 +355,8 @@ spool_claim(struct spool *s, const char *name, struct spool_chunk *c,
 		return chunk_failed(c, SPOOL_EIO);
 	}
 	/* the holder before us may have delivered and unlinked it */
-	if (fstat(c->fd, &a) == -1 || fstatat(s->new, name, &b, AT_SYMLINK_NOFOLLOW) == -1 ||
+	if (fstat(c->fd, &a) == -1 ||
+	    fstatat(s->new, name, &b, AT_SYMLINK_NOFOLLOW) == -1 ||
 	    a.st_ino != b.st_ino || a.st_dev != b.st_dev)
 		goto taken;
 	if ((rc = read_head(c, err, errlen)) < 0)

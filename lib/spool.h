@@ -57,8 +57,8 @@ int spool_is_chunk_name(const char *name);
  * symbolic link, waiting on a FIFO or opening a device (lf-spool(5): only
  * regular files are chunks).  An fd; -1 with errno if it cannot be
  * opened; SPOOL_NOTFILE if it is something else, which err names ("a FIFO,
- * not a regular file").  The fd is O_NONBLOCK, which a regular file
- * ignores. */
+ * not a regular file").  It is opened with O_NONBLOCK, so that a FIFO
+ * swapped in or a lease held never makes it wait, then cleared. */
 int spool_file_open(int dirfd, const char *name, char *err, size_t errlen);
 
 void spool_ready_name(char name[SPOOL_NAMELEN], uint64_t seal_us,
