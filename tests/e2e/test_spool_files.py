@@ -12,12 +12,14 @@ timeout, so a hang fails the test instead of hanging it.
 The tools run without CAP_DAC_OVERRIDE (setpriv), so that a mode 000 file
 is unreadable even to root.
 """
+import errno
 import json
 import os
 import socket
 import stat
 import struct
 import subprocess
+import time
 
 import msgpack
 import pytest
@@ -380,8 +382,21 @@ def test_lf_cat_fifo_is_a_stream(env):
     p = subprocess.Popen(SETPRIV + [tool("lf-cat"), path],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=_env())
-    with open(path, "wb") as f:
-        f.write(sound_chunk())
+    # the writer's end without blocking: ENXIO until lf-cat has opened it
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as e:
+            if e.errno != errno.ENXIO or time.monotonic() > deadline or \
+                    p.poll() is not None:
+                p.kill()
+                pytest.fail("lf-cat never opened the FIFO: %r" % e)
+            time.sleep(0.01)
+    os.set_blocking(fd, True)
+    os.write(fd, sound_chunk())
+    os.close(fd)
     try:
         out, err = p.communicate(timeout=WAIT)
     except subprocess.TimeoutExpired:
