@@ -101,10 +101,9 @@ list_folder(const struct spool *s, int state, struct spool_list *l)
 
 /* Open a chunk and read its header.  1 read, 0 gone (delivered, sealed or
  * requeued meanwhile), or as spool_chunk_open: -1 with a reason, SPOOL_EIO
- * or SPOOL_NOTFILE (never opened: lib/spool).  lf-buffer
- * rewrites a staged chunk's header in place on every commit, so a read
- * may meet a torn header: a staged one is tried again before it counts
- * as bad. */
+ * or SPOOL_NOTFILE (never opened: lib/spool).  lf-buffer rewrites a
+ * staged chunk's header in place on every commit, so a read may meet a
+ * torn header: a staged one is tried again before it counts as bad. */
 static int
 chunk_look(int dirfd, const char *name, int staged, struct spool_chunk *c,
     char *err, size_t errlen)
