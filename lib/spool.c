@@ -419,12 +419,32 @@ read_block(struct spool_body *b, char *err, size_t errlen)
 	return 0;
 }
 
+/* The head of an entry as stream_iter_next takes it: a 2-element array,
+ * then an EventTime as fixext8.  1 and its length, 0 if p[0..n) is too
+ * short to tell, -1 if it is not one. */
+static int
+entry_head(const unsigned char *p, size_t n, size_t *len)
+{
+	size_t a = p[0] == 0x92 ? 1 : p[0] == 0xdc ? 3 : p[0] == 0xdd ? 5 : 0;
+
+	if (a == 0)
+		return -1;
+	if (n < a + 10)
+		return 0;
+	if ((a == 3 && memcmp(p + 1, "\0\2", 2) != 0) ||
+	    (a == 5 && memcmp(p + 1, "\0\0\0\2", 4) != 0) ||
+	    p[a] != 0xd7 || p[a + 1] != 0)
+		return -1;
+	*len = a + 10;
+	return 1;
+}
+
 /* Step pos over the whole entries in win, and return how many.  An entry
  * is tried in place first, as a whole body would be; one that fails may
- * only be cut by the end of the block, so it is scanned (mp_scan goes on
- * from where it stopped as blocks come) until its end is known, then
- * tried again.  (The scan bounds an entry's depth as lib/stream bounds
- * those lf-buffer takes in, so no chunk lf-buffer wrote trips it.) */
+ * only be cut by the end of the block, so its record is scanned (mp_scan
+ * goes on from where it stopped as blocks come, with the depth bound
+ * stream_iter_next gives a record) until its end is known, then the
+ * entry is tried again. */
 static uint64_t
 walk(struct spool_body *b)
 {
@@ -438,25 +458,30 @@ walk(struct spool_body *b)
 	while (b->pos < b->win.len) {
 		e = b->win.p + b->pos;
 		have = b->win.len - b->pos;
-		if (!b->cut) {
+		if (b->head == 0) {
 			stream_iter_init(&it, e, have);
 			if (stream_iter_next(&it, &ev) == 1) {
 				b->pos += (size_t)(it.p - e);
 				n++;
 				continue;
 			}
-			b->cut = 1;
+			if ((rc = entry_head(e, have, &b->head)) <= 0) {
+				b->bad = rc == -1;
+				break;
+			}
 			mp_scan_init(&b->scan, MP_MAXDEPTH, SIZE_MAX / 4);
 		}
-		if ((rc = mp_scan(&b->scan, e, have, &len)) == MP_MORE)
+		rc = mp_scan(&b->scan, e + b->head, have - b->head, &len);
+		if (rc == MP_MORE)
 			break;
+		len += b->head;
 		stream_iter_init(&it, e, rc == MP_OK ? len : 0);
 		if (rc != MP_OK || stream_iter_next(&it, &ev) != 1 ||
 		    it.p != e + len) {
 			b->bad = 1;
 			break;
 		}
-		b->cut = 0;
+		b->head = 0;
 		b->pos += len;
 		n++;
 	}

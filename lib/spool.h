@@ -26,7 +26,9 @@
 #define SPOOL_NAMELEN 64
 #define SPOOL_EIO (-2)	/* a system call failed: the chunk may be fine */
 #define SPOOL_NOTFILE (-3)	/* not a regular file: never a chunk */
+#ifndef SPOOL_BLOCK		/* a test build may make it tiny */
 #define SPOOL_BLOCK (256u << 10)	/* bytes read at once from a chunk body */
+#endif
 
 struct spool {
 	char *path;
@@ -110,8 +112,8 @@ struct spool_body {
 	struct spool_chunk *c;
 	struct buf win;		/* body bytes read, not yet given out */
 	size_t pos;		/* win.p[0..pos) was given out last */
-	struct mp_scan scan;	/* the entry after them, so far */
-	int cut;		/* that entry is being scanned */
+	struct mp_scan scan;	/* the record of the entry after them */
+	size_t head;		/* that entry's head length, once known */
 	int bad;		/* an entry was bad: read on for the CRC only */
 	uint64_t off;		/* body bytes read */
 	uint64_t count;		/* whole entries seen */

@@ -186,6 +186,39 @@ test_body_count_crc_cut(void **state)
 	buf_free(&body);
 }
 
+/* A record nested as deep as stream_iter_next allows (32 levels), cut
+ * by the boundary: as good as whole; one level more is bad either way. */
+static void
+test_body_deep_record_cut(void **state)
+{
+	char err[256];
+	uint64_t count;
+
+	(void)state;
+	for (int extra = 0; extra <= 1; extra++) {
+		for (size_t shift = 1; shift <= 60; shift += 7) {
+			struct buf body = BUF_INIT;
+			unsigned char h[STREAM_ENTRY_HEAD];
+			size_t n = SPOOL_BLOCK - shift - (STREAM_ENTRY_HEAD + 3 + 5);
+
+			add_entry(&body, n);
+			stream_entry_head(h, 1700000000, 0);
+			assert_int_equal(buf_add(&body, h, sizeof h), 0);
+			assert_int_equal(buf_add(&body, "\x81\xa1p", 3), 0);
+			for (int i = 0; i < 31 + extra; i++)
+				assert_int_equal(buf_addc(&body, 0x91), 0);
+			assert_int_equal(buf_addc(&body, 1), 0);
+			add_entry(&body, 10);
+			assert_int_equal(read_back(chunk_file(&body, 3), &body,
+			    &count, err, sizeof err), extra ? -1 : 0);
+			if (extra)
+				assert_string_equal(err,
+				    "chunk body has a bad entry after 1 events");
+			buf_free(&body);
+		}
+	}
+}
+
 /* Only regular files are chunks, however they come. */
 static void
 test_fdopen_not_a_file(void **state)
@@ -210,6 +243,7 @@ main(void)
 		cmocka_unit_test(test_body_split_everywhere),
 		cmocka_unit_test(test_body_bad_entry_everywhere),
 		cmocka_unit_test(test_body_count_crc_cut),
+		cmocka_unit_test(test_body_deep_record_cut),
 		cmocka_unit_test(test_fdopen_not_a_file),
 	};
 
