@@ -128,6 +128,8 @@ budget(struct ingest *in)
 		LOG_WARN_LIMITED("%zu bytes held for clients, more than %zu: "
 		    "reading one connection at a time", in->mem, in->max_memory);
 	in->over = over;
+	if (e != in->eldest)
+		in->eldest_since = ev_now(in->loop);
 	in->eldest = e;
 	for (c = in->conns; c; c = c->next)
 		update(c);
@@ -433,6 +435,16 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			LOG_WARN_LIMITED("connection %d: %zu bytes of acks unread for "
 			    "%g s: closing", c->fd, c->out.len, in->msg_timeout);
 			conn_close(c);
+			continue;
+		}
+		if (in->over && c == in->eldest &&
+		    now - in->eldest_since >= in->msg_timeout) {
+			/* a trickle would keep the others waiting for ever */
+			LOG_WARN_LIMITED("connection %d: its message not done %g s "
+			    "after its turn over the memory budget came (%zu bytes "
+			    "of it came): closing", c->fd, in->msg_timeout,
+			    stream_reader_partial(&c->r));
+			conn_end(c);
 			continue;
 		}
 		if (ev_is_active(&c->rio) && stream_reader_partial(&c->r) > 0 &&

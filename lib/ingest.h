@@ -55,6 +55,7 @@ struct ingest {
 	size_t mem;			/* held now */
 	int over;			/* mem > max_memory: only eldest reads */
 	struct ingest_conn *eldest;
+	ev_tstamp eldest_since;		/* its turn began */
 	unsigned long seq;		/* unfinished messages begun */
 	ev_timer accept_wait, sweep;
 	int paused, stopped;

@@ -328,6 +328,37 @@ def test_budget_across_connections(work, procs):
     assert b.stop() == 0
 
 
+def test_trickling_eldest_loses_its_turn(work, procs):
+    """Over the budget, the connection whose turn it is but that trickles
+    its message a byte at a time (never idle long enough to time out) is
+    closed --message-timeout after its turn came, and the others are read
+    again.  Before this rule the other client waited as long as the
+    trickle went on."""
+    b = start(procs, work, ["--max-client-memory", "1m", "--message-timeout", "1s"])
+    hog = raw_sock(b.sock)
+    hog.sendall(b"\x93\xa3t.p\xc6" + (64 * MiB).to_bytes(4, "big") + bytes(4 * MiB))
+    wait_for(lambda: "reading one connection at a time" in b.read_err(), WAIT,
+             "the budget passed")
+    good = b.client()
+    tok = fluentd_token()
+    good.send_raw(one_event_message(tok))
+    t0 = time.monotonic()
+    got = []
+    while not got and time.monotonic() - t0 < WAIT:
+        try:
+            hog.send(b"\0")
+        except OSError:
+            pass
+        got = good.poll_acks(0.2)
+    took = time.monotonic() - t0
+    good.close()
+    hog.close()
+    assert got == [tok], "no ack in %.1f s: %s" % (took, b.read_err())
+    assert took < 8, took
+    assert b.stop() == 0
+    assert "its message not done 1 s after its turn" in b.err.decode()
+
+
 def test_stalled_connections_closed_acks_kept(work, procs):
     """--message-timeout 1s: a connection that stops inside a message is
     closed with a warning, after the acks it was owed; one that reads no
