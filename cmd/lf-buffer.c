@@ -1,8 +1,8 @@
 /* lf-buffer: write events durably into one or more spools.
  *
- * lf-buffer [options] [--listen unix:PATH|tcp:HOST:PORT ... [--stdin]] SPOOL...
+ * lf-buffer [options] [--listen unix:PATH ... [--stdin]] SPOOL...
  *
- * Reads forward-protocol messages from stdin and/or sockets, puts their
+ * Reads forward-protocol messages from stdin and/or Unix sockets, puts their
  * events into staged chunks, and commits them in groups: one write and
  * one fdatasync per staged chunk for everything read since the last
  * commit, then the acks for all of it (deferred acks of lib/ingest,
@@ -25,8 +25,7 @@
 #include "log.h"
 #include "window.h"
 
-#define USAGE "usage: lf-buffer [-v] [--listen unix:PATH|tcp:HOST:PORT ... [--stdin]]\n" \
-	"                 [--notify-fd N]\n" \
+#define USAGE "usage: lf-buffer [-v] [--listen unix:PATH ... [--stdin]] [--notify-fd N]\n" \
 	"                 [--chunk-limit-size SIZE] [--chunk-limit-records N]\n" \
 	"                 [--total-limit-size SIZE] [--flush-mode MODE]\n" \
 	"                 [--flush-interval TIME] [--flush-at-shutdown BOOL]\n" \
@@ -361,10 +360,11 @@ parse_args(struct lfb *x, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (ch) {
 		case O_LISTEN:
-			if (!(strncmp(optarg, "unix:", 5) == 0 && optarg[5] != '\0') &&
-			    strncmp(optarg, "tcp:", 4) != 0)
-				log_fatal(EX_USAGE, "--listen: want unix:PATH or "
-				    "tcp:HOST:PORT");
+			/* lib/ingest takes TCP too, but a network port wants
+			 * TLS, auth and source addresses: lf-recv's job */
+			if (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0')
+				log_fatal(EX_USAGE, "--listen: want unix:PATH "
+				    "(network listening is lf-recv's job)");
 			x->listen[x->nlisten++] = optarg;
 			break;
 		case O_STDIN: x->use_stdin = 1; break;
