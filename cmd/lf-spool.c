@@ -29,7 +29,6 @@
 #include "buf.h"
 #include "chunk.h"
 #include "durable.h"
-#include "consume.h"
 #include "log.h"
 #include "retry.h"
 #include "spool.h"
@@ -156,7 +155,7 @@ jnum(yajl_gen g, double v)
 struct stat_report {
 	struct spool_stat st;
 	struct retry_state rs;
-	int retry;		/* as consume_state_read */
+	int retry;		/* as spool_retry_read */
 	char err[256];		/* why not, if retry is -1 */
 	uint64_t now_us;
 };
@@ -289,7 +288,7 @@ cmd_stat(struct spool *s, const struct opts *o)
 	r.now_us = spool_now_us();
 	if (spool_stat(s, &r.st, err, sizeof err) == -1)
 		log_fatal(EX_IOERR, "%s", err);
-	if ((r.retry = consume_state_read(s, &r.rs, r.err, sizeof r.err)) == -1)
+	if ((r.retry = spool_retry_read(s, &r.rs, r.err, sizeof r.err)) == -1)
 		log_warn("%s", r.err);
 	if (o->flags & F_JSON)
 		stat_json(s, &r);

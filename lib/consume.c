@@ -152,44 +152,13 @@ consume_conf_check(const struct consume_conf *c, char *err, size_t errlen)
 
 /* ---- the retry state file ---- */
 
-int
-consume_state_read(const struct spool *s, struct retry_state *st, char *err,
-    size_t errlen)
-{
-	char line[RETRY_LINE_MAX + 1], why[128];
-	int fd, n;
-
-	/* never a wait on a FIFO there; saving it replaces what it is */
-	if ((fd = spool_file_open(s->state, STATE_FILE, why, sizeof why)) < 0) {
-		if (fd == -1 && errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "state/%s: %s", STATE_FILE,
-		    fd == -1 ? strerror(errno) : why);
-		return -1;
-	}
-	n = durable_read_all(fd, line, sizeof line - 1);
-	if (n == -1)
-		snprintf(err, errlen, "state/%s: read: %s", STATE_FILE,
-		    strerror(errno));
-	close(fd);
-	if (n == -1)
-		return -1;
-	line[n] = '\0';
-	if (strlen(line) != (size_t)n || retry_parse(st, line) == -1) {
-		snprintf(err, errlen, "state/%s: not a retry state line",
-		    STATE_FILE);
-		return -1;
-	}
-	return 1;
-}
-
 static void
 state_load(struct consume *c)
 {
 	char err[256];
 	int rc;
 
-	if ((rc = consume_state_read(c->s, &c->retry, err, sizeof err)) <= 0) {
+	if ((rc = spool_retry_read(c->s, &c->retry, err, sizeof err)) <= 0) {
 		if (rc == -1)
 			log_warn("%s/%s; starting without a retry pending",
 			    c->s->path, err);

@@ -193,12 +193,6 @@ void consume_kick(struct consume *c);
 int consume_status(const struct consume *c);
 void consume_free(struct consume *c);
 
-/* SPOOL/state/retry as consume left it (lf-spool stat): 1 and st; 0 if
- * there is none; -1 with a reason ("state/retry: ...") if it cannot be
- * read or is not a retry state line. */
-int consume_state_read(const struct spool *s, struct retry_state *st,
-    char *err, size_t errlen);
-
 /* The signals of lf(7) for a tool whose loop runs consume only: give
  * them to sig_start (lib/sig.h) with the struct consume as ctx. */
 extern const struct sig_actions consume_sig_actions;

@@ -198,4 +198,11 @@ struct spool_stat {
 int spool_stat(const struct spool *s, struct spool_stat *st, char *err,
     size_t errlen);
 
+/* SPOOL/state/retry, the consumers' retry state (lib/consume): 1 and st;
+ * 0 if there is none; -1 with a reason ("state/retry: ...") if it cannot
+ * be read or is not a retry state line.  Never a wait on a FIFO there. */
+struct retry_state;
+int spool_retry_read(const struct spool *s, struct retry_state *st,
+    char *err, size_t errlen);
+
 #endif

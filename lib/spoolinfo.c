@@ -7,8 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "durable.h"
 #include "log.h"
+#include "retry.h"
 #include "spool.h"
 
 const char *const spool_state_names[SPOOL_NSTATES] = {
@@ -181,4 +184,34 @@ spool_stat(const struct spool *s, struct spool_stat *st, char *err,
 		spool_list_free(&l);
 	}
 	return 0;
+}
+
+int
+spool_retry_read(const struct spool *s, struct retry_state *st, char *err,
+    size_t errlen)
+{
+	char line[RETRY_LINE_MAX + 1], why[128];
+	int fd, n;
+
+	/* never a wait on a FIFO there; saving it replaces what it is */
+	if ((fd = spool_file_open(s->state, "retry", why, sizeof why)) < 0) {
+		if (fd == -1 && errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "state/retry: %s",
+		    fd == -1 ? strerror(errno) : why);
+		return -1;
+	}
+	n = durable_read_all(fd, line, sizeof line - 1);
+	if (n == -1)
+		snprintf(err, errlen, "state/retry: read: %s",
+		    strerror(errno));
+	close(fd);
+	if (n == -1)
+		return -1;
+	line[n] = '\0';
+	if (strlen(line) != (size_t)n || retry_parse(st, line) == -1) {
+		snprintf(err, errlen, "state/retry: not a retry state line");
+		return -1;
+	}
+	return 1;
 }
