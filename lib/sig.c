@@ -46,17 +46,12 @@ sig_start(struct sig *s, struct ev_loop *loop, const struct sig_actions *act,
 		ev_signal_init(&s->w[i], sig_cb, signums[i]);
 		s->w[i].data = s;
 		ev_signal_start(loop, &s->w[i]);
-		ev_unref(loop);
 	}
 }
 
 void
 sig_stop(struct sig *s)
 {
-	for (int i = 0; i < 4; i++) {
-		if (!ev_is_active(&s->w[i]))
-			continue;
-		ev_ref(s->loop);
+	for (int i = 0; i < 4; i++)
 		ev_signal_stop(s->loop, &s->w[i]);
-	}
 }

@@ -38,8 +38,9 @@ struct sig {
 };
 
 /* Ignore SIGPIPE and watch the four signals in loop.  act and ctx must
- * outlive s.  The watchers do not keep ev_run going by themselves (they
- * are unref'd): the loop ends when the tool's own watchers stop. */
+ * outlive s.  The watchers keep ev_run going, as a daemon waits for its
+ * signal: the tool ends its loop with ev_break (consume does), or
+ * sig_stop first. */
 void sig_start(struct sig *s, struct ev_loop *loop,
     const struct sig_actions *act, void *ctx);
 void sig_stop(struct sig *s);
