@@ -306,23 +306,13 @@ struct row {
 	uint64_t order;		/* staged chunks: created_us */
 };
 
-/* The first line of dead/NAME.reason, or NULL. */
+/* The first line of dead/NAME.reason, made visible, or NULL. */
 static char *
 read_reason(const struct spool *s, const char *name)
 {
-	char rname[SPOOL_NAMELEN + 8], text[1024];
-	int fd, n;
+	char text[1024];
 
-	snprintf(rname, sizeof rname, "%s.reason", name);
-	if ((fd = spool_file_open(s->dead, rname, text, sizeof text)) < 0)
-		return NULL;
-	n = durable_read_all(fd, text, sizeof text - 1);
-	close(fd);
-	if (n <= 0)
-		return NULL;
-	text[n] = '\0';
-	text[strcspn(text, "\n")] = '\0';
-	if (text[0] == '\0')
+	if (!spool_reason_read(s, name, text, sizeof text))
 		return NULL;
 	return visible(text, strlen(text), VIS_TAB | VIS_NL);
 }

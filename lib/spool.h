@@ -198,6 +198,11 @@ struct spool_stat {
 int spool_stat(const struct spool *s, struct spool_stat *st, char *err,
     size_t errlen);
 
+/* The first line of dead/NAME.reason (spool_bury's reason) in out: 1, or
+ * 0 if there is none (no file, unreadable, empty). */
+int spool_reason_read(const struct spool *s, const char *name, char *out,
+    size_t outlen);
+
 /* SPOOL/state/retry, the consumers' retry state (lib/consume): 1 and st;
  * 0 if there is none; -1 with a reason ("state/retry: ...") if it cannot
  * be read or is not a retry state line.  Never a wait on a FIFO there. */

@@ -215,3 +215,24 @@ spool_retry_read(const struct spool *s, struct retry_state *st, char *err,
 	}
 	return 1;
 }
+
+int
+spool_reason_read(const struct spool *s, const char *name, char *out,
+    size_t outlen)
+{
+	char rname[SPOOL_NAMELEN + 8], why[64];
+	int fd, n;
+
+	if (outlen < 2)
+		return 0;
+	snprintf(rname, sizeof rname, "%s.reason", name);
+	if ((fd = spool_file_open(s->dead, rname, why, sizeof why)) < 0)
+		return 0;
+	n = durable_read_all(fd, out, outlen - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	return out[0] != '\0';
+}

@@ -1,5 +1,6 @@
 /* Unit tests for lib/spoolinfo, what lf-spool knows of a whole spool:
- * sealed names, the consumers' retry state, the tally of an odd spool. */
+ * sealed names, the consumers' retry state, the tally of an odd spool,
+ * a dead chunk's reason. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -138,6 +139,16 @@ test_stat(void **state)
 	    sizeof err), -1);
 	assert_int_equal(spool_chunk_sound(f->s.dead, "nosuch.chunk", err,
 	    sizeof err), SPOOL_EIO);
+	/* its reason: the first line, if any */
+	assert_int_equal(spool_reason_read(&f->s,
+	    "0000000000000005.00000000000000000000000000000003.chunk", err,
+	    sizeof err), 0);
+	put(f->s.dead, "0000000000000005.00000000000000000000000000000003.chunk"
+	    ".reason", "corrupt chunk: bad magic\nmore\n");
+	assert_int_equal(spool_reason_read(&f->s,
+	    "0000000000000005.00000000000000000000000000000003.chunk", err,
+	    sizeof err), 1);
+	assert_string_equal(err, "corrupt chunk: bad magic");
 }
 
 int
