@@ -37,6 +37,7 @@
 #include "consume.h"
 #include "durable.h"
 #include "log.h"
+#include "sig.h"
 #include "spool.h"
 
 enum kind { K_OK, K_RETRY, K_FAIL, K_DELAY, K_HANG };
@@ -327,25 +328,23 @@ static void
 parse_args(int argc, char **argv, struct fake *f, struct consume_conf *conf)
 {
 	char err[256];
-	int opt, rc;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
-		if ((rc = consume_opt(conf, opt, optarg, err, sizeof err)) == 1)
+		if (consume_opt(conf, opt, optarg))
 			continue;
-		if (rc == -1)
-			log_fatal(EX_USAGE, "%s", err);
 		switch (opt) {
 		case OPT_SCRIPT: load_script(f, optarg); break;
 		case OPT_LOG: f->outfd = open_out(optarg); break;
 		case OPT_ATTEMPTS: f->attfd = open_out(optarg); break;
 		case OPT_NOOP: f->noop = 1; break;
 		case OPT_SHUTDOWN_TIMEOUT:
-			if (conf_duration(optarg, &conf->shutdown_timeout) == -1)
-				log_fatal(EX_USAGE, "--shutdown-timeout: '%s'", optarg);
+			conf->shutdown_timeout = conf_opt_duration(
+			    "shutdown-timeout", optarg);
 			break;
 		case OPT_RESCAN_INTERVAL:
-			if (conf_duration(optarg, &conf->rescan_interval) == -1)
-				log_fatal(EX_USAGE, "--rescan-interval: '%s'", optarg);
+			conf->rescan_interval = conf_opt_duration(
+			    "rescan-interval", optarg);
 			break;
 		case 'v': log_verbose++; break;
 		case OPT_HELP: usage(stdout); exit(0);
@@ -367,6 +366,7 @@ main(int argc, char **argv)
 	struct consume_conf conf;
 	struct consume *c;
 	struct spool s;
+	struct sig sig;
 	char err[512];
 	int rc;
 
@@ -380,7 +380,10 @@ main(int argc, char **argv)
 		return EX_OSERR;
 	if (consume_start(c) == -1)
 		return EX_IOERR;
+	/* lf(7)'s convention: TERM, INT stop; USR1 retries now; HUP reopens */
+	sig_start(&sig, f.loop, &consume_sig_actions, c);
 	ev_run(f.loop, 0);
+	sig_stop(&sig);
 	rc = consume_status(c);
 	consume_free(c);
 	while (f.pending)
