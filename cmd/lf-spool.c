@@ -29,6 +29,7 @@
 #include "buf.h"
 #include "chunk.h"
 #include "durable.h"
+#include "io.h"
 #include "log.h"
 #include "retry.h"
 #include "spool.h"
@@ -220,7 +221,7 @@ read_retry(const struct spool *s, struct retry_state *st, char *err,
 		snprintf(err, errlen, "state/retry: %s", strerror(errno));
 		return -1;
 	}
-	n = durable_read_all(fd, line, sizeof line - 1);
+	n = io_read_all(fd, line, sizeof line - 1);
 	if (n == -1)
 		snprintf(err, errlen, "state/retry: read: %s", strerror(errno));
 	close(fd);
@@ -427,7 +428,7 @@ read_reason(const struct spool *s, const char *name)
 	snprintf(rname, sizeof rname, "%s.reason", name);
 	if ((fd = openat(s->dead, rname, O_RDONLY | O_CLOEXEC)) == -1)
 		return NULL;
-	n = durable_read_all(fd, text, sizeof text - 1);
+	n = io_read_all(fd, text, sizeof text - 1);
 	close(fd);
 	if (n <= 0)
 		return NULL;

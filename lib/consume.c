@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "consume.h"
 #include "durable.h"
+#include "io.h"
 #include "log.h"
 
 /* Claims per turn of the loop, so that a tool answering at once cannot
@@ -232,7 +233,7 @@ state_load(struct consume *c)
 			    "pending", c->s->path, STATE_FILE, strerror(errno));
 		return;
 	}
-	n = durable_read_all(fd, line, sizeof line - 1);
+	n = io_read_all(fd, line, sizeof line - 1);
 	close(fd);
 	line[n < 0 ? 0 : n] = '\0';
 	if (retry_parse(&c->retry, line) == -1) {

@@ -15,6 +15,7 @@
 #include "chunk.h"
 #include "conf.h"
 #include "durable.h"
+#include "io.h"
 #include "window.h"
 
 static void
@@ -246,7 +247,7 @@ test_durable_replace(void **state)
 	assert_int_equal(durable_replace(dfd, "state", "one\n", 4), 0);
 	assert_int_equal(durable_replace(dfd, "state", "two!\n", 5), 0);
 	fd = openat(dfd, "state", O_RDONLY);
-	assert_int_equal(durable_read_all(fd, got, sizeof got), 5);
+	assert_int_equal(io_read_all(fd, got, sizeof got), 5);
 	assert_string_equal(got, "two!\n");
 	close(fd);
 	/* no temporary file is left behind */
