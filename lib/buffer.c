@@ -315,7 +315,7 @@ sealed(struct buffer *b, struct stage *st, enum durable_outcome o)
 	}
 	if (st->count > 0 && b->renamed) {
 		/* this sync of new/ and tmp/ covers every rename before it */
-		log_info("%s: new/ and tmp/ synced again", b->spool.path);
+		log_warn("%s: new/ and tmp/ synced again", b->spool.path);
 		free_list(&b->renamed);
 	}
 	stage_free(st);
@@ -328,7 +328,7 @@ buffer_sync_dirs(struct buffer *b)
 		return 0;
 	if (stage_seal(&b->spool, b->renamed) != DURABLE_DONE)
 		return -1;
-	log_info("%s: new/ and tmp/ synced again", b->spool.path);
+	log_warn("%s: new/ and tmp/ synced again", b->spool.path);
 	free_list(&b->renamed);
 	return 0;
 }

@@ -44,31 +44,11 @@ durable_fsync(int fd)
 }
 
 int
-durable_fsync_dir(const char *path)
-{
-	int fd, rc, e;
-
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-	rc = durable_fsync(fd);
-	e = errno;
-	close(fd);
-	errno = e;
-	return rc;
-}
-
-static int
-sync_dir(int dirfd)
-{
-	return dirfd == AT_FDCWD ? durable_fsync_dir(".") : durable_fsync(dirfd);
-}
-
-int
 durable_sync_dirs(int todir, int fromdir)
 {
-	if (sync_dir(todir) == -1)
+	if (durable_fsync(todir) == -1)
 		return -1;
-	return fromdir == todir ? 0 : sync_dir(fromdir);
+	return fromdir == todir ? 0 : durable_fsync(fromdir);
 }
 
 enum durable_outcome

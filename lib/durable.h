@@ -18,7 +18,6 @@
 int durable_pwrite_all(int fd, const void *p, size_t n, off_t off);	/* 0, -1 */
 int durable_fdatasync(int fd);
 int durable_fsync(int fd);
-int durable_fsync_dir(const char *path);
 
 /* The outcomes of a commit, in the order it goes. */
 enum durable_outcome {
@@ -30,7 +29,8 @@ enum durable_outcome {
 /* The one commit of a file into a folder: write p[0..n) at off in fd,
  * fdatasync fd (both skipped if fd is -1), rename fromdir/from to
  * todir/to (flags: renameat2's, such as RENAME_NOREPLACE), fsync todir,
- * then fromdir.  errno is set unless DURABLE_DONE.
+ * then fromdir (folders are descriptors: never AT_FDCWD).  errno is set
+ * unless DURABLE_DONE.
  *
  * DURABLE_MOVED_UNSYNCED is a commit, not a failure: the file's bytes
  * were synced before the rename, so a crash leaves it whole under one of

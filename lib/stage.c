@@ -43,22 +43,6 @@ stage_new(const unsigned char *keys, size_t keyslen, int has_timekey,
 	return st;
 }
 
-struct stage *
-stage_successor(struct stage *st)
-{
-	struct stage *n;
-	struct buf b;
-
-	if ((n = stage_new(st->key.p, st->key.len, st->has_timekey, st->timekey)) == NULL)
-		return NULL;
-	b = n->wbuf;
-	n->wbuf = st->wbuf;
-	st->wbuf = b;
-	n->wcount = st->wcount;
-	st->wcount = 0;
-	return n;
-}
-
 int
 stage_create(struct spool *s, struct stage *st)
 {
@@ -126,10 +110,11 @@ stage_write(struct stage *st)
 		errno = EBADF;	/* never through a renamed file's descriptor */
 		return -1;
 	}
+	/* even a write that fails may leave bytes past the committed ones */
+	st->written = 1;
 	if (durable_pwrite_all(st->fd, st->wbuf.p, st->wbuf.len,
 	    (off_t)(st->hlen + st->committed)) == -1)
 		goto fail;
-	st->written = 1;
 	crc = chunk_crc(st->crc, st->wbuf.p, st->wbuf.len);
 	if (write_head(st, CHUNK_STAGED, st->committed + st->wbuf.len,
 	    st->count + st->wcount, crc) == -1)
@@ -187,8 +172,7 @@ stage_seal(struct spool *s, struct stage *st)
 	enum durable_outcome o;
 	int e;
 
-	switch (st->state) {
-	case STAGE_NEW:
+	if (st->state == STAGE_NEW) {
 		if (st->wbuf.len > 0) {
 			errno = EBADF;	/* commit it first */
 			return DURABLE_NOT_MOVED;
@@ -196,15 +180,13 @@ stage_seal(struct spool *s, struct stage *st)
 		/* no file: nothing was ever committed */
 		st->state = STAGE_SEALED;
 		return DURABLE_DONE;
-	case STAGE_RENAMED:
+	}
+	if (st->state == STAGE_RENAMED) {
+		/* only the folders: the file is in new/, and synced */
 		if (durable_sync_dirs(s->new, s->tmp) == -1)
 			return DURABLE_MOVED_UNSYNCED;
 		st->state = STAGE_SEALED;
 		return DURABLE_DONE;
-	case STAGE_SEALED:
-		return DURABLE_DONE;
-	case STAGE_STAGED:
-		break;
 	}
 	/* only the committed part: bytes a failed commit left go */
 	if (st->written) {

@@ -61,8 +61,6 @@ struct stage {
  * error (out of memory). */
 struct stage *stage_new(const unsigned char *keys, size_t keyslen,
     int has_timekey, int64_t timekey);
-/* A NEW stage with st's keys that takes over st's uncommitted entries. */
-struct stage *stage_successor(struct stage *st);
 /* Make the file of a NEW stage in s's tmp/: create, write the header,
  * fdatasync, fsync tmp/.  0 (STAGED), or -1 (still NEW, nothing left). */
 int stage_create(struct spool *s, struct stage *st);
@@ -91,7 +89,8 @@ int stage_write(struct stage *st);
 int stage_sync(struct stage *st, int sync);
 void stage_rollback(struct stage *st);
 
-/* Seal the committed part (what is in wbuf stays there): mark it sealed,
+/* Seal the committed part of a STAGED stage (what is in wbuf stays
+ * there): mark it sealed,
  * fdatasync, rename into new/ under its ready name, fsync new/ and tmp/,
  * through durable_commit, whose outcome it returns:
  *   DURABLE_NOT_MOVED       still STAGED and whole (errno set)

@@ -21,10 +21,13 @@ import time
 
 import pytest
 
+import lfchunk
+from conftest import fault_env, fault_log, run
 from fwdclient import fluentd_token, pack_entries
 from test_lf_buffer import (WAIT, all_files, chunk_names, consume, fill,
-                            fsck, id_counts, lfb, log_lines, msg_events,
-                            procs, smallfs, spool_events, wait_for, work)
+                            fsck, id_counts, lfb, log_lines, mkspool,
+                            msg_events, procs, read_chunks, send_acked,
+                            smallfs, spool_events, wait_for, work)
 
 __all__ = ["procs", "smallfs", "work"]  # fixtures used by name
 
@@ -191,3 +194,274 @@ def test_starts_on_a_full_disk(work, smallfs, procs):
     assert b.stop() == 0
     cnt = id_counts(spool_events(spool))
     assert cnt == {(m, e): 1 for m in range(4) for e in range(2)}, cnt
+
+
+# ---------------------------------------------------------------------------
+# Finding 7: fsync of new/ fails after a chunk was renamed into it
+# ---------------------------------------------------------------------------
+
+def faulted(work, procs, spec, args=("--flush-mode", "immediate")):
+    """An lf-buffer on a new spool under fault injection; returns
+    (spool, Lfb, path of the fault log)."""
+    spool = mkspool(work)
+    log = os.path.join(work, "faults")
+    b = lfb(procs, work, [spool], list(args))
+    b.env = fault_env(spec, log)
+    return spool, b, log
+
+
+def send_n(b, n, first=0, tag="t", per=3):
+    """n acked messages, one at a time (each waits for its ack, which a
+    failed commit delays to the next tick's retry)."""
+    c = b.client()
+    toks = [send_acked(c, tag, msg_events(first + i, per))
+            for i in range(n)]
+    c.close()
+    return toks
+
+
+def check_stored(spool, n, first=0, per=3):
+    cnt = id_counts(spool_events(spool))
+    assert cnt == {(m, e): 1 for m in range(first, first + n)
+                   for e in range(per)}, cnt
+    assert all_files(spool, "tmp") == []
+    fsck(spool)
+
+
+def test_fsync_of_new_fails_once_after_rename(work, procs):
+    """Today the stage does not know its chunk was renamed: every later
+    commit fails, no ack comes again, and the chunk in new/ is written
+    again through its old descriptor (state 'S': corrupt).  Now the chunk
+    is stored and left alone, commits go on, and the next seal's sync
+    covers the move."""
+    spool, b, log = faulted(work, procs, "fsync@spool/new:1:EIO")
+    b.start()
+    send_n(b, 6)
+    assert fault_log(log) == [("fsync", os.path.join(spool, "new"), "EIO")]
+    # every chunk in new/ is sound, sealed, never written after its rename
+    assert len(read_chunks(spool)) == 6
+    assert b.stop() == 0
+    warns = log_lines(b.err.decode(), "warn")
+    assert len([w for w in warns if "sealed, but cannot sync new/" in w]) == 1, warns
+    assert "new/ and tmp/ synced again" in b.err.decode()
+    assert not log_lines(b.err.decode(), "error")
+    check_stored(spool, 6)
+
+
+def test_fsync_of_new_fails_for_good(work, procs):
+    """Every sync of new/ fails: every chunk is still stored and acked
+    (its bytes were synced before its rename); at exit lf-buffer says
+    what is true, that the moves may be undone by a crash, and exits 74.
+    Today it stops acking after the first seal and at exit claims that
+    events were not stored."""
+    spool, b, log = faulted(work, procs, "fsync@spool/new:1+:EIO")
+    b.start()
+    send_n(b, 4)
+    assert b.stop() == 74
+    err = b.err.decode()
+    errs = log_lines(err, "error")
+    assert len(errs) == 1 and "cannot sync new/ or tmp/ at shutdown" in errs[0] \
+        and "sealed chunks are stored" in errs[0], errs
+    assert "not stored" not in err
+    assert len(fault_log(log)) >= 5
+    check_stored(spool, 4)
+    # the next start finds them all ready, and nothing staged
+    b.env = None
+    b.start()
+    assert b.stop() == 0
+    check_stored(spool, 4)
+
+
+# ---------------------------------------------------------------------------
+# Every failure branch of the commit path (lib/stage.c, lib/durable.c)
+# ---------------------------------------------------------------------------
+#
+# With --flush-mode immediate each commit makes a chunk and seals it.  For
+# the first message the calls on spool/tmp/ go: openat (create), pwrite 1
+# (header), fdatasync 1, fsync of tmp/ 1; pwrite 2 (events), pwrite 3
+# (header), fdatasync 2 (commit); pwrite 4 (sealed header), fdatasync 3,
+# rename, fsync of new/ 1, fsync of tmp/ 2 (seal).  Each failure delays an
+# ack to the retry of the next tick; nothing is lost or stored twice.
+
+COMMIT_FAULTS = [
+    ("openat@spool/tmp/:1:EMFILE", "commit failed"),
+    ("pwrite@spool/tmp/:1:EIO", "commit failed"),
+    ("fdatasync@spool/tmp/:1:EIO", "commit failed"),
+    ("fsync@spool/tmp:1:EIO", "commit failed"),
+    ("pwrite@spool/tmp/:2:EIO", "commit failed"),
+    ("pwrite@spool/tmp/:3:EIO", "commit failed"),
+    ("fdatasync@spool/tmp/:2:EIO", "commit failed"),
+    ("pwrite@spool/tmp/:2:EIO,ftruncate@spool/tmp/:1:EIO", "cannot roll back"),
+    ("pwrite@spool/tmp/:4:EIO", "commit failed"),
+    ("fdatasync@spool/tmp/:3:EIO", "commit failed"),
+    ("rename@spool/new/:1:EIO", "commit failed"),
+    ("fsync@spool/tmp:2:EIO", "sealed, but cannot sync"),
+    ("pwrite@spool/tmp/:1-3:EINTR,fdatasync@spool/tmp/:1-2:EINTR,"
+     "fsync@spool/new:1:EINTR,fsync@spool/tmp:1:EINTR", None),
+]
+
+
+@pytest.mark.parametrize("spec,warn", COMMIT_FAULTS,
+                         ids=[s for s, _ in COMMIT_FAULTS])
+def test_commit_path_faults(work, procs, spec, warn):
+    spool, b, log = faulted(work, procs, spec)
+    b.start()
+    send_n(b, 3)
+    assert b.stop() == 0
+    assert fault_log(log), "no fault was made: %s" % spec
+    err = b.err.decode()
+    warns = log_lines(err, "warn")
+    if warn is None:
+        assert warns == [], warns       # EINTR is retried in silence
+    else:
+        assert any(warn in w for w in warns), warns
+    assert not log_lines(err, "error")
+    check_stored(spool, 3)
+
+
+# A full disk (injected): the committed part of the staged chunk is sealed
+# for the consumers, the entries of the failed commit go on in a successor.
+# Default flush mode: calls on spool/tmp/ go pwrite 1 (header), 2, 3
+# (first commit), 4, 5 (second commit), ...
+
+FULL_FAULTS = [
+    ("pwrite@spool/tmp/:4:ENOSPC", "disk full: sealed 1 staged chunks"),
+    ("pwrite@spool/tmp/:5:EDQUOT", "disk full: sealed 1 staged chunks"),
+    ("pwrite@spool/tmp/:4:ENOSPC,fsync@spool/new:1:EIO",
+     "sealed, but cannot sync"),
+    # (5: the rollback's header, 6: the sealed header)
+    ("pwrite@spool/tmp/:4:ENOSPC,pwrite@spool/tmp/:6:EIO", "cannot seal"),
+    ("pwrite@spool/tmp/:4:ENOSPC,ftruncate@spool/tmp/:1-2:EIO", "cannot seal"),
+    ("pwrite@spool/tmp/:4:ENOSPC,ftruncate@spool/tmp/:1:EIO",
+     "cannot roll back"),
+    ("pwrite@spool/tmp/:4:ENOSPC,ftruncate@state/window:1:EIO",
+     "staged chunks not sealed"),
+    ("pwrite@state/window:2:ENOSPC", "disk full: sealed 1 staged chunks"),
+]
+
+
+@pytest.mark.parametrize("spec,warn", FULL_FAULTS,
+                         ids=[s for s, _ in FULL_FAULTS])
+def test_full_disk_faults_seal_committed(work, procs, spec, warn):
+    spool, b, log = faulted(work, procs, spec, args=())
+    b.start()
+    send_n(b, 4)
+    assert fault_log(log), "no fault was made: %s" % spec
+    assert b.stop() == 0
+    err = b.err.decode()
+    assert any(warn in w for w in log_lines(err, "warn")), err
+    assert not log_lines(err, "error")
+    check_stored(spool, 4)
+
+
+# ---------------------------------------------------------------------------
+# Recovery at start (lib/stage.c stage_recover)
+# ---------------------------------------------------------------------------
+#
+# A staged chunk is left by --flush-at-shutdown false.  At start, pass 1
+# opens it (openat 1), reads its header and body (pread 1, 2), opens it
+# for writing (openat 2), cuts it (ftruncate 1), rewrites its header
+# (pwrite 1) and syncs it (fdatasync 1); pass 2 opens and reads it again
+# and seals it (rename 1, fsync of new/ 1).
+
+RECOVERY_FAULTS = [
+    ("openat@spool/tmp/:1:EMFILE", 73, "cannot read"),
+    ("pread@spool/tmp/:2:EIO", 73, "cannot recover"),
+    ("openat@spool/tmp/:2:EMFILE", 73, "cannot recover"),
+    ("ftruncate@spool/tmp/:1:EIO", 73, "cannot recover"),
+    ("pwrite@spool/tmp/:1:EIO", 73, "cannot recover"),
+    ("fdatasync@spool/tmp/:1:EIO", 73, "cannot recover"),
+    ("rename@spool/new/:1:EIO", 73, "cannot recover"),
+    ("fsync@spool/new:1:EIO", 0, "but cannot sync new/ or tmp/"),
+]
+
+
+@pytest.mark.parametrize("spec,rc,warn", RECOVERY_FAULTS,
+                         ids=[s for s, _, _ in RECOVERY_FAULTS])
+def test_recovery_faults(work, procs, spec, rc, warn):
+    spool = mkspool(work)
+    b = lfb(procs, work, [spool], ["--flush-at-shutdown", "false"]).start()
+    send_n(b, 3)
+    assert b.stop() == 0
+    assert len(all_files(spool, "tmp")) == 1
+    log = os.path.join(work, "faults")
+    b.env = fault_env(spec, log)
+    b.start(wait_ready=rc == 0)
+    if rc:
+        assert b.exited() == rc
+        assert len(all_files(spool, "tmp")) == 1, "left for the next start"
+    else:
+        assert b.stop() == 0
+    assert fault_log(log), "no fault was made: %s" % spec
+    assert any(warn in w for w in log_lines(b.err.decode(), "warn")), b.err
+    b.env = None
+    b.start()
+    assert b.stop() == 0
+    check_stored(spool, 3)
+
+
+# ---------------------------------------------------------------------------
+# Dead letters and requeue (lib/spool.c spool_bury, spool_requeue)
+# ---------------------------------------------------------------------------
+
+def corrupt_in_new(work):
+    spool = lfchunk.make_spool(mkspool(work))
+    name = lfchunk.write_chunk(spool, "t", [(1700000000, {"m": 0, "e": 0})])
+    lfchunk.corrupt_chunk(os.path.join(spool, "new", name), "flip-body")
+    return spool, name
+
+
+BURY_FAULTS = [
+    # spec, fsck's exit (65: found corrupt, 74: and not moved), where the
+    # chunk is, its reason beside it, a warning
+    ("rename@spool/dead/:1:EIO", 74, "new", False, None),
+    ("openat@.reason:1:EACCES", 74, "new", False, None),
+    ("fdatasync@.reason:1:EIO", 74, "new", False, None),
+    ("fsync@spool/dead:1:EIO", 65, "dead", True, None),
+    ("fsync@spool/dead:2:EIO", 65, "dead", True, "cannot sync dead/"),
+]
+
+
+@pytest.mark.parametrize("spec,rc,where,reason,warn", BURY_FAULTS,
+                         ids=[f[0] for f in BURY_FAULTS])
+def test_bury_faults(work, spec, rc, where, reason, warn):
+    spool, name = corrupt_in_new(work)
+    log = os.path.join(work, "faults")
+    got, out, err = run("lf-spool", ["fsck", spool],
+                        env=fault_env(spec, log))
+    assert fault_log(log), "no fault was made: %s" % spec
+    assert got == rc, (got, out, err)
+    assert sorted(os.listdir(os.path.join(spool, where))) == \
+        sorted([name] + ([name + ".reason"] if reason else []))
+    if where == "new":
+        # nothing half done: no reason, no temporary file left in dead/
+        assert os.listdir(os.path.join(spool, "dead")) == []
+    if warn:
+        assert warn in err.decode(), err
+
+
+REQUEUE_FAULTS = [
+    ("rename@spool/new/:1:EIO", 74, "dead", None),
+    ("fsync@spool/new:1:EIO", 0, "new", "requeued, but cannot sync"),
+    ("fsync@spool/dead:1:EIO", 0, "new", "requeued, but cannot sync"),
+    ("unlink@.reason:1:EIO", 0, "new", "reason not removed"),
+    ("fsync@spool/dead:2:EIO", 0, "new", "reason not removed"),
+]
+
+
+@pytest.mark.parametrize("spec,rc,where,warn", REQUEUE_FAULTS,
+                         ids=[f[0] for f in REQUEUE_FAULTS])
+def test_requeue_faults(work, spec, rc, where, warn):
+    spool = lfchunk.make_spool(mkspool(work))
+    name = lfchunk.write_chunk(spool, "t", [(1700000000, {"m": 0, "e": 0})],
+                               dirname="dead")
+    with open(os.path.join(spool, "dead", name + ".reason"), "w") as f:
+        f.write("refused\n")
+    log = os.path.join(work, "faults")
+    got, out, err = run("lf-spool", ["requeue", spool],
+                        env=fault_env(spec, log))
+    assert fault_log(log), "no fault was made: %s" % spec
+    assert got == rc, (got, out, err)
+    assert name in os.listdir(os.path.join(spool, where))
+    if warn:
+        assert warn in err.decode(), err
