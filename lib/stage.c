@@ -48,8 +48,6 @@ stage_create(struct spool *s, struct stage *st)
 {
 	int e;
 
-	if (st->state != STAGE_NEW)
-		return 0;
 	st->fd = openat(s->tmp, st->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (st->fd == -1)
 		return -1;
@@ -90,6 +88,8 @@ stage_append(struct stage *st, const unsigned char *entries, size_t len,
 	return 0;
 }
 
+static void rollback(struct stage *);
+
 /* Put the header's mutable bytes in the file. */
 static int
 write_head(struct stage *st, int state, uint64_t len, uint64_t count, uint32_t crc)
@@ -122,7 +122,7 @@ stage_write(struct stage *st)
 	st->dirty_head = 1;
 	return 0;
 fail:
-	stage_rollback(st);
+	rollback(st);
 	return -1;
 }
 
@@ -132,7 +132,7 @@ stage_sync(struct stage *st, int sync)
 	if (!st->dirty_head)
 		return 0;
 	if (sync && durable_fdatasync(st->fd) == -1) {
-		stage_rollback(st);
+		rollback(st);
 		return -1;
 	}
 	st->crc = chunk_crc(st->crc, st->wbuf.p, st->wbuf.len);
@@ -149,13 +149,11 @@ stage_sync(struct stage *st, int sync)
 
 /* Back to the committed state.  The bytes past it in the file, and a
  * header page the failed fdatasync may have dropped, are rewritten. */
-void
-stage_rollback(struct stage *st)
+static void
+rollback(struct stage *st)
 {
 	int e = errno;
 
-	if (st->state != STAGE_STAGED)
-		return;
 	if (ftruncate(st->fd, (off_t)(st->hlen + st->committed)) == -1 ||
 	    write_head(st, CHUNK_STAGED, st->committed, st->count, st->crc) == -1)
 		log_warn("tmp/%s: cannot roll back: %s (will retry)", st->name,
@@ -172,11 +170,7 @@ stage_seal(struct spool *s, struct stage *st)
 	enum durable_outcome o;
 	int e;
 
-	if (st->state == STAGE_NEW) {
-		if (st->wbuf.len > 0) {
-			errno = EBADF;	/* commit it first */
-			return DURABLE_NOT_MOVED;
-		}
+	if (st->state == STAGE_NEW && st->wbuf.len == 0) {
 		/* no file: nothing was ever committed */
 		st->state = STAGE_SEALED;
 		return DURABLE_DONE;
@@ -190,7 +184,7 @@ stage_seal(struct spool *s, struct stage *st)
 	}
 	/* only the committed part: bytes a failed commit left go */
 	if (st->written) {
-		stage_rollback(st);
+		rollback(st);
 		if (st->written)
 			return DURABLE_NOT_MOVED;
 	}

@@ -61,7 +61,7 @@ struct stage {
  * error (out of memory). */
 struct stage *stage_new(const unsigned char *keys, size_t keyslen,
     int has_timekey, int64_t timekey);
-/* Make the file of a NEW stage in s's tmp/: create, write the header,
+/* Make the file of a NEW stage in s's tmp/: create it, write the header,
  * fdatasync, fsync tmp/.  0 (STAGED), or -1 (still NEW, nothing left). */
 int stage_create(struct spool *s, struct stage *st);
 
@@ -87,7 +87,6 @@ stage_events(const struct stage *st)
  * is written (a NEW one with entries is an error: EBADF). */
 int stage_write(struct stage *st);
 int stage_sync(struct stage *st, int sync);
-void stage_rollback(struct stage *st);
 
 /* Seal the committed part of a STAGED stage (what is in wbuf stays
  * there): mark it sealed,

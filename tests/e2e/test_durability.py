@@ -465,3 +465,41 @@ def test_requeue_faults(work, spec, rc, where, warn):
     assert name in os.listdir(os.path.join(spool, where))
     if warn:
         assert warn in err.decode(), err
+
+
+def test_staged_chunk_without_events_removed_at_start(work, procs):
+    """A chunk made (its header synced) whose first commit never landed:
+    at the next start it holds no event and is removed, not sealed; if
+    removing it fails, the start fails and leaves it for the next."""
+    spool = mkspool(work)
+    b = lfb(procs, work, [spool])
+    b.env = fault_env("pwrite@spool/tmp/:2+:EIO")   # every body write
+    b.start()
+    c = b.client()
+    c.send("t", msg_events(0, 3), token=fluentd_token())
+    wait_for(lambda: all_files(spool, "tmp"), what="the staged chunk")
+    assert c.poll_acks(0.3) == []
+    b.kill9()
+    c.close()
+    log = os.path.join(work, "faults")
+    b.env = fault_env("unlink@spool/tmp/:1:EIO", log)
+    b.start(wait_ready=False)
+    assert b.exited() == 73
+    assert fault_log(log) and len(all_files(spool, "tmp")) == 1
+    b.env = None
+    b.start()
+    assert b.stop() == 0
+    assert all_files(spool, "tmp") == [] and chunk_names(spool) == []
+
+
+def test_stage_of_only_an_oversize_event_leaves_nothing(work, procs):
+    """A message whose one event is over --chunk-limit-size makes a stage
+    (in memory) that never gets an event: shutdown drops it, no file."""
+    spool = mkspool(work)
+    b = lfb(procs, work, [spool], ["--chunk-limit-size", "1k"]).start()
+    c = b.client()
+    send_acked(c, "t", msg_events(0, 1, pad=2000))
+    c.close()
+    assert b.stop() == 0
+    assert all_files(spool, "tmp") == [] and chunk_names(spool) == []
+    assert "over chunk_limit_size" in b.err.decode()

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -255,6 +256,20 @@ test_durable_replace(void **state)
 	close(dfd);
 }
 
+static void
+test_durable_replace_long_name(void **state)
+{
+	char name[4100];
+	int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY);
+	(void)state;
+	memset(name, 'n', sizeof name - 1);
+	name[sizeof name - 1] = '\0';
+	errno = 0;
+	assert_int_equal(durable_replace(dfd, name, "x", 1), -1);
+	assert_int_equal(errno, ENAMETOOLONG);
+	close(dfd);
+}
+
 int
 main(void)
 {
@@ -267,6 +282,7 @@ main(void)
 		cmocka_unit_test(test_window_reload),
 		cmocka_unit_test(test_window_generations),
 		cmocka_unit_test(test_durable_replace),
+		cmocka_unit_test(test_durable_replace_long_name),
 	};
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
