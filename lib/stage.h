@@ -106,7 +106,7 @@ void stage_free(struct stage *st);
  * length go, and a body failing its CRC is cut back to its last whole
  * entry; the header says so, durably.  fn learns each chunk's id and the
  * body length kept, so window records beyond it can be dropped.  Only
- * once the window is rewritten does the second pass (seal = 1) seal them
+ * once the window is changed and synced does the second pass (seal = 1) seal them
  * into new/.  A chunk whose header is unreadable is moved to dead/ with
  * the reason.  Neither pass needs free space: both only rewrite headers,
  * cut files and rename them. */
