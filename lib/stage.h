@@ -7,7 +7,10 @@
  * A failed commit leaves the committed part as it was and keeps wbuf, so
  * the same commit can be tried again (a full disk blocks, it never loses):
  * the retry writes the bytes and the header again before it syncs, so it
- * never counts on pages a failed fdatasync may have dropped.
+ * never counts on pages a failed fdatasync may have dropped.  (Bytes of
+ * earlier commits made without fdatasync, for a pipe, are not written
+ * again: a failed sync may lose them as a power loss would, which is all
+ * lf-buffer(1) promises for them; a recovery cuts them off.)
  *
  * A stage goes through these states, and only forward:
  *   NEW       in memory only; its file is made by stage_create before
