@@ -103,7 +103,8 @@ buffer_open(struct buffer *b, const char *path, const struct buffer_conf *c,
 		    "another lf-buffer is writing this spool" : strerror(errno));
 		goto out;
 	}
-	/* cut, void window records of cut events, and only then let recovered chunks go */
+	/* cut, void the window records of cut events, and only then let
+	 * recovered chunks go */
 	if (stage_recover(&b->spool, kept_add, &k, 0) == -1 || k.failed) {
 		snprintf(err, errlen, "%s: cannot recover staged chunks", path);
 		goto out;
