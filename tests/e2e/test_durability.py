@@ -503,3 +503,53 @@ def test_stage_of_only_an_oversize_event_leaves_nothing(work, procs):
     assert b.stop() == 0
     assert all_files(spool, "tmp") == [] and chunk_names(spool) == []
     assert "over chunk_limit_size" in b.err.decode()
+
+
+# ---------------------------------------------------------------------------
+# The window log: compaction (a new file replaces it) and its failures
+# ---------------------------------------------------------------------------
+
+WINDOW_FAULTS = [
+    None,
+    "rename@state/window:1:EIO",        # not replaced: tried again
+    "openat@state/window:2:EMFILE",     # its temporary file
+    "openat@state/window:3:EMFILE",     # opening the new log again
+    "read@state/window:1:EINTR",
+]
+
+
+@pytest.mark.parametrize("spec", WINDOW_FAULTS, ids=str)
+def test_window_compacted_keeps_ids(work, procs, spec):
+    """--dedup-window 4: the log is compacted (rewritten from the ids it
+    remembers) when it passes 8 records, by the tick's sync.  A failed
+    compaction is tried again; the log is never written through the
+    descriptor of the file it replaced.  After kill -9 the last ids are
+    still known: re-sent messages are acked, not stored again."""
+    spool = mkspool(work)
+    wpath = os.path.join(spool, "state", "window")
+    b = lfb(procs, work, [spool], ["--dedup-window", "4",
+                                   "--flush-interval", "1s"])
+    log = os.path.join(work, "faults")
+    if spec:
+        b.env = fault_env(spec, log)
+    b.start()
+    c = b.client()
+    toks = []
+    for i in range(30):
+        toks.append(send_acked(c, "t", msg_events(i, 1)))
+        if i % 10 == 9:
+            # a tick (0.25 s) compacts what passed 8 records
+            wait_for(lambda: os.path.getsize(wpath) <= 8 * 48,
+                     what="the window compacted")
+    c.close()
+    b.kill9()
+    b.start()           # (under the same rules: a read is made at start)
+    if spec:
+        assert fault_log(log), "no fault was made"
+    c = b.client()
+    for i in range(26, 30):
+        c.send("t", msg_events(i, 1), token=toks[i])
+    assert c.read_acks(4, WAIT) == toks[26:]
+    c.close()
+    assert b.stop() == 0
+    assert id_counts(spool_events(spool)) == {(i, 0): 1 for i in range(30)}
