@@ -414,7 +414,8 @@ def corrupt_in_new(work):
 BURY_FAULTS = [
     # spec, fsck's exit (65: found corrupt, 74: and not moved), where the
     # chunk is, its reason beside it, a warning
-    ("rename@spool/dead/:1:EIO", 74, "new", False, None),
+    ("rename@spool/dead/:1:EIO", 74, "new", False, None),   # the reason's
+    ("rename@spool/dead/:2:EIO", 74, "new", False, None),   # the chunk's
     ("openat@.reason:1:EACCES", 74, "new", False, None),
     ("fdatasync@.reason:1:EIO", 74, "new", False, None),
     ("fsync@spool/dead:1:EIO", 65, "dead", True, None),
