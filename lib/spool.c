@@ -616,6 +616,7 @@ int
 spool_requeue(struct spool *s, const char *name)
 {
 	char rname[SPOOL_NAMELEN + 8];
+	int rc = 0, e = 0;
 
 	/* never over a chunk of the same name already queued */
 	switch (durable_commit(-1, NULL, 0, 0, s->dead, name, s->new, name,
@@ -624,8 +625,10 @@ spool_requeue(struct spool *s, const char *name)
 		return -1;
 	case DURABLE_MOVED_UNSYNCED:
 		/* queued: a crash may only put it back in dead/ */
+		e = errno;
 		log_warn("new/%s: requeued, but cannot sync new/ or dead/: %s",
-		    name, strerror(errno));
+		    name, strerror(e));
+		rc = 1;
 		break;
 	case DURABLE_DONE:
 		break;
@@ -635,5 +638,6 @@ spool_requeue(struct spool *s, const char *name)
 	    durable_fsync(s->dead) == -1)
 		log_warn("dead/%s: reason not removed for sure: %s", rname,
 		    strerror(errno));
-	return 0;
+	errno = e;
+	return rc;
 }

@@ -145,7 +145,9 @@ void spool_release(struct spool_chunk *c);
 int spool_bury(struct spool *s, int dirfd, const char *name, const char *reason);
 
 /* dead/name back to new/, never over a chunk of that name, and its
- * reason removed.  0 once moved (failed syncs are logged), or -1. */
+ * reason removed.  0; 1 if it was moved but a folder's fsync failed
+ * (logged, errno set: it is queued, and a crash may put it back in
+ * dead/); -1 if it was not moved. */
 int spool_requeue(struct spool *s, const char *name);
 
 uint64_t spool_now_us(void);

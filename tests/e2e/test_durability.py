@@ -443,8 +443,9 @@ def test_bury_faults(work, spec, rc, where, reason, warn):
 
 REQUEUE_FAULTS = [
     ("rename@spool/new/:1:EIO", 74, "dead", None),
-    ("fsync@spool/new:1:EIO", 0, "new", "requeued, but cannot sync"),
-    ("fsync@spool/dead:1:EIO", 0, "new", "requeued, but cannot sync"),
+    # (74: queued, but the move may be undone by a crash)
+    ("fsync@spool/new:1:EIO", 74, "new", "requeued, but cannot sync"),
+    ("fsync@spool/dead:1:EIO", 74, "new", "requeued, but cannot sync"),
     ("unlink@.reason:1:EIO", 0, "new", "reason not removed"),
     ("fsync@spool/dead:2:EIO", 0, "new", "reason not removed"),
 ]
@@ -464,6 +465,7 @@ def test_requeue_faults(work, spec, rc, where, warn):
     assert fault_log(log), "no fault was made: %s" % spec
     assert got == rc, (got, out, err)
     assert name in os.listdir(os.path.join(spool, where))
+    assert (b"requeued " + name.encode() in out) == (where == "new"), out
     if warn:
         assert warn in err.decode(), err
 
