@@ -629,17 +629,6 @@ buffer_seen(struct buffer *b, const unsigned char h[16])
 	return window_has(&b->window, h) || window_pending(&b->window, h);
 }
 
-int
-buffer_pending(const struct buffer *b)
-{
-	if (b->window.out.len || b->window.pending.len)
-		return 1;
-	for (struct stage *st = b->stages; st; st = st->next)
-		if (st->wbuf.len || st->dirty_head)
-			return 1;
-	return 0;
-}
-
 static int
 is_full(const struct buffer_conf *c, const struct stage *st)
 {
@@ -747,19 +736,4 @@ buffer_flush(struct buffer *b, int force)
 			rc = -1;
 	}
 	return rc;
-}
-
-double
-buffer_next_due(const struct buffer *b)
-{
-	uint64_t now = spool_now_us(), due = UINT64_MAX;
-
-	for (const struct stage *st = b->stages; st; st = st->next) {
-		uint64_t d = due_us(b->conf, st);
-		if (stage_events(st) > 0 && d < due)
-			due = d;
-	}
-	if (due == UINT64_MAX)
-		return -1;
-	return due <= now ? 0 : (double)(due - now) / 1e6;
 }

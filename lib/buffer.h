@@ -84,7 +84,6 @@ int buffer_add(struct buffer *b, const char *tag, size_t taglen,
  * disk (ENOSPC, EDQUOT) the committed part of every staged chunk is
  * sealed, so that consumers can free space. */
 int buffer_commit(struct buffer *b, int sync);
-int buffer_pending(const struct buffer *b);
 /* Events added but not committed. */
 uint64_t buffer_uncommitted(const struct buffer *b);
 /* Sync new/ and tmp/ again after chunks were renamed into new/ without
@@ -93,8 +92,6 @@ int buffer_sync_dirs(struct buffer *b);
 
 /* Seal the chunks whose flush time has come (force: all of them). */
 int buffer_flush(struct buffer *b, int force);
-/* Seconds until the next chunk is due, or -1 if none. */
-double buffer_next_due(const struct buffer *b);
 /* Count tmp/ and new/ again (consumers delete what they deliver). */
 void buffer_recount(struct buffer *b);
 
