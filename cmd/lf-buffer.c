@@ -188,18 +188,31 @@ shutdown_now(struct lfb *x)
 {
 	ingest_stop(&x->in);
 	commit(x);
-	if (x->stuck) {
-		log_error("cannot commit at shutdown: unacked events were not stored");
-		x->exit_code = EX_TEMPFAIL;
-	}
 	for (int i = 0; i < x->nspools; i++) {
 		struct buffer *b = &x->spools[i];
+		uint64_t lost;
 		if (x->conf.flush_at_shutdown && buffer_flush(b, 1) == -1) {
 			log_error("%s: cannot seal at shutdown: %s (staged chunks "
 			    "are sealed at the next start)", b->spool.path, strerror(errno));
 			x->exit_code = EX_IOERR;
 		}
-		window_sync(&b->window);
+		/* what a failed commit held is in memory only, and unacked */
+		if ((lost = buffer_uncommitted(b)) > 0) {
+			log_error("%s: cannot commit at shutdown: %llu events read "
+			    "were not stored and not acknowledged", b->spool.path,
+			    (unsigned long long)lost);
+			x->exit_code = EX_TEMPFAIL;
+		}
+		if (buffer_sync_dirs(b) == -1) {
+			log_error("%s: cannot sync new/ or tmp/ at shutdown: %s (sealed "
+			    "chunks are stored, but a crash may put some back in "
+			    "tmp/, to be sealed again)", b->spool.path, strerror(errno));
+			if (x->exit_code == 0)
+				x->exit_code = EX_IOERR;
+		}
+		if (window_sync(&b->window) == -1)
+			log_warn("%s: state/window: %s (a message sent again may be "
+			    "stored twice)", b->spool.path, strerror(errno));
 	}
 	ev_break(x->loop, EVBREAK_ALL);
 }
@@ -221,6 +234,9 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (!x->stuck && buffer_flush(&x->spools[i], 0) == -1)
 			LOG_WARN_LIMITED("%s: cannot seal: %s", x->spools[i].spool.path,
 			    strerror(errno));
+		if (buffer_sync_dirs(&x->spools[i]) == -1)
+			LOG_WARN_LIMITED("%s: cannot sync new/ or tmp/: %s (will "
+			    "retry)", x->spools[i].spool.path, strerror(errno));
 		window_sync(&x->spools[i].window);
 	}
 }

@@ -18,7 +18,7 @@
 
 #include "buf.h"
 #include "conf.h"
-#include "durable.h"
+#include "io.h"
 #include "json.h"
 #include "log.h"
 #include "spool.h"
@@ -52,7 +52,7 @@ text_flush(struct cat *c, int force)
 {
 	if (c->text.len == 0 || (!force && c->text.len < 65536))
 		return;
-	if (durable_write_all(c->outfd, c->text.p, c->text.len) == -1)
+	if (io_write_all(c->outfd, c->text.p, c->text.len) == -1)
 		log_fatal(EX_IOERR, "write: %s", strerror(errno));
 	buf_reset(&c->text);
 }

@@ -474,12 +474,14 @@ cmd_requeue(struct spool *s, const struct opts *o)
 			note_status(rc == SPOOL_EIO ? EX_IOERR : EX_DATAERR);
 			continue;
 		}
-		if (spool_requeue(s, name) == -1) {
+		if ((rc = spool_requeue(s, name)) == -1) {
 			log_error("dead/%s: requeue: %s", name, strerror(errno));
 			note_status(EX_IOERR);
 			continue;
 		}
 		printf("requeued %s\n", name);
+		if (rc == 1)	/* queued, but a folder sync failed (logged) */
+			note_status(EX_IOERR);
 	}
 	spool_list_free(&l);
 	return status;

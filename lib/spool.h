@@ -139,11 +139,15 @@ int spool_done(struct spool *s, struct spool_chunk *c);
 void spool_release(struct spool_chunk *c);
 
 /* Move dirfd/name to dead/ with reason written beside it (NAME.reason is
- * made durable first, then the rename, then dead/ and the source folder
- * are fsync'd).  0 or -1. */
+ * made durable first, then durable_commit moves it and syncs dead/ and
+ * the source folder).  0 once moved (a failed folder sync is only
+ * logged: the move stands, a crash can only undo it), or -1. */
 int spool_bury(struct spool *s, int dirfd, const char *name, const char *reason);
 
-/* dead/name back to new/ (and its reason removed).  0 or -1. */
+/* dead/name back to new/, never over a chunk of that name, and its
+ * reason removed.  0; 1 if it was moved but a folder's fsync failed
+ * (logged, errno set: it is queued, and a crash may put it back in
+ * dead/); -1 if it was not moved. */
 int spool_requeue(struct spool *s, const char *name);
 
 uint64_t spool_now_us(void);

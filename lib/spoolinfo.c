@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "durable.h"
+#include "io.h"
 #include "log.h"
 #include "retry.h"
 #include "spool.h"
@@ -201,7 +201,7 @@ spool_retry_read(const struct spool *s, struct retry_state *st, char *err,
 		    fd == -1 ? strerror(errno) : why);
 		return -1;
 	}
-	n = durable_read_all(fd, line, sizeof line - 1);
+	n = io_read_all(fd, line, sizeof line - 1);
 	if (n == -1)
 		snprintf(err, errlen, "state/retry: read: %s",
 		    strerror(errno));
@@ -228,7 +228,7 @@ spool_reason_read(const struct spool *s, const char *name, char *out,
 	snprintf(rname, sizeof rname, "%s.reason", name);
 	if ((fd = spool_file_open(s->dead, rname, why, sizeof why)) < 0)
 		return 0;
-	n = durable_read_all(fd, out, outlen - 1);
+	n = io_read_all(fd, out, outlen - 1);
 	close(fd);
 	if (n <= 0)
 		return 0;

@@ -9,8 +9,8 @@
 #include <bsd/stdlib.h>
 #include <openssl/evp.h>
 
-#include "durable.h"
 #include "gz.h"
+#include "io.h"
 #include "stream.h"
 
 static inline void
@@ -921,5 +921,5 @@ stream_writer_free(struct stream_writer *w)
 int
 stream_out_fd(void *ctx, struct iovec *iov, int iovcnt)
 {
-	return durable_writev_all(*(int *)ctx, iov, iovcnt);
+	return io_writev_all(*(int *)ctx, iov, iovcnt);
 }

@@ -27,8 +27,8 @@ import msgpack
 import pytest
 
 import lfchunk
-from conftest import (T, _env, check_no_sanitizer, ev, events, et, packb,
-                      run, tool)
+from conftest import (T, _env, check_no_sanitizer, ev, events, et, fault_env,
+                      packb, run, tool)
 from fwdclient import (Client, Closed, Timeout, connect_retry, fluentd_token,
                        pack_entries)
 
@@ -67,6 +67,7 @@ class Lfb:
         self.errs = []
         self.errf = None
         self.notify_r = None
+        self.env = None                 # more environment (fault_env)
 
     def cmd(self, notify_fd=None):
         c = [tool("lf-buffer")]
@@ -84,7 +85,7 @@ class Lfb:
         r, w = os.pipe()
         self.p = subprocess.Popen(
             self.cmd(w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=self.errf, env=_env(), pass_fds=(w,))
+            stderr=self.errf, env=_env(self.env), pass_fds=(w,))
         os.close(w)
         self.notify_r = r
         if wait_ready:
@@ -1349,8 +1350,8 @@ def test_disk_full_mid_message_no_duplicates(work, smallfs, procs, case):
         "stored twice: %r" % sorted(k for k, v in cnt.items() if v > 1)
 
 
-def test_recovery_interrupted_before_window_rewrite(work, smallfs, procs):
-    spool = os.path.join(smallfs, "spool")
+def test_recovery_interrupted_before_window_rewrite(work, procs):
+    spool = mkspool(work)
     wpath = os.path.join(spool, "state", "window")
     opts = ["--flush-interval", "3s", "--commit-wait", "3s"]
     b = lfb(procs, work, [spool], opts).start()
@@ -1368,17 +1369,17 @@ def test_recovery_interrupted_before_window_rewrite(work, smallfs, procs):
     assert c.poll_acks(0) == []
     b.kill9()                   # X was never acked
     c.close()
-    # the next start seals chunk a (A's events, X was never written) but
-    # cannot rewrite the window: the disk is full
-    filler = fill(smallfs)
+    # the next start cuts chunk a back (X was never written) but cannot
+    # void X's record in the window: an I/O error (fault injection)
     b.args = []
+    b.env = fault_env("pwrite@state/window:1+:EIO")
     b.start(wait_ready=False)
     assert b.exited() == 73
     assert "state/window" in b.err.decode(), b.err
     # recovered chunks leave tmp/ only after the window is rewritten
     assert len(all_files(spool, "tmp")) == 1
-    os.unlink(filler)
-    # space is back; the sender re-sends X with its token
+    # the sender re-sends X with its token
+    b.env = None
     b.start()
     c = b.client()
     send_acked(c, "a", msg_events(2, 2), token=tx)

@@ -36,6 +36,7 @@
 #include "conf.h"
 #include "consume.h"
 #include "durable.h"
+#include "io.h"
 #include "log.h"
 #include "sig.h"
 #include "spool.h"
@@ -146,7 +147,7 @@ load_script(struct fake *f, const char *path)
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		log_fatal(EX_NOINPUT, "%s: %s", path, strerror(errno));
-	while ((n = durable_read_all(fd, chunk, sizeof chunk)) > 0)
+	while ((n = io_read_all(fd, chunk, sizeof chunk)) > 0)
 		if (buf_add(&f->text, chunk, (size_t)n) == -1)
 			log_fatal(EX_OSERR, "out of memory");
 	close(fd);
@@ -189,7 +190,7 @@ attempt(struct fake *f, struct consume_job *job, const struct step *st)
 	chunk_id_hex(job->chunk.h.id, hex);
 	n = snprintf(line, sizeof line, "%.6f %s %s\n", ev_time(), hex,
 	    kind_word(st->kind == K_DELAY ? st->then : st->kind));
-	if (durable_write_all(f->attfd, line, (size_t)n) == -1)
+	if (io_write_all(f->attfd, line, (size_t)n) == -1)
 		log_fatal(EX_IOERR, "attempts: %s", strerror(errno));
 }
 
@@ -226,7 +227,7 @@ answer(struct fake *f, struct consume_job *job, enum kind k,
 		if (buf_printf(&line, "%s %.*s %llu\n", hex,
 		    (int)job->chunk.h.taglen, job->chunk.h.tag,
 		    (unsigned long long)read_body(job)) == -1 ||
-		    durable_write_all(f->outfd, line.p, line.len) == -1 ||
+		    io_write_all(f->outfd, line.p, line.len) == -1 ||
 		    durable_fsync(f->outfd) == -1)
 			log_fatal(EX_IOERR, "log: %s", strerror(errno));
 		buf_free(&line);
