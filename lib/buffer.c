@@ -110,7 +110,12 @@ buffer_open(struct buffer *b, const char *path, const struct buffer_conf *c,
 		goto out;
 	}
 	if (window_open(&b->window, b->spool.state, c->dedup_window, kept_valid, &k) == -1) {
-		snprintf(err, errlen, "%s/state/window: %s", path, strerror(errno));
+		if (errno == EINVAL || errno == ELOOP)	/* a FIFO, a link ... */
+			snprintf(err, errlen, "%s/state/window is not a regular "
+			    "file: move it away (a new one is made)", path);
+		else
+			snprintf(err, errlen, "%s/state/window: %s", path,
+			    strerror(errno));
 		goto out;
 	}
 	if (stage_recover(&b->spool, NULL, NULL, 1) == -1) {
@@ -165,7 +170,9 @@ dir_bytes(int dirfd, uint64_t *n)
 	if (spool_list(dirfd, &l) == -1)
 		return 0;
 	for (size_t i = 0; i < l.n; i++) {
-		if (fstatat(dirfd, l.names[i], &st, 0) == 0) {
+		/* a symbolic link's target is not the spool's: not counted */
+		if (fstatat(dirfd, l.names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode)) {
 			sum += (uint64_t)st.st_size;
 			(*n)++;
 		}
@@ -206,7 +213,7 @@ drop_oldest(struct buffer *b)
 			}
 			continue;
 		}
-		log_warn("%s: spool full: dropped the oldest chunk new/%s (%llu events)",
+		LOG_WARN_LIMITED("%s: spool full: dropped the oldest chunk new/%s (%llu events)",
 		    b->spool.path, l.names[i], (unsigned long long)c.h.count);
 		b->dropped_chunks++;
 		b->dropped_events += c.h.count;

@@ -64,3 +64,23 @@ io_read_all(int fd, void *p, size_t n)
 	}
 	return (int)got;
 }
+
+ssize_t
+io_pread_all(int fd, void *p, size_t n, off_t off)
+{
+	char *s = p;
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		if ((r = pread(fd, s + got, n - got, off + (off_t)got)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}

@@ -9,6 +9,7 @@
 #include <bsd/stdlib.h>
 
 #include "durable.h"
+#include "io.h"
 #include "log.h"
 #include "stage.h"
 #include "stream.h"
@@ -305,8 +306,12 @@ recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx,
 	crc = c.h.bodycrc;
 	if (buf_reserve(&body, have) == -1)
 		goto fail;
-	if ((n = pread(c.fd, body.p, have, c.h.hlen)) != (ssize_t)have)
+	/* read whole: a short read is a file that shrank under us */
+	if ((n = io_pread_all(c.fd, body.p, have, c.h.hlen)) != (ssize_t)have) {
+		if (n >= 0)
+			errno = EIO;
 		goto fail;
+	}
 	if (kept > have || chunk_crc(0, body.p, kept) != crc) {
 		/* the committed bytes did not all reach the disk: keep what is whole */
 		kept = whole_entries(body.p, kept < have ? kept : have, &count, &crc);

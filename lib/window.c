@@ -155,9 +155,17 @@ window_open(struct window *w, int statedir, size_t cap,
 	w->set[1] = calloc(2 * w->cap, 16);
 	if (w->set[0] == NULL || w->set[1] == NULL)
 		goto fail;
-	w->fd = openat(statedir, "window", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* O_NONBLOCK and O_NOFOLLOW: something else under its name (a FIFO,
+	 * a link) is refused at once, never waited on or followed */
+	w->fd = openat(statedir, "window", O_RDWR | O_CREAT | O_NONBLOCK |
+	    O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (w->fd == -1 || fstat(w->fd, &sb) == -1)
 		goto fail;
+	if (!S_ISREG(sb.st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	(void)fcntl(w->fd, F_SETFL, 0);
 	/* the log is changed in place, never copied, so that a start works
 	 * on a full disk: a torn last record is cut off, voided records are
 	 * overwritten, and both are synced before the chunks they concern
