@@ -308,10 +308,13 @@ cat_msgpack(struct cat *c, int fd, const char *name)
 		}
 		if ((p = stream_reader_space(&r, 65536, &avail)) == NULL)
 			log_fatal(EX_OSERR, "out of memory");
-		if (c->live)
+		if (c->live) {
+			/* what came so far goes out before waiting for more */
+			flush_all(c);
 			hop_wait_input(c, fd);
-		else
+		} else {
 			hop_poll(c);
+		}
 		if ((n = read(fd, p, avail)) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -332,8 +335,6 @@ cat_msgpack(struct cat *c, int fd, const char *name)
 			goto out;
 		}
 		stream_reader_wrote(&r, (size_t)n);
-		if (c->live)
-			flush_all(c);
 	}
 	if (stream_reader_end(&r) != 0) {
 		c->bad = 1;
@@ -342,6 +343,20 @@ cat_msgpack(struct cat *c, int fd, const char *name)
 	}
 out:
 	stream_reader_free(&r);
+}
+
+/* Bytes read into f's buffer and not yet taken: while there are, a
+ * line may be there without waiting.  Elsewhere than glibc, say 0: a
+ * live input is then waited for in the loop before each line. */
+static size_t
+stdio_unread(FILE *f)
+{
+#ifdef __GLIBC__
+	return (size_t)(f->_IO_read_end - f->_IO_read_ptr);
+#else
+	(void)f;
+	return 0;
+#endif
 }
 
 static void
@@ -358,7 +373,11 @@ cat_json(struct cat *c, int fd, const char *name)
 
 	if (f == NULL)
 		log_fatal(EX_OSERR, "%s: %s", name, strerror(errno));
-	while ((n = getline(&line, &cap, f)) != -1) {
+	for (;;) {
+		if (c->live && stdio_unread(f) == 0)
+			hop_wait_input(c, fileno(f));
+		if ((n = getline(&line, &cap, f)) == -1)
+			break;
 		lineno++;
 		if (strspn(line, " \t\r\n") == (size_t)n)
 			continue;
@@ -388,7 +407,7 @@ cat_json(struct cat *c, int fd, const char *name)
 		emit_event(c, (const char *)tag.p, tag.len, &ev);
 		if (c->live)
 			flush_all(c);
-		if (++c->lines % 1024 == 0)
+		else if (++c->lines % 1024 == 0)
 			hop_poll(c);
 	}
 	if (ferror(f))
