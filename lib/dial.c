@@ -88,9 +88,9 @@ start(int family, const struct sockaddr *sa, socklen_t salen, int *fdp)
 		*fdp = fd;
 		return 0;
 	}
-	/* a Unix socket whose backlog is full says EAGAIN: wait as for
-	 * a TCP connect in progress */
-	if (errno == EINPROGRESS || errno == EAGAIN) {
+	/* EAGAIN, a Unix listener's full backlog, is a failure like a
+	 * refusal: the socket is not connecting, so retry later */
+	if (errno == EINPROGRESS) {
 		*fdp = fd;
 		return 1;
 	}

@@ -574,6 +574,9 @@ hop_send(struct hop *h, const char *tag, size_t taglen, const void *entries,
 {
 	struct batch *b;
 
+	/* the caller may have spent long outside the loop: sent_at and
+	 * progress must not be stale */
+	ev_now_update(h->loop);
 	if (len > h->conf.max_message || taglen > h->conf.max_message) {
 		errno = EMSGSIZE;
 		return -1;
@@ -601,12 +604,14 @@ hop_send(struct hop *h, const char *tag, size_t taglen, const void *entries,
 	h->events += count;
 	h->st.sent++;
 	if (h->wnext == NULL) {
+		/* the send timeout counts from when there is something to
+		 * write, not from the last write before an idle spell */
 		h->wnext = b;
 		h->woff = 0;
+		h->progress = ev_now(h->loop);
 	}
 	if (h->state == HOP_UP) {
 		b->tries = 1;
-		ev_now_update(h->loop);
 		/* a failure is left for the write watcher to find, so that
 		 * no callback runs from inside hop_send */
 		if (flush_out(h) == -1)

@@ -20,7 +20,8 @@
  *
  * Everything runs in the caller's libev loop; nothing blocks in it but
  * the name resolution documented in dial.h.  Callbacks are only made
- * from the loop, never from inside hop_send. */
+ * from the loop, never from inside hop_send; they may call hop_send, but
+ * not hop_free. */
 #ifndef LF_HOP_H
 #define LF_HOP_H
 
