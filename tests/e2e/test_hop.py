@@ -111,8 +111,13 @@ class Fake:
         self.conns = 0
         self.lock = threading.Lock()
         self.stop = False
-        self.ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.ls.bind(path)
+        if path is None:    # TCP on the loopback, any port
+            self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.ls.bind(("127.0.0.1", 0))
+            self.port = self.ls.getsockname()[1]
+        else:
+            self.ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.ls.bind(path)
         self.ls.listen(8)
         self.ls.settimeout(0.05)
         self.t = threading.Thread(target=self.serve, daemon=True)
@@ -380,6 +385,27 @@ def test_json_input_to(work, fake):
     assert (p.returncode, out, err) == (0, b"", b"")
     assert {tag for _c, tag, *_ in f.got} == {"app"}
     assert sorted(f.events()) == all_events(3, 4)
+
+
+@pytest.mark.parametrize("host", ["tcp:127.0.0.1", "localhost"])
+def test_tcp_transport(work, host):
+    f = Fake(None, lambda c, i, m: "ack" if c > 0 else "close")
+    try:
+        src = write_input(work, b"".join(msgs(0, 4, 6)))
+        p = subprocess.Popen([tool("lf-cat"), "--to", "%s:%d" % (host, f.port)]
+                             + FAST + [src], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=_env())
+        rc, out, err = finish(p)
+        assert rc == 0, err
+        # the first connection was closed at the first message: re-sent
+        assert f.conns == 2
+        # (closed with bytes unread, so the peer may see a reset)
+        assert err.count("to send again") == 1, err
+        assert ("tcp:%s:%d" % (host.replace("tcp:", ""), f.port)) in err
+        assert sorted(f.events(1)) == all_events(4, 6)
+    finally:
+        f.close()
 
 
 def test_usage_errors():
