@@ -387,6 +387,26 @@ def test_json_input_to(work, fake):
     assert sorted(f.events()) == all_events(3, 4)
 
 
+def test_read_error_on_the_socket_resends(work, fake):
+    """A failed read of the acks (an injected ECONNRESET) loses the
+    connection like a reset: the unacked batches go again, same ids."""
+    f = fake(lambda c, i, m: ("late", 0.2) if c == 0 else "ack")
+    src = write_input(work, b"".join(msgs(0, 3, 4)))
+    p = subprocess.Popen([tool("lf-cat"), "--to", "unix:" + f.path,
+                          "--batch-size", "1"] + FAST + [src],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE,
+                         env=_env(fault_env("read@socket:1:ECONNRESET")))
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    lines = warn_lines(err)
+    assert any("read: Connection reset by peer; 3 batches (12 events) to "
+               "send again" in l for l in lines), lines
+    assert f.conns == 2
+    resent_same(f, 2)
+    assert sorted(f.events(1)) == all_events(3, 4)
+
+
 @pytest.mark.parametrize("host", ["tcp:127.0.0.1", "localhost"])
 def test_tcp_transport(work, host):
     f = Fake(None, lambda c, i, m: "ack" if c > 0 else "close")
