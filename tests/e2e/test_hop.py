@@ -429,11 +429,16 @@ def test_tcp_transport(work, host):
 
 
 def test_usage_errors():
-    for args in (["--to", "nowhere"], ["--to", "/x", "-o", "json"],
-                 ["--to", "/x", "--retry-wait", "0"],
-                 ["--to", "/x", "--window", "0"]):
+    for args, msg in (
+            (["--to", "nowhere"],
+             '--to: "nowhere": expected unix:PATH or HOST:PORT'),
+            (["--to", "/x", "-o", "json"], "--to sends the events: no -o"),
+            (["--to", "/x", "--retry-wait", "0"],
+             "retry_wait must be greater than 0"),
+            (["--to", "/x", "--window", "0"],
+             "the window and the message size must be at least 1")):
         rc, out, err = run("lf-cat", args)
-        assert rc == 64, (args, err)
+        assert (rc, out, err.decode()) == (64, b"", "lf-cat: fatal: %s\n" % msg)
 
 
 # ---------------------------------------------------------------------------
