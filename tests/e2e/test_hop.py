@@ -284,13 +284,13 @@ def test_wrong_id_ignored_then_timeout_resends_same_ids(work, fake):
     f = fake(lambda c, i, m: "wrong" if c == 0 else "ack")
     src = write_input(work, b"".join(msgs(0, 4, 10)))
     rc, out, err = finish(cat_to(f.path, FAST + ["--batch-size", "1",
-                                                 "--ack-response-timeout", "1"],
+                                                 "--ack-response-timeout", "2"],
                                  [src], stdin=subprocess.DEVNULL))
     assert rc == 0, err
     lines = warn_lines(err)
     assert any("ack for an unknown chunk id \"AAAAAAAAAAAAAAAAAAAAAA==\", "
                "ignored" in l for l in lines), lines
-    assert any("no ack for chunk" in l and "in 1s" in l for l in lines), lines
+    assert any("no ack for chunk" in l and "in 2s" in l for l in lines), lines
     assert f.conns == 2
     resent_same(f, 2)
     assert len(f.tokens(1)) == 4
@@ -301,7 +301,7 @@ def test_never_acks_then_resent_on_new_connection(work, fake):
     f = fake(lambda c, i, m: "never" if c < 2 else "ack")
     src = write_input(work, b"".join(msgs(0, 5, 4)))
     rc, out, err = finish(cat_to(f.path, FAST + ["--batch-size", "1",
-                                                 "--ack-response-timeout", "0.5"],
+                                                 "--ack-response-timeout", "1"],
                                  [src], stdin=subprocess.DEVNULL))
     assert rc == 0, err
     assert f.conns == 3
@@ -349,7 +349,8 @@ def test_closed_mid_message_resends_whole_messages(work, fake):
     assert f.conns == 3
     assert [c for c, *_ in f.got] == [2, 2, 2]
     assert sorted(f.events()) == all_events(3, 30)
-    assert any("connection closed by the peer" in l for l in warn_lines(err))
+    # a close with bytes unread may reach lf-cat as a reset
+    assert sum("to send again" in l for l in warn_lines(err)) == 2, err
 
 
 def test_bad_input_exits_65_after_good_events_acked(work, fake):
@@ -365,13 +366,14 @@ def test_bad_input_exits_65_after_good_events_acked(work, fake):
     # not msgpack at all: the stream is lost, what came before is acked
     f2_path = os.path.join(work, "g")
     src2 = write_input(work, good[0] + b"\xc1garbage", "bad2.mp")
-    f2 = Fake(f2_path, lambda c, i, m: ("late", 0.3))
+    f2 = Fake(f2_path, lambda c, i, m: ("late", 0.5))
     try:
         rc, out, err = finish(cat_to(f2_path, files=[src2],
                                      stdin=subprocess.DEVNULL))
+        t_exit = time.monotonic()
         assert rc == 65, err
         assert sorted(f2.events()) == [(0, e) for e in range(3)]
-        assert len(f2.acks) == 1 and f2.acks[0][0] <= time.monotonic()
+        assert len(f2.acks) == 1 and f2.acks[0][0] <= t_exit
     finally:
         f2.close()
 
