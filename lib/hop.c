@@ -497,7 +497,8 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	switch (h->state) {
 	case HOP_DOWN:
-		dial(h);
+		if (h->nbatches > 0)
+			dial(h);
 		return;
 	case HOP_CONNECTING:
 		fail(h, "connect: timed out after %gs", h->conf.connect_timeout);
