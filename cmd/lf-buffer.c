@@ -33,7 +33,8 @@
 	"                 [--timekey-wait TIME] [--timekey-use-utc] [--chunk-key KEY]\n" \
 	"                 [--overflow-action block|throw_exception|drop_oldest_chunk]\n" \
 	"                 [--commit-wait TIME] [--dedup-window N]\n" \
-	"                 [--max-message-size SIZE] [--log-file PATH] SPOOL ...\n"
+	"                 [--max-message-size SIZE] [--max-client-memory SIZE]\n" \
+	"                 [--message-timeout TIME] [--log-file PATH] SPOOL ...\n"
 
 struct lfb {
 	struct ev_loop *loop;
@@ -45,6 +46,8 @@ struct lfb {
 	const char *listen, *logfile;
 	int use_stdin, notify_fd;
 	double commit_wait;
+	size_t max_client_memory;
+	double message_timeout;
 	int dirty;			/* added since the last commit */
 	int stuck;			/* a commit failed: inputs paused */
 	int blocked;			/* overflow_action block is holding input */
@@ -276,7 +279,7 @@ parse_args(struct lfb *x, int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_STDIN, O_NOTIFY, O_CLS, O_CLR, O_TLS, O_FMODE,
 		O_FINT, O_FSHUT, O_QCL, O_TK, O_TKW, O_TKU, O_CKEY, O_OVF, O_CWAIT,
-		O_DEDUP, O_MAXMSG, O_LOG, O_VERSION };
+		O_DEDUP, O_MAXMSG, O_MAXMEM, O_MSGTIME, O_LOG, O_VERSION };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "stdin", no_argument, NULL, O_STDIN },
@@ -296,6 +299,8 @@ parse_args(struct lfb *x, int argc, char **argv)
 		{ "commit-wait", required_argument, NULL, O_CWAIT },
 		{ "dedup-window", required_argument, NULL, O_DEDUP },
 		{ "max-message-size", required_argument, NULL, O_MAXMSG },
+		{ "max-client-memory", required_argument, NULL, O_MAXMEM },
+		{ "message-timeout", required_argument, NULL, O_MSGTIME },
 		{ "log-file", required_argument, NULL, O_LOG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -352,6 +357,8 @@ parse_args(struct lfb *x, int argc, char **argv)
 		case O_CWAIT: x->commit_wait = conf_opt_duration("commit-wait", optarg); break;
 		case O_DEDUP: c->dedup_window = conf_opt_uint("dedup-window", optarg, UINT32_MAX); break;
 		case O_MAXMSG: x->lim.max_message = conf_opt_size("max-message-size", optarg); break;
+		case O_MAXMEM: x->max_client_memory = conf_opt_size("max-client-memory", optarg); break;
+		case O_MSGTIME: x->message_timeout = conf_opt_duration("message-timeout", optarg); break;
 		case O_LOG: x->logfile = optarg; break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(0); break;
@@ -369,6 +376,10 @@ parse_args(struct lfb *x, int argc, char **argv)
 		log_fatal(EX_USAGE, "--chunk-limit-size: at least 1k");
 	if (c->dedup_window == 0)
 		log_fatal(EX_USAGE, "--dedup-window: at least 1");
+	if (x->max_client_memory < (1u << 20))
+		log_fatal(EX_USAGE, "--max-client-memory: at least 1m");
+	if (x->message_timeout <= 0)
+		log_fatal(EX_USAGE, "--message-timeout: more than 0");
 }
 
 static void
@@ -409,6 +420,8 @@ main(int argc, char **argv)
 	buffer_conf_default(&x.conf);
 	stream_limits_default(&x.lim);
 	x.notify_fd = -1;
+	x.max_client_memory = INGEST_MAX_MEMORY;
+	x.message_timeout = INGEST_MSG_TIMEOUT;
 	parse_args(&x, argc, argv);
 	if (x.logfile && log_open(x.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", x.logfile, strerror(errno));
@@ -416,6 +429,8 @@ main(int argc, char **argv)
 	open_spools(&x, argv + optind, argc - optind);
 
 	ingest_init(&x.in, x.loop, &x.lim, take, &x);
+	x.in.max_memory = x.max_client_memory;
+	x.in.msg_timeout = x.message_timeout;
 	if (x.listen) {
 		if ((lfd = sock_unix_listen(x.listen)) == -1)
 			log_fatal(EX_UNAVAILABLE, "%s: %s", x.listen, strerror(errno));

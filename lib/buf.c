@@ -91,6 +91,23 @@ buf_reset(struct buf *b)
 }
 
 void
+buf_shrink(struct buf *b, size_t keep)
+{
+	unsigned char *p;
+
+	if (b->cap <= keep || b->len > keep / 2)
+		return;
+	if (b->len == 0) {
+		buf_free(b);
+		return;
+	}
+	if ((p = realloc(b->p, keep)) == NULL)
+		return;		/* keeping the larger one is no error */
+	b->p = p;
+	b->cap = keep;
+}
+
+void
 buf_free(struct buf *b)
 {
 	free(b->p);

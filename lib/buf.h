@@ -19,6 +19,9 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_consume(struct buf *b, size_t n);	/* drop n bytes from the front */
 void buf_reset(struct buf *b);
+/* Give memory back: more than keep bytes of capacity holding at most
+ * keep / 2 are cut down to keep, or freed if empty. */
+void buf_shrink(struct buf *b, size_t keep);
 void buf_free(struct buf *b);
 
 /* msgpack-c's packer writes through a callback; this one appends to a buf. */

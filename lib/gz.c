@@ -7,70 +7,100 @@
 #define GZ_STEP 65536
 
 int
-gz_inflate(const unsigned char *p, size_t n, struct buf *out, size_t limit,
-    const char **err)
+gz_step_begin(struct gz_step *g, const char **err)
 {
-	z_stream z;
-	size_t start = out->len;
+	memset(g, 0, sizeof *g);
+	if (inflateInit2(&g->z, 16 + MAX_WBITS) != Z_OK) {
+		*err = "gzip: cannot initialise zlib";
+		return -1;
+	}
+	g->active = 1;
+	return 0;
+}
+
+void
+gz_step_end(struct gz_step *g)
+{
+	if (g->active)
+		inflateEnd(&g->z);
+	g->active = 0;
+}
+
+int
+gz_step(struct gz_step *g, const unsigned char *p, size_t n, struct buf *out,
+    size_t limit, size_t step, const char **err)
+{
+	size_t made = 0, room, left, k;
 	int rc;
 
 	if (limit > SIZE_MAX / 2)
 		limit = SIZE_MAX / 2;
-	memset(&z, 0, sizeof z);
-	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
-		*err = "gzip: cannot initialise zlib";
-		return -1;
-	}
-	z.next_in = (unsigned char *)p;
-	z.avail_in = 0;
 	for (;;) {
-		size_t room;
-
-		if (z.avail_in == 0) {
-			size_t chunk = n > UINT32_MAX ? UINT32_MAX : n;
-			z.avail_in = (uInt)chunk;
-			n -= chunk;
-		}
+		if (step && made >= step)
+			return 0;
 		if (buf_reserve(out, GZ_STEP) == -1) {
 			*err = "gzip: out of memory";
-			goto fail;
+			return -1;
 		}
+		/* one byte past the limit tells a bomb from an exact fit */
 		room = out->cap - out->len;
-		if (room > limit - (out->len - start) + 1)
-			room = limit - (out->len - start) + 1;
-		z.next_out = out->p + out->len;
-		z.avail_out = (uInt)(room > UINT32_MAX ? UINT32_MAX : room);
-		rc = inflate(&z, Z_NO_FLUSH);
-		out->len = (size_t)(z.next_out - out->p);
-		if (out->len - start > limit) {
+		if (room > limit - g->total + 1)
+			room = limit - g->total + 1;
+		if (step && room > step - made)
+			room = step - made;
+		left = n - g->in_off;
+		g->z.next_in = (unsigned char *)p + g->in_off;
+		g->z.avail_in = (uInt)(left > UINT32_MAX ? UINT32_MAX : left);
+		g->z.next_out = out->p + out->len;
+		g->z.avail_out = (uInt)(room > UINT32_MAX ? UINT32_MAX : room);
+		rc = inflate(&g->z, Z_NO_FLUSH);
+		k = (size_t)(g->z.next_out - (out->p + out->len));
+		out->len += k;
+		g->total += k;
+		made += k;
+		g->in_off = (size_t)(g->z.next_in - p);
+		if (g->total > limit) {
 			*err = "gzip: decompressed size exceeds the limit";
-			goto fail;
+			return -1;
 		}
 		if (rc == Z_STREAM_END) {
-			if (z.avail_in == 0 && n == 0)
-				break;
+			if (g->in_off == n)
+				return 1;
 			/* another member follows */
-			if (inflateReset(&z) != Z_OK) {
+			if (inflateReset(&g->z) != Z_OK) {
 				*err = "gzip: cannot reset zlib";
-				goto fail;
+				return -1;
 			}
 			continue;
 		}
-		if (rc == Z_BUF_ERROR && z.avail_in == 0 && n == 0) {
+		if (rc == Z_BUF_ERROR && g->in_off == n) {
 			*err = "gzip: truncated member";
-			goto fail;
+			return -1;
 		}
 		if (rc != Z_OK && rc != Z_BUF_ERROR) {
 			*err = rc == Z_DATA_ERROR ? "gzip: corrupt data" : "gzip: inflate failed";
-			goto fail;
+			return -1;
 		}
 	}
-	inflateEnd(&z);
+}
+
+int
+gz_inflate(const unsigned char *p, size_t n, struct buf *out, size_t limit,
+    const char **err)
+{
+	struct gz_step g;
+	size_t start = out->len;
+	int rc;
+
+	if (gz_step_begin(&g, err) == -1)
+		return -1;
+	rc = gz_step(&g, p, n, out, limit, 0, err);
+	gz_step_end(&g);
+	if (rc == -1) {
+		out->len = start;
+		return -1;
+	}
 	return 0;
-fail:
-	inflateEnd(&z);
-	out->len = start;
-	return -1;
 }
 
 int

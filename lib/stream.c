@@ -27,6 +27,8 @@ stream_limits_default(struct stream_limits *lim)
 {
 	lim->max_message = STREAM_MAX_MESSAGE;
 	lim->max_decompressed = STREAM_MAX_DECOMPRESSED;
+	lim->max_chunk = STREAM_MAX_CHUNK;
+	lim->step = 0;
 	lim->max_depth = MP_MAXDEPTH;
 }
 
@@ -41,24 +43,72 @@ stream_reader_init(struct stream_reader *r, const struct stream_limits *lim)
 	mp_scan_init(&r->scan, r->lim.max_depth, r->lim.max_message);
 }
 
+static void
+dec_reset(struct stream_reader *r)
+{
+	gz_step_end(&r->dec.gz);
+	memset(&r->dec, 0, sizeof r->dec);
+}
+
 void
 stream_reader_free(struct stream_reader *r)
 {
+	dec_reset(r);
 	buf_free(&r->in);
 	buf_free(&r->tmp);
 	buf_free(&r->norm);
 }
 
-unsigned char *
-stream_reader_space(struct stream_reader *r, size_t want, size_t *avail)
+/* Drop the messages already returned; the scanner's offsets are relative
+ * to the message start, and so are those of a message decoded in steps,
+ * so they survive the move. */
+static void
+reader_consume(struct stream_reader *r)
 {
-	/* Drop the messages already returned; the scanner's offsets are
-	 * relative to the message start, so they survive the move. */
 	if (r->pos > 0) {
 		buf_consume(&r->in, r->pos);
 		r->base += r->pos;
 		r->pos = 0;
 	}
+}
+
+int
+stream_reader_busy(const struct stream_reader *r)
+{
+	return r->dec.len != 0;
+}
+
+void
+stream_reader_trim(struct stream_reader *r, size_t keep)
+{
+	if (r->dec.len)
+		return;
+	reader_consume(r);
+	buf_reset(&r->tmp);
+	buf_reset(&r->norm);
+	buf_shrink(&r->in, keep);
+	buf_shrink(&r->tmp, keep);
+	buf_shrink(&r->norm, keep);
+}
+
+size_t
+stream_reader_mem(const struct stream_reader *r)
+{
+	/* zlib's inflate state and its 32 KiB window */
+	return r->in.cap + r->tmp.cap + r->norm.cap +
+	    (r->dec.gz.active ? 48 * 1024 : 0);
+}
+
+size_t
+stream_reader_partial(const struct stream_reader *r)
+{
+	return r->in.len - r->pos;
+}
+
+unsigned char *
+stream_reader_space(struct stream_reader *r, size_t want, size_t *avail)
+{
+	reader_consume(r);
 	if (buf_reserve(&r->in, want) == -1)
 		return NULL;
 	*avail = r->in.cap - r->in.len;
@@ -199,41 +249,62 @@ invalid:
 	return mp_skip(p, n, r->lim.max_depth, len) == MP_OK ? 0 : -1;
 }
 
-/* Validate entries p[0..n) into b.  Canonical entries stay where they are;
- * from the first entry that needs a rewrite on, the rest is copied into
+/* Check the entries src[e->off..n) into canonical form, about `budget`
+ * bytes of them (0: all).  Canonical entries stay where they are; from
+ * the first entry that needs a rewrite on, the rest is copied into
  * r->norm.  Invalid events are dropped and counted, as Fluentd's
- * skip_invalid_event does; bytes that are not msgpack fail the message. */
-int
-stream_entries(struct stream_reader *r, const unsigned char *p, size_t n,
-    struct stream_batch *b)
+ * skip_invalid_event does; bytes that are not msgpack fail the message.
+ * Unless final, src may end inside an entry: its scan is kept in e and
+ * goes on when there is more.  1 when done, 0 when there is more to do,
+ * STREAM_EMSG with r->err. */
+static int
+ents_run(struct stream_reader *r, struct stream_ents *e,
+    const unsigned char *src, size_t n, int final, size_t budget)
 {
-	const unsigned char *start = p, *end = p + n, *rec;
+	const unsigned char *p, *rec;
 	unsigned char head[STREAM_ENTRY_HEAD];
-	size_t len, reclen;
+	size_t len, reclen, stop = n;
 	uint32_t sec, nsec;
-	int copying = 0, t;
+	int t, rc;
 
-	b->count = 0;
-	b->invalid = 0;
-	while (p < end) {
-		t = entry_check(r, p, (size_t)(end - p), &len, &sec, &nsec, &rec, &reclen);
+	if (budget && n - e->off > budget)
+		stop = e->off + budget;
+	while (e->off < n) {
+		if (e->off >= stop)
+			return 0;
+		p = src + e->off;
+		t = -1;
+		if (!e->cut || final)
+			t = entry_check(r, p, n - e->off, &len, &sec, &nsec, &rec, &reclen);
+		e->cut = e->cut && !final;
+		if (t == -1 && !final) {
+			/* cut short, most likely: scan on as bytes come */
+			if (!e->cut)
+				mp_scan_init(&e->scan, r->lim.max_depth, SIZE_MAX / 2);
+			e->cut = 1;
+			if ((rc = mp_scan(&e->scan, p, n - e->off, &len)) == MP_MORE)
+				return 0;
+			e->cut = 0;
+			if (rc == MP_OK)
+				t = entry_check(r, p, len, &len, &sec, &nsec, &rec, &reclen);
+		}
 		if (t == -1) {
 			snprintf(r->err, sizeof r->err,
 			    "entry %zu at entries offset %zu is not valid msgpack",
-			    b->count + b->invalid + 1, (size_t)(p - start));
+			    e->count + e->invalid + 1, e->dropped + e->off);
 			return STREAM_EMSG;
 		}
-		if (t != 1 && !copying) {
-			copying = 1;
+		if (t != 1 && !e->copying) {
+			e->copying = 1;
 			buf_reset(&r->norm);
-			if (buf_add(&r->norm, start, (size_t)(p - start)) == -1)
+			if (buf_add(&r->norm, src, e->off) == -1)
 				goto nomem;
 		}
 		if (t == 0) {
-			b->invalid++;
+			e->invalid++;
 		} else {
-			b->count++;
-			if (t == 1 && copying) {
+			e->count++;
+			if (t == 1 && e->copying) {
 				if (buf_add(&r->norm, p, len) == -1)
 					goto nomem;
 			} else if (t == 2) {
@@ -243,14 +314,97 @@ stream_entries(struct stream_reader *r, const unsigned char *p, size_t n,
 					goto nomem;
 			}
 		}
-		p += len;
+		e->off += len;
 	}
-	b->entries = copying ? r->norm.p : start;
-	b->len = copying ? r->norm.len : n;
-	return 0;
+	return final ? 1 : 0;
 nomem:
 	snprintf(r->err, sizeof r->err, "out of memory");
 	return STREAM_EMSG;
+}
+
+static void
+ents_batch(const struct stream_reader *r, const struct stream_ents *e,
+    const unsigned char *src, size_t n, struct stream_batch *b)
+{
+	b->count = e->count;
+	b->invalid = e->invalid;
+	b->entries = e->copying ? r->norm.p : src;
+	b->len = e->copying ? r->norm.len : n;
+}
+
+int
+stream_entries(struct stream_reader *r, const unsigned char *p, size_t n,
+    struct stream_batch *b)
+{
+	struct stream_ents e;
+
+	memset(&e, 0, sizeof e);
+	if (ents_run(r, &e, p, n, 1, 0) < 0)
+		return STREAM_EMSG;
+	ents_batch(r, &e, p, n, b);
+	return 0;
+}
+
+enum { DEC_AGAIN = 1 };	/* decode: a step done, the message is not */
+
+/* The entries src[0..n) of the message being decoded, a step at a time. */
+static int
+dec_entries(struct stream_reader *r, const unsigned char *src, size_t n,
+    struct stream_batch *b)
+{
+	int rc = ents_run(r, &r->dec.ents, src, n, 1, r->lim.step);
+
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return DEC_AGAIN;
+	ents_batch(r, &r->dec.ents, src, n, b);
+	return 0;
+}
+
+/* CompressedPackedForward: inflate a step, then check what it made. */
+static int
+dec_gzip(struct stream_reader *r, const unsigned char *z, size_t zn,
+    struct stream_batch *b)
+{
+	struct stream_ents *e = &r->dec.ents;
+	const char *zerr;
+	int rc, final;
+
+	if (!r->dec.gzip) {
+		buf_reset(&r->tmp);
+		if (gz_step_begin(&r->dec.gz, &zerr) == -1) {
+			snprintf(r->err, sizeof r->err, "%s", zerr);
+			return -1;
+		}
+		r->dec.gzip = 1;
+	}
+	if (r->dec.gz.active) {
+		rc = gz_step(&r->dec.gz, z, zn, &r->tmp, r->lim.max_decompressed,
+		    r->lim.step, &zerr);
+		if (rc == -1) {
+			snprintf(r->err, sizeof r->err, "%s", zerr);
+			return -1;
+		}
+		if (rc == 1)
+			gz_step_end(&r->dec.gz);
+	}
+	final = !r->dec.gz.active;
+	if ((rc = ents_run(r, e, r->tmp.p, r->tmp.len, final,
+	    final ? r->lim.step : 0)) < 0)
+		return -1;
+	if (rc == 1) {
+		ents_batch(r, e, r->tmp.p, r->tmp.len, b);
+		return 0;
+	}
+	/* Entries checked and copied are let go: a bomb of small invalid
+	 * entries never holds more than a step or two of inflated bytes. */
+	if (e->copying && e->off > 0 && e->off >= r->tmp.len / 2) {
+		buf_consume(&r->tmp, e->off);
+		e->dropped += e->off;
+		e->off = 0;
+	}
+	return DEC_AGAIN;
 }
 
 /* The option map: "size", "chunk" (kept as raw bytes, to be echoed as the
@@ -283,6 +437,13 @@ parse_options(struct stream_reader *r, const unsigned char **pp,
 				return -1;
 			b->chunk = vstart;
 			b->chunklen = (size_t)(*pp - vstart);
+			/* it is echoed in the ack: a chunk id, not a payload */
+			if (r->lim.max_chunk && b->chunklen > r->lim.max_chunk) {
+				snprintf(r->err, sizeof r->err, "chunk option of %zu "
+				    "bytes, more than %zu: message refused",
+				    b->chunklen, r->lim.max_chunk);
+				return -1;
+			}
 			continue;
 		}
 		if (mp_streq(&k, "size")) {
@@ -313,14 +474,14 @@ parse_options(struct stream_reader *r, const unsigned char **pp,
 	return 0;
 }
 
-/* Decode one framed message msg[0..len) into b.  0, or -1 with r->err. */
+/* Decode one framed message msg[0..len) into b.  0, DEC_AGAIN when a step
+ * is done but not the message, or -1 with r->err. */
 static int
 decode(struct stream_reader *r, const unsigned char *msg, size_t len,
     struct stream_batch *b)
 {
 	const unsigned char *p = msg, *end = msg + len, *body, *rec;
 	struct mp_obj a, tag, o;
-	const char *zerr;
 	uint32_t sec, nsec;
 	int gzip = 0, t;
 	size_t n, reclen;
@@ -352,27 +513,34 @@ decode(struct stream_reader *r, const unsigned char *msg, size_t len,
 		if (a.n > 2 && parse_options(r, &p, end, b, &gzip) == -1)
 			return -1;
 		if (!gzip)
-			return stream_entries(r, o.p, o.n, b) ? -1 : 0;
+			return dec_entries(r, o.p, o.n, b);
 		b->mode = STREAM_COMPRESSED;
-		buf_reset(&r->tmp);
-		if (gz_inflate(o.p, o.n, &r->tmp, r->lim.max_decompressed, &zerr) == -1) {
-			snprintf(r->err, sizeof r->err, "%s", zerr);
-			return -1;
-		}
-		return stream_entries(r, r->tmp.p, r->tmp.len, b) ? -1 : 0;
+		return dec_gzip(r, o.p, o.n, b);
 	}
 
 	if (o.type == MP_ARRAY) {
 		/* Forward: the array's elements, back to back, are entries */
 		b->mode = STREAM_FORWARD;
 		const unsigned char *first = p;
-		for (uint32_t i = 0; i < o.n; i++)
-			if (mp_pass(&p, end) == -1)
-				return -1;
-		n = (size_t)(p - first);
+		if (!r->dec.fwd_done) {
+			/* found in steps too: a step is bytes passed over */
+			const unsigned char *q = first + r->dec.fwd_off, *q0 = q;
+			for (; r->dec.fwd_i < o.n; r->dec.fwd_i++) {
+				if (r->lim.step && (size_t)(q - q0) >= r->lim.step) {
+					r->dec.fwd_off = (size_t)(q - first);
+					return DEC_AGAIN;
+				}
+				if (mp_pass(&q, end) == -1)
+					return -1;
+			}
+			r->dec.fwd_done = 1;
+			r->dec.fwd_off = (size_t)(q - first);
+		}
+		n = r->dec.fwd_off;
+		p = first + n;
 		if (a.n > 2 && parse_options(r, &p, end, b, &gzip) == -1)
 			return -1;
-		return stream_entries(r, first, n, b) ? -1 : 0;
+		return dec_entries(r, first, n, b);
 	}
 
 	/* Message: [tag, time, record, option?] */
@@ -414,36 +582,43 @@ decode(struct stream_reader *r, const unsigned char *msg, size_t len,
 int
 stream_reader_next(struct stream_reader *r, struct stream_batch *b)
 {
-	const unsigned char *msg;
 	size_t len;
 	int rc;
 
 	if (r->broken)
 		return STREAM_EFRAME;
 	for (;;) {
-		if (r->pos == r->in.len)
-			return 0;
-		rc = mp_scan(&r->scan, r->in.p + r->pos, r->in.len - r->pos, &len);
-		if (rc == MP_MORE)
-			return 0;
-		if (rc != MP_OK)
-			return fail(r, STREAM_EFRAME, r->base + r->pos +
-			    (rc == MP_EBIG ? 0 : r->scan.off),
-			    "%s", rc == MP_EBAD ? "invalid msgpack byte 0xc1" :
-			    rc == MP_EDEPTH ? "message nested too deep" :
-			    "message larger than the size limit");
-		msg = r->in.p + r->pos;
+		if (r->dec.len == 0) {
+			if (r->pos == r->in.len)
+				return 0;
+			rc = mp_scan(&r->scan, r->in.p + r->pos, r->in.len - r->pos, &len);
+			if (rc == MP_MORE)
+				return 0;
+			if (rc != MP_OK)
+				return fail(r, STREAM_EFRAME, r->base + r->pos +
+				    (rc == MP_EBIG ? 0 : r->scan.off),
+				    "%s", rc == MP_EBAD ? "invalid msgpack byte 0xc1" :
+				    rc == MP_EDEPTH ? "message nested too deep" :
+				    "message larger than the size limit");
+			mp_scan_init(&r->scan, r->lim.max_depth, r->lim.max_message);
+			if (r->in.p[r->pos] == 0xc0) {	/* nil: a heartbeat, no reply */
+				r->pos += len;
+				continue;
+			}
+			r->messages++;
+			r->dec.len = len;
+		}
+		len = r->dec.len;
 		memset(b, 0, sizeof *b);
 		b->offset = r->base + r->pos;
 		b->msglen = len;
 		b->size = -1;
-		r->pos += len;
-		mp_scan_init(&r->scan, r->lim.max_depth, r->lim.max_message);
-		if (msg[0] == 0xc0)	/* nil: a heartbeat, no reply */
-			continue;
-		r->messages++;
 		r->err[0] = '\0';
-		if (decode(r, msg, len, b) == -1) {
+		if ((rc = decode(r, r->in.p + r->pos, len, b)) == DEC_AGAIN)
+			return STREAM_AGAIN;
+		r->pos += len;
+		dec_reset(r);
+		if (rc == -1) {
 			if (r->err[0] == '\0')
 				snprintf(r->err, sizeof r->err, "message is truncated");
 			r->err_off = b->offset;

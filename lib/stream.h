@@ -18,15 +18,22 @@
 #include <sys/uio.h>
 
 #include "buf.h"
+#include "gz.h"
 #include "mp.h"
 
 #define STREAM_MAX_MESSAGE	(256u << 20)	/* Fluentd's file chunks are 256m */
 #define STREAM_MAX_DECOMPRESSED	(256u << 20)	/* in_forward's decompression_size_limit */
+#define STREAM_MAX_CHUNK	256	/* Fluentd's chunk ids take 26 bytes */
+#define STREAM_KEEP		(1u << 20)	/* buffer capacity kept when idle */
 
 struct stream_limits {
 	size_t max_message;		/* bytes of one message as received */
 	size_t max_decompressed;	/* bytes of one message's entries, inflated */
 	unsigned max_depth;		/* nesting of one message, <= MP_MAXDEPTH */
+	size_t max_chunk;		/* bytes of the "chunk" option, as msgpack;
+					 * 0: no limit */
+	size_t step;			/* bytes of entries checked (or inflated)
+					 * per call of stream_reader_next; 0: all */
 };
 
 enum stream_mode {
@@ -37,6 +44,7 @@ enum stream_mode {
 };
 
 enum {
+	STREAM_AGAIN = 2,	/* part of a large message was decoded: call again */
 	STREAM_EMSG = -1,	/* this message is bad; the stream goes on */
 	STREAM_EFRAME = -2,	/* the bytes are not msgpack: the stream is lost */
 };
@@ -58,6 +66,16 @@ struct stream_batch {
 					 * outputs already took the batch */
 };
 
+/* Entries being checked, possibly over several calls. */
+struct stream_ents {
+	size_t off;		/* the next entry, from the start of the source */
+	size_t dropped;		/* bytes of the source already let go */
+	size_t count, invalid;
+	int copying;		/* entries go into norm from the first rewrite */
+	int cut;		/* scan holds progress on an entry cut short */
+	struct mp_scan scan;
+};
+
 struct stream_reader {
 	struct stream_limits lim;
 	struct buf in;		/* in.p[pos] starts the message being framed */
@@ -66,6 +84,14 @@ struct stream_reader {
 	struct mp_scan scan;
 	struct buf tmp;		/* inflated entries, or a Message-mode entry */
 	struct buf norm;	/* entries rewritten into canonical form */
+	struct {		/* the message being decoded in steps */
+		size_t len;	/* its length at in.p[pos], 0 if none */
+		size_t fwd_off;	/* Forward: elements passed over so far */
+		uint32_t fwd_i;
+		int fwd_done, gzip;
+		struct gz_step gz;
+		struct stream_ents ents;
+	} dec;
 	char err[256];
 	uint64_t err_off;	/* stream offset the error was found at */
 	int broken;
@@ -84,8 +110,22 @@ int stream_reader_feed(struct stream_reader *r, const void *p, size_t n);
 
 /* 1 and a batch, 0 when more bytes are needed, or STREAM_EMSG or
  * STREAM_EFRAME with r->err and r->err_off set.  The batch points into the
- * reader and is valid until the next call on it. */
+ * reader and is valid until the next call on it.  With lim.step set, a
+ * message larger than the step is decoded over several calls, each of
+ * which returns STREAM_AGAIN until the last; bytes must not be added
+ * while one is under way (stream_reader_busy). */
 int stream_reader_next(struct stream_reader *r, struct stream_batch *b);
+int stream_reader_busy(const struct stream_reader *r);
+
+/* Give memory back between messages: buffers of more than keep bytes
+ * are freed if empty, or cut down to keep if they hold at most half of
+ * it (see buf_shrink); with keep 0, every empty buffer is freed.  Batches
+ * returned before are invalid after this. */
+void stream_reader_trim(struct stream_reader *r, size_t keep);
+/* Bytes of memory the reader holds. */
+size_t stream_reader_mem(const struct stream_reader *r);
+/* Bytes of a message begun but not yet whole. */
+size_t stream_reader_partial(const struct stream_reader *r);
 
 /* At end of input: 0, or STREAM_EFRAME if a message was cut short. */
 int stream_reader_end(struct stream_reader *r);

@@ -1,5 +1,6 @@
 /* libFuzzer target for the stream reader: the bytes of a network peer or a
- * pipe, fed in splits chosen by the first input byte.  Every batch is
+ * pipe, fed in splits chosen by the first input byte, and decoded in
+ * steps (stream_limits.step) chosen by it too.  Every batch is
  * walked to the last event, so the iterator sees what the reader passed. */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,7 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct stream_limits lim = { 1 << 16, 1 << 16, MP_MAXDEPTH };
+	static const size_t steps[] = { 0, 1, 3, 64 };
+	struct stream_limits lim = { 1 << 16, 1 << 16, MP_MAXDEPTH, 256, 0 };
 	struct stream_reader r;
 	struct stream_batch b;
 	struct stream_iter it;
@@ -22,6 +24,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	split = (size_t)data[0] % 17 + 1;
+	lim.step = steps[data[0] / 17 % 4];
 	data++;
 	size--;
 	stream_reader_init(&r, &lim);

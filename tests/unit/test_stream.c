@@ -17,7 +17,7 @@
 #define T 1441588984u	/* 0x55ECE6F8 */
 
 struct got {
-	int nev, nbatch, nemsg, nframe, end;
+	int nev, nbatch, nemsg, nframe, end, nagain;
 	char tag[64];
 	uint32_t sec[16], nsec[16];
 	unsigned char rec[16][64];
@@ -59,24 +59,40 @@ take(struct got *g, struct stream_batch *b)
 	assert_int_equal(rc, 0);	/* canonical entries always iterate */
 }
 
+/* When set, run() decodes every message in steps of this many bytes
+ * (stream_limits.step): every test gives the same results either way. */
+static size_t run_step;
+
 /* Feed p[0..n) split into pieces of split bytes; collect everything. */
 static void
 run(struct got *g, const void *p, size_t n, size_t split, const struct stream_limits *lim)
 {
 	struct stream_reader r;
 	struct stream_batch b;
+	struct stream_limits l;
 	const unsigned char *s = p;
 	size_t off, k;
 	int rc;
 
 	memset(g, 0, sizeof *g);
-	stream_reader_init(&r, lim);
+	if (lim)
+		l = *lim;
+	else
+		stream_limits_default(&l);
+	l.step = run_step;
+	stream_reader_init(&r, &l);
 	for (off = 0; off < n; off += k) {
 		k = n - off < split ? n - off : split;
 		assert_int_equal(stream_reader_feed(&r, s + off, k), 0);
 		while ((rc = stream_reader_next(&r, &b)) != 0) {
 			if (rc == 1) {
 				take(g, &b);
+				continue;
+			}
+			if (rc == STREAM_AGAIN) {
+				assert_true(run_step != 0);
+				assert_true(stream_reader_busy(&r));
+				g->nagain++;
 				continue;
 			}
 			snprintf(g->err, sizeof g->err, "%llu: %s",
@@ -617,6 +633,210 @@ test_mp_scan_resumes(void **state)
 	assert_int_equal(mp_skip((const unsigned char *)"\xcd\x01", 2, 4, &len), MP_MORE);
 }
 
+/* Every test that goes through run(), again with messages decoded in
+ * steps of 1, 2, 7 and 64 bytes. */
+static void test_all_in_steps(void **state);
+
+/* A step inflates and checks about step bytes; the batch at the end is
+ * the one decoding in one go gives, and the entries already checked of
+ * a bomb of invalid entries are let go on the way. */
+static void
+test_steps_bounded_memory(void **state)
+{
+	struct stream_limits lim;
+	struct stream_reader r;
+	struct stream_batch b;
+	struct buf ents = BUF_INIT, gz = BUF_INIT, msg = BUF_INIT, opts = BUF_INIT;
+	unsigned char *zeros = calloc(1, 8u << 20);
+	size_t again = 0, maxmem = 0;
+	int rc;
+	(void)state;
+	assert_non_null(zeros);
+	/* 8 MiB of zero bytes: 8 million invalid one-byte entries */
+	assert_int_equal(gz_deflate(zeros, 8u << 20, &gz, 1), 0);
+	stream_pack_head(&msg, "z", 1, gz.len);
+	buf_add(&msg, gz.p, gz.len);
+	stream_pack_options(&opts, 0, "abc", 1);
+	buf_add(&msg, opts.p, opts.len);
+	stream_limits_default(&lim);
+	lim.step = 65536;
+	stream_reader_init(&r, &lim);
+	stream_reader_feed(&r, msg.p, msg.len);
+	while ((rc = stream_reader_next(&r, &b)) == STREAM_AGAIN) {
+		again++;
+		if (stream_reader_mem(&r) > maxmem)
+			maxmem = stream_reader_mem(&r);
+	}
+	assert_int_equal(rc, 1);
+	assert_int_equal(b.count, 0);
+	assert_int_equal(b.invalid, 8u << 20);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(b.chunklen, 4);
+	assert_true(again >= 100);
+	/* the input, and a few steps of inflated bytes, never 8 MiB */
+	assert_true(maxmem < msg.len + 65536 + (1u << 20));
+	assert_false(stream_reader_busy(&r));
+	assert_int_equal(stream_reader_next(&r, &b), 0);
+
+	/* entries with rewrites (integer times) among canonical ones */
+	buf_reset(&gz);
+	buf_reset(&msg);
+	for (uint32_t i = 0; i < 20000; i++) {
+		unsigned char e[16] = { 0x92, 0xce, 0x55, 0xec, 0xe6, 0xf8, 0x81,
+			0xa1, 'i', 0xcd, (unsigned char)(i >> 8), (unsigned char)i };
+		unsigned char h[STREAM_ENTRY_HEAD];
+		if (i % 3) {
+			buf_add(&ents, e, 12);
+		} else {
+			stream_entry_head(h, T, i);
+			buf_add(&ents, h, sizeof h);
+			buf_add(&ents, e + 6, 6);
+		}
+	}
+	assert_int_equal(gz_deflate(ents.p, ents.len, &gz, 6), 0);
+	stream_pack_head(&msg, "z", 1, gz.len);
+	buf_add(&msg, gz.p, gz.len);
+	buf_add(&msg, opts.p, opts.len);
+	stream_pack_head(&msg, "p", 1, ents.len);	/* and not compressed */
+	buf_add(&msg, ents.p, ents.len);
+	buf_addc(&msg, 0x80);
+	for (int m = 0; m < 2; m++) {
+		struct stream_iter it;
+		struct stream_event ev;
+		uint32_t n = 0;
+		again = 0;
+		if (m == 0)
+			stream_reader_feed(&r, msg.p, msg.len);
+		while ((rc = stream_reader_next(&r, &b)) == STREAM_AGAIN)
+			again++;
+		assert_int_equal(rc, 1);
+		assert_true(again >= 3);
+		assert_int_equal(b.count, 20000);
+		assert_int_equal(b.invalid, 0);
+		assert_int_equal(b.mode, m ? STREAM_PACKED : STREAM_COMPRESSED);
+		stream_iter_init(&it, b.entries, b.len);
+		while (stream_iter_next(&it, &ev) == 1) {
+			assert_int_equal(ev.sec, T);
+			assert_int_equal(ev.nsec, n % 3 ? 0 : n);
+			assert_int_equal(ev.rec[4], (unsigned char)(n >> 8));
+			assert_int_equal(ev.rec[5], (unsigned char)n);
+			n++;
+		}
+		assert_int_equal(n, 20000);
+	}
+	/* given back once done: nothing pending, nothing held */
+	assert_true(stream_reader_mem(&r) > (1u << 20));
+	stream_reader_trim(&r, STREAM_KEEP);
+	assert_true(stream_reader_mem(&r) <= 3 * STREAM_KEEP);
+	stream_reader_trim(&r, 0);
+	assert_int_equal(stream_reader_mem(&r), 0);
+	stream_reader_free(&r);
+	free(zeros);
+	buf_free(&ents);
+	buf_free(&gz);
+	buf_free(&msg);
+	buf_free(&opts);
+}
+
+static void
+test_gz_steps(void **state)
+{
+	struct buf a = BUF_INIT, b = BUF_INIT, z = BUF_INIT;
+	struct gz_step g;
+	const char *err;
+	unsigned char p[5000];
+	int rc, calls = 0;
+	(void)state;
+	for (size_t i = 0; i < sizeof p; i++)
+		p[i] = (unsigned char)(i * 7 % 251);
+	gz_deflate(p, sizeof p, &z, 6);
+	gz_deflate(p, 100, &z, 6);		/* a second member */
+	assert_int_equal(gz_inflate(z.p, z.len, &a, 1 << 20, &err), 0);
+	assert_int_equal(gz_step_begin(&g, &err), 0);
+	while ((rc = gz_step(&g, z.p, z.len, &b, 1 << 20, 100, &err)) == 0)
+		calls++;
+	assert_int_equal(rc, 1);
+	gz_step_end(&g);
+	assert_true(calls >= 50);
+	assert_int_equal(a.len, 5100);
+	assert_int_equal(b.len, a.len);
+	assert_memory_equal(a.p, b.p, a.len);
+	/* the limit counts every byte made, one byte over is an error */
+	buf_reset(&b);
+	assert_int_equal(gz_step_begin(&g, &err), 0);
+	while ((rc = gz_step(&g, z.p, z.len, &b, 5099, 64, &err)) == 0)
+		;
+	assert_int_equal(rc, -1);
+	assert_string_equal(err, "gzip: decompressed size exceeds the limit");
+	gz_step_end(&g);
+	buf_reset(&b);
+	assert_int_equal(gz_step_begin(&g, &err), 0);
+	while ((rc = gz_step(&g, z.p, z.len - 3, &b, 1 << 20, 64, &err)) == 0)
+		;
+	assert_int_equal(rc, -1);
+	assert_string_equal(err, "gzip: truncated member");
+	gz_step_end(&g);
+	gz_step_end(&g);	/* twice is harmless */
+	buf_free(&a);
+	buf_free(&b);
+	buf_free(&z);
+}
+
+/* The chunk option is echoed in acks: over max_chunk bytes (256 by
+ * default) the message is refused, and the stream goes on. */
+static void
+test_chunk_limit(void **state)
+{
+	struct buf s = BUF_INIT, opts = BUF_INIT;
+	char tok[300];
+	struct got g;
+	(void)state;
+	memset(tok, 'a', sizeof tok);
+	tok[254] = '\0';			/* str8 of 254: 256 bytes, the most */
+	stream_pack_head(&s, "t", 1, sizeof entries6);
+	buf_add(&s, entries6, sizeof entries6);
+	stream_pack_options(&opts, 2, tok, 0);
+	buf_add(&s, opts.p, opts.len);
+	tok[254] = 'a';
+	tok[255] = '\0';			/* 257 bytes */
+	stream_pack_head(&s, "t", 1, sizeof entries6);
+	buf_add(&s, entries6, sizeof entries6);
+	buf_reset(&opts);
+	stream_pack_options(&opts, 2, tok, 0);
+	buf_add(&s, opts.p, opts.len);
+	buf_add(&s, v1, sizeof v1);
+	run(&g, s.p, s.len, s.len, NULL);
+	assert_int_equal(g.nbatch, 2);
+	assert_int_equal(g.nev, 3);
+	assert_int_equal(g.nemsg, 1);
+	assert_non_null(strstr(g.err, "chunk option of 257 bytes, more than 256: "
+	    "message refused"));
+	buf_free(&s);
+	buf_free(&opts);
+}
+
+static void
+test_buf_shrink(void **state)
+{
+	struct buf b = BUF_INIT;
+	(void)state;
+	buf_reserve(&b, 4096);
+	buf_add(&b, "abc", 3);
+	buf_shrink(&b, 8192);			/* under keep: kept */
+	assert_true(b.cap >= 4096);
+	buf_shrink(&b, 1024);			/* cut down, bytes kept */
+	assert_int_equal(b.cap, 1024);
+	assert_memory_equal(b.p, "abc", 3);
+	buf_reserve(&b, 1000);
+	b.len = 600;
+	buf_shrink(&b, 512);			/* more than half of keep: kept */
+	assert_true(b.cap > 512);
+	b.len = 0;
+	buf_shrink(&b, 512);			/* empty: freed */
+	assert_null(b.p);
+	assert_int_equal(b.cap, 0);
+}
+
 int
 main(void)
 {
@@ -642,6 +862,34 @@ main(void)
 		cmocka_unit_test(test_writer_gzip_chunk_roundtrip),
 		cmocka_unit_test(test_writer_many_tags_and_big),
 		cmocka_unit_test(test_mp_scan_resumes),
+		cmocka_unit_test(test_steps_bounded_memory),
+		cmocka_unit_test(test_gz_steps),
+		cmocka_unit_test(test_chunk_limit),
+		cmocka_unit_test(test_buf_shrink),
+		cmocka_unit_test(test_all_in_steps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+static void
+test_all_in_steps(void **state)
+{
+	static void (*const all[])(void **) = {
+		test_message_int_time, test_eventtime_forms, test_float_time,
+		test_message_chunk, test_forward_mix, test_packed_str32_chunk_lf,
+		test_compressed_two_members, test_decompressed_limit,
+		test_split_every_way, test_metadata_time,
+		test_invalid_events_skipped, test_bad_messages_continue,
+		test_message_invalid_event_kept_batch, test_frame_errors,
+		test_truncated_everywhere, test_wrong_types_everywhere,
+		test_writer_gzip_chunk_roundtrip, test_chunk_limit,
+	};
+	static const size_t steps[] = { 1, 2, 7, 64 };
+
+	for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+		run_step = steps[i];
+		for (size_t j = 0; j < sizeof all / sizeof *all; j++)
+			all[j](state);
+	}
+	run_step = 0;
 }
