@@ -409,6 +409,44 @@ def test_read_error_on_the_socket_resends(work, fake):
     assert sorted(f.events(1)) == all_events(3, 4)
 
 
+def test_live_input_sent_before_more_comes(work, fake, procs):
+    """From a pipe, what was read goes out (and is acked) before lf-cat
+    waits for more input, as lf-tail | lf-cat --to needs."""
+    f = fake(lambda c, i, m: "ack")
+    p = cat_to(f.path)
+    procs.append(p)
+    p.stdin.write(msgs(0, 1, 3)[0])
+    p.stdin.flush()
+    wait_for(lambda: len(f.acks) == 1, WAIT, "the first message acked")
+    p.stdin.write(b"".join(msgs(1, 2, 3)))
+    p.stdin.flush()
+    wait_for(lambda: len(f.acks) >= 2, WAIT, "the next messages acked")
+    p.stdin.close()
+    rc, out, err = finish(p)
+    assert (rc, out, err) == (0, b"", "")
+    assert sorted(f.events()) == all_events(3, 3)
+
+
+def test_live_output_not_one_read_late(procs):
+    """lf-cat without --to: a live input's events are written before
+    lf-cat waits for the next read (they used to wait for it)."""
+    import select
+    p = subprocess.Popen([tool("lf-cat")], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=_env())
+    procs.append(p)
+    p.stdin.write(msgs(0, 1, 2)[0])
+    p.stdin.flush()
+    r, _, _ = select.select([p.stdout], [], [], WAIT)
+    assert r, "no output before more input"
+    first = os.read(p.stdout.fileno(), 65536)
+    assert first.startswith(b'{"tag":"t.0"'), first
+    p.stdin.close()
+    rc, out, err = finish(p)
+    assert rc == 0 and err == ""
+    assert (first + out).count(b"\n") == 2
+
+
 @pytest.mark.parametrize("host", ["tcp:127.0.0.1", "localhost"])
 def test_tcp_transport(work, host):
     f = Fake(None, lambda c, i, m: "ack" if c > 0 else "close")
