@@ -790,6 +790,13 @@ writer_emit(struct stream_writer *w, struct stream_writer_tag *t)
 
 	if (t->count == 0)
 		return 0;
+	if (w->batch) {
+		rc = w->batch(w->ctx, t->tag, t->taglen, t->entries.p,
+		    t->entries.len, t->count);
+		buf_reset(&t->entries);
+		t->count = 0;
+		return rc;
+	}
 	if (w->gzip) {
 		buf_reset(&w->gz);
 		if (gz_deflate(payload, len, &w->gz, 6) == -1)
