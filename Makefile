@@ -3,20 +3,38 @@
 #   make check      sanitizer build; unit, end-to-end and fuzz tests; man lint
 #   make coverage   line coverage of lib/ under the unit and e2e tests
 #   make bench      throughput figures (events/s, MB/s, peak RSS)
-#   make install    PREFIX, DESTDIR, BINDIR, MANDIR as usual
+#   make install    PREFIX, DESTDIR, BINDIR, MANDIR as usual; make uninstall
+#   CPPFLAGS, CFLAGS, LDFLAGS and PKG_CONFIG are honoured
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 CC      ?= cc
 CFLAGS  ?= -O2 -g
+PKG_CONFIG ?= pkg-config
 O       ?= build
 VERSION  = 0.1.0
 
-LF_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
-	-Wno-missing-field-initializers -Ilib -MMD -MP \
-	-DLF_VERSION=\"$(VERSION)\"
-LIBS    = -lmsgpackc -lev -lbsd -lyajl -lcrypto -lz -lm
+# Library flags from pkg-config where Debian ships a .pc (msgpack-c is
+# "msgpack" before 6.0); libev has none, so plain -lev.  Without
+# pkg-config, the plain names.  Each tool is linked --as-needed, so it
+# records only the libraries its objects use (lf-spool no zlib, ...).
+MSGPACK_PC := $(shell $(PKG_CONFIG) --exists msgpack-c 2>/dev/null && \
+	echo msgpack-c || echo msgpack)
+PCS     = $(MSGPACK_PC) libbsd yajl libcrypto zlib
+PC_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PCS) 2>/dev/null)
+PC_LIBS := $(shell $(PKG_CONFIG) --libs $(PCS) 2>/dev/null || \
+	echo -lmsgpackc -lbsd -lyajl -lcrypto -lz)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || \
+	echo -lcmocka)
+LIBS    = $(PC_LIBS) -lev -lm
+
+LF_CPPFLAGS = -D_GNU_SOURCE -Ilib -DLF_VERSION=\"$(VERSION)\" $(PC_CFLAGS)
+LF_CFLAGS = -std=c11 -Wall -Wextra -Werror -Wshadow \
+	-Wno-missing-field-initializers -MMD -MP
+LF_LDFLAGS = -Wl,--as-needed
+COMPILE = $(CC) $(LF_CPPFLAGS) $(CPPFLAGS) $(CFLAGS) $(LF_CFLAGS)
+LINK    = $(CC) $(CFLAGS) $(LF_LDFLAGS) $(LDFLAGS)
 SAN     = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 
@@ -24,50 +42,58 @@ TOOLS   = $(patsubst cmd/%.c,%,$(wildcard cmd/*.c))
 LIBSRC  = $(wildcard lib/*.c)
 LIBOBJ  = $(LIBSRC:%.c=$(O)/%.o)
 UNITS   = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+TESTTOOLS = $(filter-out faultinj,$(patsubst tests/tools/%.c,%,$(wildcard tests/tools/*.c)))
+BENCHES = $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 FUZZERS = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 MANS    = $(wildcard man/*.[157])
 
+# Every object, each with its dependency file beside it (-MMD -MP).
+OBJS    = $(LIBOBJ) $(TOOLS:%=$(O)/cmd/%.o) $(UNITS:%=$(O)/tests/unit/%.o) \
+	$(TESTTOOLS:%=$(O)/tests/tools/%.o) $(BENCHES:%=$(O)/bench/%.o)
+
 all: $(TOOLS:%=$(O)/bin/%)
 
-$(O)/lib/%.o: lib/%.c
+$(O)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LF_CFLAGS) -c -o $@ $<
+	$(COMPILE) -c -o $@ $<
 
 $(O)/liblf.a: $(LIBOBJ)
 	rm -f $@
 	ar rcs $@ $(LIBOBJ)
 
-$(O)/bin/%: cmd/%.c $(O)/liblf.a
+$(TOOLS:%=$(O)/bin/%): $(O)/bin/%: $(O)/cmd/%.o $(O)/liblf.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LF_CFLAGS) -o $@ $< $(O)/liblf.a $(LIBS)
+	$(LINK) -o $@ $< $(O)/liblf.a $(LIBS)
 
-$(O)/tests/%: tests/unit/%.c $(O)/liblf.a
+$(UNITS:%=$(O)/tests/%): $(O)/tests/%: $(O)/tests/unit/%.o $(O)/liblf.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LF_CFLAGS) -o $@ $< $(O)/liblf.a $(LIBS) -lcmocka
+	$(LINK) -o $@ $< $(O)/liblf.a $(LIBS) $(CMOCKA_LIBS)
 
 # Test programs (fake destinations and the like), not shipped.
-$(O)/tests/tools/%: tests/tools/%.c $(O)/liblf.a
+$(TESTTOOLS:%=$(O)/tests/tools/%): $(O)/tests/tools/%: $(O)/tests/tools/%.o \
+    $(O)/liblf.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LF_CFLAGS) -o $@ $< $(O)/liblf.a $(LIBS)
+	$(LINK) -o $@ $< $(O)/liblf.a $(LIBS)
 
 # libFuzzer wants clang and its own instrumentation of every object.
 build/fuzz/%: tests/fuzz/%.c $(LIBSRC) lib/*.h
 	@mkdir -p $(@D)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Ilib \
-	    -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBSRC) $(LIBS)
+	clang -std=c11 $(LF_CPPFLAGS) $(CPPFLAGS) -g -O1 \
+	    -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $< \
+	    $(LIBSRC) $(LIBS)
 
-$(O)/bench/%: bench/%.c $(O)/liblf.a
+$(BENCHES:%=$(O)/bench/%): $(O)/bench/%: $(O)/bench/%.o $(O)/liblf.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LF_CFLAGS) -o $@ $< $(O)/liblf.a $(LIBS)
+	$(LINK) -o $@ $< $(O)/liblf.a $(LIBS)
 
 # faultinj is an LD_PRELOAD library for the failure-branch tests.  It is
 # built without sanitizers: it only forwards calls, and an instrumented
 # preload would have to come before the ASan runtime.
 $(O)/tests/tools/faultinj.so: tests/tools/faultinj.c
 	@mkdir -p $(@D)
-	$(CC) -O1 -g -std=c11 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
+	$(CC) $(CPPFLAGS) -O1 -g -std=c11 -Wall -Wextra -Werror -fPIC -shared \
+	    $(LDFLAGS) -o $@ $< -ldl
 
-TESTTOOLS = $(filter-out faultinj,$(patsubst tests/tools/%.c,%,$(wildcard tests/tools/*.c)))
 units: $(UNITS:%=$(O)/tests/%) $(TESTTOOLS:%=$(O)/tests/tools/%) \
 	$(O)/tests/tools/faultinj.so
 fuzzers: $(FUZZERS:%=build/fuzz/%)
@@ -86,7 +112,6 @@ coverage:
 	-tests/run build/cov
 	tests/coverage build/cov
 
-BENCHES = $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 bench: all $(BENCHES:%=$(O)/bench/%)
 	bench/run $(O)
 
@@ -97,10 +122,15 @@ install: all
 	for m in $(MANS); do s=$${m##*.}; \
 	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 
+uninstall:
+	for t in $(TOOLS); do rm -f $(DESTDIR)$(BINDIR)/$$t; done
+	for m in $(MANS); do s=$${m##*.}; \
+	    rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
+
 clean:
 	rm -rf build
 
-.PHONY: all units fuzzers check coverage bench install clean
+.PHONY: all units fuzzers check coverage bench install uninstall clean
 .SECONDARY:
 
--include $(wildcard $(O)/lib/*.d $(O)/bin/*.d $(O)/tests/*.d $(O)/tests/tools/*.d)
+-include $(wildcard $(OBJS:.o=.d))

@@ -231,18 +231,31 @@ shutdown_now(struct lfb *x)
 {
 	ingest_stop(&x->in);
 	commit(x);
-	if (x->stuck) {
-		log_error("cannot commit at shutdown: unacked events were not stored");
-		x->exit_code = EX_TEMPFAIL;
-	}
 	for (int i = 0; i < x->nspools; i++) {
 		struct buffer *b = &x->spools[i];
+		uint64_t lost;
 		if (x->conf.flush_at_shutdown && buffer_flush(b, 1) == -1) {
 			log_error("%s: cannot seal at shutdown: %s (staged chunks "
 			    "are sealed at the next start)", buffer_path(b), strerror(errno));
 			x->exit_code = EX_IOERR;
 		}
-		buffer_sync_window(b);
+		/* what a failed commit held is in memory only, and unacked */
+		if ((lost = buffer_uncommitted(b)) > 0) {
+			log_error("%s: cannot commit at shutdown: %llu events read "
+			    "were not stored and not acknowledged", buffer_path(b),
+			    (unsigned long long)lost);
+			x->exit_code = EX_TEMPFAIL;
+		}
+		if (buffer_sync_dirs(b) == -1) {
+			log_error("%s: cannot sync new/ or tmp/ at shutdown: %s (sealed "
+			    "chunks are stored, but a crash may put some back in "
+			    "tmp/, to be sealed again)", buffer_path(b), strerror(errno));
+			if (x->exit_code == 0)
+				x->exit_code = EX_IOERR;
+		}
+		if (buffer_sync_window(b) == -1)
+			log_warn("%s: state/window: %s (a message sent again may be "
+			    "stored twice)", buffer_path(b), strerror(errno));
 	}
 	ev_break(x->loop, EVBREAK_ALL);
 }
@@ -266,6 +279,9 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (!x->stuck && buffer_flush(&x->spools[i], 0) == -1)
 			LOG_WARN_LIMITED("%s: cannot seal: %s",
 			    buffer_path(&x->spools[i]), strerror(errno));
+		if (buffer_sync_dirs(&x->spools[i]) == -1)
+			LOG_WARN_LIMITED("%s: cannot sync new/ or tmp/: %s (will "
+			    "retry)", buffer_path(&x->spools[i]), strerror(errno));
 		buffer_sync_window(&x->spools[i]);
 	}
 }
@@ -480,7 +496,7 @@ main(int argc, char **argv)
 	ingest_set_bounds(&x.in, x.max_client_memory, x.message_timeout);
 	for (int i = 0; i < x.nlisten; i++) {
 		if ((l = ingest_listen_addr(&x.in, x.listen[i], err, sizeof err)) == NULL)
-			log_fatal(errno == EINVAL ? EX_USAGE : EX_UNAVAILABLE, "%s", err);
+			log_fatal(EX_UNAVAILABLE, "%s", err);
 		log_info("listening on %s", ingest_listener_name(l));
 	}
 	if (x.use_stdin)

@@ -1,10 +1,13 @@
 /* lf-cat: print, convert and re-batch lf streams, chunk files and JSON lines.
  *
  * lf-cat [-i msgpack|json] [-o json|ltsv|out_file|msgpack] [-t tag] [file ...]
+ * lf-cat --to unix:PATH|HOST:PORT [-i msgpack|json] [file ...]
  *
  * Input is read whole, message by message; a bad message or line is
  * reported with its byte offset or line number and skipped, and the exit
- * status says that something was bad (65) once everything else is out. */
+ * status says that something was bad (65) once everything else is out.
+ * With --to, the events go over the acked hop (lib/hop) instead of to
+ * stdout, and lf-cat exits 0 only once every one of them is acked. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -16,9 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "buf.h"
 #include "conf.h"
-#include "durable.h"
+#include "dial.h"
+#include "hop.h"
+#include "io.h"
 #include "json.h"
 #include "log.h"
 #include "spool.h"
@@ -27,7 +34,13 @@
 #define USAGE "usage: lf-cat [-v] [-i msgpack|json] [-o json|ltsv|out_file|msgpack]\n" \
 	"              [-t tag] [--time-key key] [--time-format fmt] [--keep-time-key]\n" \
 	"              [--utc] [--compress gzip] [--chunk] [--max-message-size size]\n" \
-	"              [--max-decompressed-size size] [file ...]\n"
+	"              [--max-decompressed-size size] [file ...]\n" \
+	"       lf-cat [-v] --to unix:PATH|HOST:PORT [-i msgpack|json] [-t tag]\n" \
+	"              [--batch-size size] [--window n] [--compress gzip]\n" \
+	"              [--ack-response-timeout time] [--send-timeout time]\n" \
+	"              [--connect-timeout time] [--retry-wait time]\n" \
+	"              [--retry-max-interval time] [--retry-timeout time]\n" \
+	"              [--retry-max-times n] [file ...]\n"
 
 enum out_fmt { OUT_DEFAULT, OUT_JSON, OUT_LTSV, OUT_OUTFILE, OUT_MSGPACK };
 
@@ -45,14 +58,147 @@ struct cat {
 	int missing;		/* some input could not be opened: exit 66 */
 	int ioerr;		/* some input could not be read: exit 74 */
 	int live;		/* input is a pipe or terminal: flush per read */
+	/* --to: the acked hop */
+	const char *to;
+	struct dial_addr addr;
+	struct hop_conf hc;
+	struct ev_loop *loop;
+	struct hop *hop;
+	int room;		/* the hop has room again */
+	int gaveup;		/* the hop gave batches up: exit 75 */
+	unsigned long long events, acked; /* taken in, acknowledged */
+	unsigned long lines;
 };
+
+/* Given up: the events taken in and not acknowledged are counted, the
+ * rest of the input is left unread (lf-cat(1), EXIT STATUS). */
+static void __attribute__((noreturn))
+hop_gaveup_exit(struct cat *c)
+{
+	log_limit_summary();
+	log_fatal(EX_TEMPFAIL, "%llu events not acknowledged",
+	    c->events - c->acked);
+}
+
+/* Let the hop work (acks, reconnects) without waiting. */
+static void
+hop_poll(struct cat *c)
+{
+	if (c->hop == NULL)
+		return;
+	ev_run(c->loop, EVRUN_NOWAIT);
+	if (c->gaveup)
+		hop_gaveup_exit(c);
+}
+
+static void
+input_ready(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	*(int *)w->data = 1;
+}
+
+/* A live input may take its time: the hop goes on meanwhile. */
+static void
+hop_wait_input(struct cat *c, int fd)
+{
+	ev_io w;
+	int ready = 0;
+
+	if (c->hop == NULL)
+		return;
+	ev_io_init(&w, input_ready, fd, EV_READ);
+	w.data = &ready;
+	ev_io_start(c->loop, &w);
+	while (!ready && !c->gaveup)
+		ev_run(c->loop, EVRUN_ONCE);
+	ev_io_stop(c->loop, &w);
+	if (c->gaveup)
+		hop_gaveup_exit(c);
+}
+
+static int
+hop_out(void *ctx, const char *tag, size_t taglen,
+    const unsigned char *entries, size_t len, size_t count)
+{
+	struct cat *c = ctx;
+	int rc;
+
+	while ((rc = hop_send(c->hop, tag, taglen, entries, len, count, NULL,
+	    NULL)) == HOP_FULL) {
+		c->room = 0;
+		while (!c->room && !c->gaveup)
+			ev_run(c->loop, EVRUN_ONCE);
+		if (c->gaveup)
+			hop_gaveup_exit(c);
+	}
+	if (rc == -1)
+		log_fatal(errno == EMSGSIZE ? EX_DATAERR : EX_OSERR,
+		    "cannot send a batch of %zu events of tag %.*s: %s", count,
+		    (int)taglen, tag, strerror(errno));
+	return 0;
+}
+
+static void
+hop_acked(void *ctx, void *arg, size_t count)
+{
+	(void)arg;
+	((struct cat *)ctx)->acked += count;
+}
+
+static void
+hop_lost(void *ctx, void *arg, size_t count)
+{
+	(void)arg;
+	(void)count;
+	((struct cat *)ctx)->gaveup = 1;
+}
+
+static void
+hop_room(void *ctx)
+{
+	((struct cat *)ctx)->room = 1;
+}
+
+static void
+hop_start(struct cat *c)
+{
+	struct hop_cbs cbs = { c, hop_acked, hop_lost, hop_room };
+	char err[256];
+
+	if (hop_conf_check(&c->hc, err, sizeof err) == -1)
+		log_fatal(EX_USAGE, "%s", err);
+	if ((c->loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
+		log_fatal(EX_OSERR, "cannot start the event loop");
+	if ((c->hop = hop_new(c->loop, &c->hc, &dial_sock_ops, &c->addr,
+	    &cbs)) == NULL)
+		log_fatal(EX_OSERR, "out of memory");
+	c->w.batch = hop_out;
+	c->w.ctx = c;
+}
+
+/* Everything is in the hop: wait for the last ack. */
+static void
+hop_finish(struct cat *c)
+{
+	if (c->hop == NULL)
+		return;
+	while (hop_batches(c->hop) > 0 && !c->gaveup)
+		ev_run(c->loop, EVRUN_ONCE);
+	if (c->gaveup)
+		hop_gaveup_exit(c);
+	hop_free(c->hop);
+	c->hop = NULL;
+	ev_loop_destroy(c->loop);
+}
 
 static void
 text_flush(struct cat *c, int force)
 {
 	if (c->text.len == 0 || (!force && c->text.len < 65536))
 		return;
-	if (durable_write_all(c->outfd, c->text.p, c->text.len) == -1)
+	if (io_write_all(c->outfd, c->text.p, c->text.len) == -1)
 		log_fatal(EX_IOERR, "write: %s", strerror(errno));
 	buf_reset(&c->text);
 }
@@ -98,6 +244,7 @@ emit_event(struct cat *c, const char *tag, size_t taglen,
 	case OUT_MSGPACK:
 		rc = stream_writer_add(&c->w, tag, taglen, ev->sec, ev->nsec,
 		    ev->rec, ev->reclen);
+		c->events++;
 		break;
 	}
 	if (rc == -1)
@@ -117,6 +264,7 @@ emit_batch(struct cat *c, const struct stream_batch *b)
 		if (stream_writer_add_entries(&c->w, b->tag, b->taglen, b->entries,
 		    b->len, b->count) == -1)
 			log_fatal(EX_IOERR, "write: %s", strerror(errno));
+		c->events += b->count;
 		return;
 	}
 	stream_iter_init(&it, b->entries, b->len);
@@ -160,6 +308,13 @@ cat_msgpack(struct cat *c, int fd, const char *name)
 		}
 		if ((p = stream_reader_space(&r, 65536, &avail)) == NULL)
 			log_fatal(EX_OSERR, "out of memory");
+		if (c->live) {
+			/* what came so far goes out before waiting for more */
+			flush_all(c);
+			hop_wait_input(c, fd);
+		} else {
+			hop_poll(c);
+		}
 		if ((n = read(fd, p, avail)) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -180,8 +335,6 @@ cat_msgpack(struct cat *c, int fd, const char *name)
 			goto out;
 		}
 		stream_reader_wrote(&r, (size_t)n);
-		if (c->live)
-			flush_all(c);
 	}
 	if (stream_reader_end(&r) != 0) {
 		c->bad = 1;
@@ -190,6 +343,20 @@ cat_msgpack(struct cat *c, int fd, const char *name)
 	}
 out:
 	stream_reader_free(&r);
+}
+
+/* Bytes read into f's buffer and not yet taken: while there are, a
+ * line may be there without waiting.  Elsewhere than glibc, say 0: a
+ * live input is then waited for in the loop before each line. */
+static size_t
+stdio_unread(FILE *f)
+{
+#ifdef __GLIBC__
+	return (size_t)(f->_IO_read_end - f->_IO_read_ptr);
+#else
+	(void)f;
+	return 0;
+#endif
 }
 
 static void
@@ -206,7 +373,11 @@ cat_json(struct cat *c, int fd, const char *name)
 
 	if (f == NULL)
 		log_fatal(EX_OSERR, "%s: %s", name, strerror(errno));
-	while ((n = getline(&line, &cap, f)) != -1) {
+	for (;;) {
+		if (c->live && stdio_unread(f) == 0)
+			hop_wait_input(c, fileno(f));
+		if ((n = getline(&line, &cap, f)) == -1)
+			break;
 		lineno++;
 		if (strspn(line, " \t\r\n") == (size_t)n)
 			continue;
@@ -236,6 +407,8 @@ cat_json(struct cat *c, int fd, const char *name)
 		emit_event(c, (const char *)tag.p, tag.len, &ev);
 		if (c->live)
 			flush_all(c);
+		else if (++c->lines % 1024 == 0)
+			hop_poll(c);
 	}
 	if (ferror(f))
 		read_failed(c, name);
@@ -439,7 +612,8 @@ static void
 parse_args(struct cat *c, int argc, char **argv)
 {
 	enum { O_TIMEKEY = 256, O_TIMEFMT, O_KEEP, O_UTC, O_COMPRESS, O_CHUNK,
-		O_MAXMSG, O_MAXDEC, O_VERSION };
+		O_MAXMSG, O_MAXDEC, O_VERSION, O_TO, O_BATCH, O_WINDOW, O_ACKTO,
+		O_SENDTO, O_CONNTO, O_RWAIT, O_RMAXIV, O_RTIMEOUT, O_RMAXTIMES };
 	static const struct option opts[] = {
 		{ "input", required_argument, NULL, 'i' },
 		{ "output", required_argument, NULL, 'o' },
@@ -452,12 +626,23 @@ parse_args(struct cat *c, int argc, char **argv)
 		{ "chunk", no_argument, NULL, O_CHUNK },
 		{ "max-message-size", required_argument, NULL, O_MAXMSG },
 		{ "max-decompressed-size", required_argument, NULL, O_MAXDEC },
+		{ "to", required_argument, NULL, O_TO },
+		{ "batch-size", required_argument, NULL, O_BATCH },
+		{ "window", required_argument, NULL, O_WINDOW },
+		{ "ack-response-timeout", required_argument, NULL, O_ACKTO },
+		{ "send-timeout", required_argument, NULL, O_SENDTO },
+		{ "connect-timeout", required_argument, NULL, O_CONNTO },
+		{ "retry-wait", required_argument, NULL, O_RWAIT },
+		{ "retry-max-interval", required_argument, NULL, O_RMAXIV },
+		{ "retry-timeout", required_argument, NULL, O_RTIMEOUT },
+		{ "retry-max-times", required_argument, NULL, O_RMAXTIMES },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch;
+	char err[256];
+	int ch, out_set = 0;
 
 	while ((ch = getopt_long(argc, argv, "i:o:t:vh", opts, NULL)) != -1) {
 		switch (ch) {
@@ -468,6 +653,7 @@ parse_args(struct cat *c, int argc, char **argv)
 				log_fatal(EX_USAGE, "-i: unknown format \"%s\"", optarg);
 			break;
 		case 'o':
+			out_set = 1;
 			if (strcmp(optarg, "json") == 0)
 				c->out = OUT_JSON;
 			else if (strcmp(optarg, "ltsv") == 0)
@@ -493,6 +679,24 @@ parse_args(struct cat *c, int argc, char **argv)
 		case O_CHUNK: c->w.chunk = 1; break;
 		case O_MAXMSG: c->lim.max_message = opt_limit("max-message-size", optarg); break;
 		case O_MAXDEC: c->lim.max_decompressed = opt_limit("max-decompressed-size", optarg); break;
+		case O_TO:
+			if (dial_parse(&c->addr, optarg, err, sizeof err) == -1)
+				log_fatal(EX_USAGE, "--to: %s", err);
+			c->to = optarg;
+			break;
+		case O_BATCH: c->w.flush_bytes = opt_limit("batch-size", optarg); break;
+		case O_WINDOW:
+			c->hc.window_batches = conf_opt_uint("window", optarg, 65536);
+			break;
+		case O_ACKTO: c->hc.ack_response_timeout = conf_opt_duration("ack-response-timeout", optarg); break;
+		case O_SENDTO: c->hc.send_timeout = conf_opt_duration("send-timeout", optarg); break;
+		case O_CONNTO: c->hc.connect_timeout = conf_opt_duration("connect-timeout", optarg); break;
+		case O_RWAIT: c->hc.retry.wait = conf_opt_duration("retry-wait", optarg); break;
+		case O_RMAXIV: c->hc.retry.max_interval = conf_opt_duration("retry-max-interval", optarg); break;
+		case O_RTIMEOUT: c->hc.retry.timeout = conf_opt_duration("retry-timeout", optarg); break;
+		case O_RMAXTIMES:
+			c->hc.retry.max_times = (long long)conf_opt_uint("retry-max-times", optarg, 1u << 30);
+			break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(0); break;
 		case O_VERSION: puts("lf-cat " LF_VERSION); exit(0);
@@ -501,6 +705,15 @@ parse_args(struct cat *c, int argc, char **argv)
 	}
 	if (c->tag && !c->in_json)
 		log_fatal(EX_USAGE, "-t is for -i json");
+	if (c->to) {
+		if (out_set)
+			log_fatal(EX_USAGE, "--to sends the events: no -o");
+		c->out = OUT_MSGPACK;
+		c->hc.gzip = c->w.gzip;
+		/* a batch grows to the batch size plus one input message;
+		 * the window's byte bound (64m) lets a bigger one go alone */
+		c->hc.max_message = c->w.flush_bytes + c->lim.max_message;
+	}
 	/* a converter: JSON lines become a stream, a stream becomes JSON */
 	if (c->out == OUT_DEFAULT)
 		c->out = c->in_json ? OUT_MSGPACK : OUT_JSON;
@@ -517,7 +730,10 @@ main(int argc, char **argv)
 	stream_limits_default(&c.lim);
 	stream_writer_init(&c.w, stream_out_fd, &c.outfd);
 	c.jin.time_key = NULL;
+	hop_conf_default(&c.hc);
 	parse_args(&c, argc, argv);
+	if (c.to)
+		hop_start(&c);
 	if (c.tag && c.jin.time_key == NULL)
 		c.jin.time_key = "time";
 
@@ -539,6 +755,7 @@ main(int argc, char **argv)
 	if (stream_writer_flush(&c.w) == -1)
 		log_fatal(EX_IOERR, "write: %s", strerror(errno));
 	text_flush(&c, 1);
+	hop_finish(&c);
 	stream_writer_free(&c.w);
 	buf_free(&c.text);
 	log_limit_summary();

@@ -39,18 +39,18 @@
 	"       lf-spool [-v] fsck [-n] dir\n" \
 	"       lf-spool [-v] purge --dead dir [chunk ...]\n"
 
-enum { READY, STAGED, DEAD, NSTATES };
-static const char *state_names[NSTATES] = { "ready", "staged", "dead" };
-static const char *folders[NSTATES] = { "new", "tmp", "dead" };
+/* The options, as bits: the states first, so that 1 << state is --state. */
+enum {
+	F_READY = 1 << SPOOL_READY, F_STAGED = 1 << SPOOL_STAGED,
+	F_DEAD = 1 << SPOOL_DEAD, F_STATES = F_READY | F_STAGED | F_DEAD,
+	F_JSON = 1 << 3, F_DRY = 1 << 4
+};
 
 struct opts {
-	const char *cmd;
 	const char *dir;
 	char **args;		/* chunk names after dir */
 	int nargs;
-	int json, dry;
-	int only[NSTATES];	/* ls filters; --dead for purge */
-	int filtered;
+	unsigned flags;		/* F_* given */
 };
 
 static int status;		/* exit status: the worst seen */
@@ -71,92 +71,13 @@ note_status(int code)
 		status = code;
 }
 
-static int
-folder_fd(const struct spool *s, int state)
-{
-	return state == READY ? s->new : state == STAGED ? s->tmp : s->dead;
-}
-
-/* A folder's chunk names, oldest first.  A name too long for the spool's
- * functions is not one lf wrote: it is left alone. */
 static void
 list_folder(const struct spool *s, int state, struct spool_list *l)
 {
-	size_t i, j;
+	char err[512];
 
-	if (spool_list(folder_fd(s, state), l) == -1)
-		log_fatal(EX_IOERR, "%s/%s: %s", s->path, folders[state],
-		    strerror(errno));
-	for (i = j = 0; i < l->n; i++) {
-		if (strlen(l->names[i]) >= SPOOL_NAMELEN) {
-			log_warn("%s/%s: name too long for a chunk, ignored",
-			    folders[state], l->names[i]);
-			free(l->names[i]);
-			continue;
-		}
-		l->names[j++] = l->names[i];
-	}
-	l->n = j;
-}
-
-/* Open a chunk and read its header.  1 read, 0 gone (delivered, sealed or
- * requeued meanwhile), or as spool_chunk_open: -1 with a reason, SPOOL_EIO
- * or SPOOL_NOTFILE (never opened: lib/spool).  lf-buffer rewrites a
- * staged chunk's header in place on every commit, so a read may meet a
- * torn header: a staged one is tried again before it counts as bad. */
-static int
-chunk_look(int dirfd, const char *name, int staged, struct spool_chunk *c,
-    char *err, size_t errlen)
-{
-	struct timespec pause = { 0, 20 * 1000 * 1000 };
-	struct stat st;
-	int rc;
-
-	for (int tries = 0;; tries++) {
-		if ((rc = spool_chunk_open(dirfd, name, c, err, errlen)) == 0)
-			return 1;
-		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
-		    errno == ENOENT)
-			return 0;
-		if (!staged || tries == 4 || rc == SPOOL_NOTFILE)
-			return rc;
-		nanosleep(&pause, NULL);
-	}
-}
-
-/* The size of what is not a readable chunk, if it is a file at all. */
-static unsigned long long
-file_bytes(int dirfd, const char *name)
-{
-	struct stat st;
-
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISREG(st.st_mode))
-		return (unsigned long long)st.st_size;
-	return 0;
-}
-
-/* The seal time a ready chunk's name starts with: 16 hex digits. */
-static int
-name_seal_us(const char *name, uint64_t *us)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 16; i++) {
-		int ch = name[i], d;
-
-		if (ch >= '0' && ch <= '9')
-			d = ch - '0';
-		else if (ch >= 'a' && ch <= 'f')
-			d = ch - 'a' + 10;
-		else
-			return -1;
-		v = v << 4 | (uint64_t)d;
-	}
-	if (name[16] != '.')
-		return -1;
-	*us = v;
-	return 0;
+	if (spool_list_state(s, state, l, err, sizeof err) == -1)
+		log_fatal(EX_IOERR, "%s", err);
 }
 
 static void
@@ -216,39 +137,6 @@ visible(const char *p, size_t n, int flags)
 
 /* ---- stat ---- */
 
-struct tally {
-	unsigned long long chunks, events, bytes, unreadable;
-};
-
-/* state/retry: 1 and st, 0 if there is none, -1 with a reason. */
-static int
-read_retry(const struct spool *s, struct retry_state *st, char *err,
-    size_t errlen)
-{
-	char line[RETRY_LINE_MAX + 1], why[128];
-	int fd, n;
-
-	if ((fd = spool_file_open(s->state, "retry", why, sizeof why)) < 0) {
-		if (fd == -1 && errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "state/retry: %s",
-		    fd == -1 ? strerror(errno) : why);
-		return -1;
-	}
-	n = durable_read_all(fd, line, sizeof line - 1);
-	if (n == -1)
-		snprintf(err, errlen, "state/retry: read: %s", strerror(errno));
-	close(fd);
-	if (n == -1)
-		return -1;
-	line[n] = '\0';
-	if (strlen(line) != (size_t)n || retry_parse(st, line) == -1) {
-		snprintf(err, errlen, "state/retry: not a retry state line");
-		return -1;
-	}
-	return 1;
-}
-
 static void
 js(yajl_gen g, const char *s)
 {
@@ -264,160 +152,148 @@ jnum(yajl_gen g, double v)
 	yajl_gen_number(g, b, (size_t)n);
 }
 
-static int
-cmd_stat(struct spool *s, const struct opts *o)
+struct stat_report {
+	struct spool_stat st;
+	struct retry_state rs;
+	int retry;		/* as spool_retry_read */
+	char err[256];		/* why not, if retry is -1 */
+	uint64_t now_us;
+};
+
+static void
+stat_json(const struct spool *s, const struct stat_report *r)
 {
-	struct tally t[NSTATES];
-	struct spool_list l;
-	struct spool_chunk c;
-	struct retry_state rs = RETRY_STATE_INIT;
-	char err[256], oldest[SPOOL_NAMELEN] = "", when[32], age[64];
-	uint64_t seal, oldest_us = 0, now_us = spool_now_us();
-	double now = (double)now_us / 1e6;
-	int rc, retry;
+	const struct spool_stat *st = &r->st;
+	const struct retry_state *rs = &r->rs;
+	double now = (double)r->now_us / 1e6;
+	yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *out;
+	size_t outlen;
 
-	memset(t, 0, sizeof t);
-	for (int state = 0; state < NSTATES; state++) {
-		list_folder(s, state, &l);
-		for (size_t i = 0; i < l.n; i++) {
-			const char *name = l.names[i];
-
-			rc = chunk_look(folder_fd(s, state), name, state == STAGED,
-			    &c, err, sizeof err);
-			if (rc == 0)
-				continue;
-			t[state].chunks++;
-			if (rc == 1) {
-				t[state].events += c.h.count;
-				t[state].bytes += c.size;
-			} else {
-				t[state].unreadable++;
-				t[state].bytes += file_bytes(folder_fd(s, state), name);
-				if (state != DEAD)
-					log_warn("%s/%s: %s", folders[state], name, err);
-			}
-			/* its seal time, or if its name has none, its birth */
-			if (state == READY && name_seal_us(name, &seal) == -1)
-				seal = rc == 1 ? c.h.created_us : UINT64_MAX;
-			if (state == READY && seal != UINT64_MAX &&
-			    (oldest[0] == '\0' || seal < oldest_us)) {
-				oldest_us = seal;
-				snprintf(oldest, sizeof oldest, "%s", name);
-			}
-			if (rc == 1)
-				spool_release(&c);
-		}
-		spool_list_free(&l);
-	}
-	if ((retry = read_retry(s, &rs, err, sizeof err)) == -1)
-		log_warn("%s", err);
-
-	if (o->json) {
-		yajl_gen g = yajl_gen_alloc(NULL);
-		const unsigned char *out;
-		size_t outlen;
-
-		if (g == NULL)
-			log_fatal(EX_OSERR, "out of memory");
+	if (g == NULL)
+		log_fatal(EX_OSERR, "out of memory");
+	yajl_gen_map_open(g);
+	js(g, "spool");
+	js(g, s->path);
+	for (int state = 0; state < SPOOL_NSTATES; state++) {
+		js(g, spool_state_names[state]);
 		yajl_gen_map_open(g);
-		js(g, "spool");
-		js(g, s->path);
-		for (int state = 0; state < NSTATES; state++) {
-			js(g, state_names[state]);
-			yajl_gen_map_open(g);
-			js(g, "chunks");
-			yajl_gen_integer(g, (long long)t[state].chunks);
-			js(g, "events");
-			yajl_gen_integer(g, (long long)t[state].events);
-			js(g, "bytes");
-			yajl_gen_integer(g, (long long)t[state].bytes);
-			js(g, "unreadable");
-			yajl_gen_integer(g, (long long)t[state].unreadable);
-			yajl_gen_map_close(g);
-		}
-		js(g, "oldest_ready");
-		if (oldest[0]) {
-			yajl_gen_map_open(g);
-			js(g, "name");
-			js(g, oldest);
-			js(g, "sealed");
-			jnum(g, (double)oldest_us / 1e6);
-			js(g, "age");
-			jnum(g, now_us > oldest_us ? (double)(now_us - oldest_us) / 1e6 : 0);
-			yajl_gen_map_close(g);
+		js(g, "chunks");
+		yajl_gen_integer(g, (long long)st->t[state].chunks);
+		js(g, "events");
+		yajl_gen_integer(g, (long long)st->t[state].events);
+		js(g, "bytes");
+		yajl_gen_integer(g, (long long)st->t[state].bytes);
+		js(g, "unreadable");
+		yajl_gen_integer(g, (long long)st->t[state].unreadable);
+		yajl_gen_map_close(g);
+	}
+	js(g, "oldest_ready");
+	if (st->oldest[0]) {
+		yajl_gen_map_open(g);
+		js(g, "name");
+		js(g, st->oldest);
+		js(g, "sealed");
+		jnum(g, (double)st->oldest_us / 1e6);
+		js(g, "age");
+		jnum(g, r->now_us > st->oldest_us ?
+		    (double)(r->now_us - st->oldest_us) / 1e6 : 0);
+		yajl_gen_map_close(g);
+	} else {
+		yajl_gen_null(g);
+	}
+	js(g, "retry");
+	if (r->retry == 0) {
+		yajl_gen_null(g);
+	} else {
+		yajl_gen_map_open(g);
+		if (r->retry == -1) {
+			js(g, "error");
+			js(g, r->err);
 		} else {
-			yajl_gen_null(g);
+			js(g, "active");
+			yajl_gen_bool(g, rs->active);
 		}
-		js(g, "retry");
-		if (retry == 0) {
-			yajl_gen_null(g);
-		} else {
-			yajl_gen_map_open(g);
-			if (retry == -1) {
-				js(g, "error");
-				js(g, err);
-			} else {
-				js(g, "active");
-				yajl_gen_bool(g, rs.active);
-			}
-			if (retry == 1 && rs.active) {
-				js(g, "start");
-				jnum(g, rs.start);
-				js(g, "steps");
-				yajl_gen_integer(g, rs.steps);
-				js(g, "next");
-				jnum(g, rs.next_time);
-				js(g, "next_in");
-				jnum(g, rs.next_time > now ? rs.next_time - now : 0);
-				js(g, "reached_timeout");
-				yajl_gen_bool(g, rs.has_reached_timeout);
-				js(g, "timed_out");
-				yajl_gen_bool(g, rs.has_timed_out);
-			}
-			yajl_gen_map_close(g);
+		if (r->retry == 1 && rs->active) {
+			js(g, "start");
+			jnum(g, rs->start);
+			js(g, "steps");
+			yajl_gen_integer(g, rs->steps);
+			js(g, "next");
+			jnum(g, rs->next_time);
+			js(g, "next_in");
+			jnum(g, rs->next_time > now ? rs->next_time - now : 0);
+			js(g, "reached_timeout");
+			yajl_gen_bool(g, rs->has_reached_timeout);
+			js(g, "timed_out");
+			yajl_gen_bool(g, rs->has_timed_out);
 		}
 		yajl_gen_map_close(g);
-		yajl_gen_get_buf(g, &out, &outlen);
-		printf("%.*s\n", (int)outlen, (const char *)out);
-		yajl_gen_free(g);
-		return 0;
 	}
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &out, &outlen);
+	printf("%.*s\n", (int)outlen, (const char *)out);
+	yajl_gen_free(g);
+}
+
+static void
+stat_text(const struct spool *s, const struct stat_report *r)
+{
+	const struct spool_stat *st = &r->st;
+	const struct retry_state *rs = &r->rs;
+	double now = (double)r->now_us / 1e6;
+	char when[32], age[64], start[32];
 
 	printf("spool   %s\n", s->path);
 	printf("%-6s %11s %11s %13s\n", "", "chunks", "events", "bytes");
-	for (int state = 0; state < NSTATES; state++) {
-		printf("%-6s %11llu %11llu %13llu", state_names[state],
-		    t[state].chunks, t[state].events, t[state].bytes);
-		if (t[state].unreadable)
-			printf("  (%llu unreadable)", t[state].unreadable);
+	for (int state = 0; state < SPOOL_NSTATES; state++) {
+		printf("%-6s %11llu %11llu %13llu", spool_state_names[state],
+		    st->t[state].chunks, st->t[state].events, st->t[state].bytes);
+		if (st->t[state].unreadable)
+			printf("  (%llu unreadable)", st->t[state].unreadable);
 		putchar('\n');
 	}
-	if (oldest[0]) {
-		iso_utc(when, oldest_us);
-		fmt_age(age, sizeof age, now_us > oldest_us ?
-		    (double)(now_us - oldest_us) / 1e6 : 0);
+	if (st->oldest[0]) {
+		iso_utc(when, st->oldest_us);
+		fmt_age(age, sizeof age, r->now_us > st->oldest_us ?
+		    (double)(r->now_us - st->oldest_us) / 1e6 : 0);
 		printf("oldest  %s (sealed %s)\n", age, when);
 	}
-	if (retry == -1) {
-		printf("retry   unreadable: %s\n", err);
-	} else if (retry == 1 && !rs.active) {
+	if (r->retry == -1) {
+		printf("retry   unreadable: %s\n", r->err);
+	} else if (r->retry == 1 && !rs->active) {
 		printf("retry   none\n");
-	} else if (retry == 1) {
-		char start[32];
-
-		iso_utc(start, secs_us(rs.start));
-		iso_utc(when, secs_us(rs.next_time));
-		if (rs.next_time > now) {
+	} else if (r->retry == 1) {
+		iso_utc(start, secs_us(rs->start));
+		iso_utc(when, secs_us(rs->next_time));
+		if (rs->next_time > now) {
 			memcpy(age, "in ", 3);
-			fmt_age(age + 3, sizeof age - 3, rs.next_time - now);
+			fmt_age(age + 3, sizeof age - 3, rs->next_time - now);
 		} else {
 			snprintf(age, sizeof age, "due");
 		}
 		printf("retry   %lld step%s since %s, next %s (%s)%s\n",
-		    rs.steps, rs.steps == 1 ? "" : "s", start, when, age,
-		    rs.has_timed_out ? ", timed out" :
-		    rs.has_reached_timeout ? ", last try before the timeout" : "");
+		    rs->steps, rs->steps == 1 ? "" : "s", start, when, age,
+		    rs->has_timed_out ? ", timed out" :
+		    rs->has_reached_timeout ? ", last try before the timeout" : "");
 	}
+}
+
+static int
+cmd_stat(struct spool *s, const struct opts *o)
+{
+	struct stat_report r = { .rs = RETRY_STATE_INIT };
+	char err[512];
+
+	r.now_us = spool_now_us();
+	if (spool_stat(s, &r.st, err, sizeof err) == -1)
+		log_fatal(EX_IOERR, "%s", err);
+	if ((r.retry = spool_retry_read(s, &r.rs, r.err, sizeof r.err)) == -1)
+		log_warn("%s", r.err);
+	if (o->flags & F_JSON)
+		stat_json(s, &r);
+	else
+		stat_text(s, &r);
 	return 0;
 }
 
@@ -430,23 +306,13 @@ struct row {
 	uint64_t order;		/* staged chunks: created_us */
 };
 
-/* The first line of dead/NAME.reason, or NULL. */
+/* The first line of dead/NAME.reason, made visible, or NULL. */
 static char *
 read_reason(const struct spool *s, const char *name)
 {
-	char rname[SPOOL_NAMELEN + 8], text[1024];
-	int fd, n;
+	char text[1024];
 
-	snprintf(rname, sizeof rname, "%s.reason", name);
-	if ((fd = spool_file_open(s->dead, rname, text, sizeof text)) < 0)
-		return NULL;
-	n = durable_read_all(fd, text, sizeof text - 1);
-	close(fd);
-	if (n <= 0)
-		return NULL;
-	text[n] = '\0';
-	text[strcspn(text, "\n")] = '\0';
-	if (text[0] == '\0')
+	if (!spool_reason_read(s, name, text, sizeof text))
 		return NULL;
 	return visible(text, strlen(text), VIS_TAB | VIS_NL);
 }
@@ -481,8 +347,8 @@ cmd_ls(struct spool *s, const struct opts *o)
 	char err[256], num[32], when[32];
 	int rc;
 
-	for (int state = 0; state < NSTATES; state++) {
-		if (o->filtered && !o->only[state])
+	for (int state = 0; state < SPOOL_NSTATES; state++) {
+		if ((o->flags & F_STATES) && !(o->flags & 1u << state))
 			continue;
 		list_folder(s, state, &l);
 		if ((r = realloc(rows, (nrows + l.n + 1) * sizeof *rows)) == NULL)
@@ -490,8 +356,8 @@ cmd_ls(struct spool *s, const struct opts *o)
 		rows = r;
 		first = nrows;
 		for (size_t i = 0; i < l.n; i++) {
-			rc = chunk_look(folder_fd(s, state), l.names[i],
-			    state == STAGED, &c, err, sizeof err);
+			rc = spool_chunk_look(spool_folder_fd(s, state), l.names[i],
+			    state == SPOOL_STAGED, &c, err, sizeof err);
 			if (rc == 0)
 				continue;
 			r = &rows[nrows++];
@@ -512,8 +378,8 @@ cmd_ls(struct spool *s, const struct opts *o)
 				r->tag = xstrdup("?");
 				r->events = xstrdup("?");
 				r->created = xstrdup("?");
-				r->bytes = file_bytes(folder_fd(s, state), l.names[i]);
-				if (state != DEAD) {
+				r->bytes = spool_file_bytes(spool_folder_fd(s, state), l.names[i]);
+				if (state != SPOOL_DEAD) {
 					char *v = visible(err, strlen(err), VIS_TAB | VIS_NL);
 
 					if (asprintf(&r->note, "unreadable: %s", v) == -1)
@@ -521,11 +387,11 @@ cmd_ls(struct spool *s, const struct opts *o)
 					free(v);
 				}
 			}
-			if (state == DEAD && (r->note = read_reason(s, l.names[i])) == NULL)
+			if (state == SPOOL_DEAD && (r->note = read_reason(s, l.names[i])) == NULL)
 				r->note = xstrdup("-");
 		}
 		/* staged chunks will be sealed in the order they were made */
-		if (state == STAGED && nrows > first)
+		if (state == SPOOL_STAGED && nrows > first)
 			qsort(rows + first, nrows - first, sizeof *rows, cmp_staged);
 		spool_list_free(&l);
 	}
@@ -542,7 +408,7 @@ cmd_ls(struct spool *s, const struct opts *o)
 	}
 	for (size_t i = 0; i < nrows; i++) {
 		r = &rows[i];
-		printf("%-6s  %-*s  %-*s  %*s  %*llu  ", state_names[r->state],
+		printf("%-6s  %-*s  %-*s  %*s  %*llu  ", spool_state_names[r->state],
 		    (int)w[0], r->name, (int)w[1], r->tag, (int)w[2], r->events,
 		    (int)w[3], r->bytes);
 		if (r->note)
@@ -561,36 +427,13 @@ cmd_ls(struct spool *s, const struct opts *o)
 
 /* ---- requeue, purge ---- */
 
-/* dead/name as a consumer would claim it: sealed, whole, sound.  0, -1
- * or SPOOL_EIO. */
-static int
-check_sound(const struct spool *s, const char *name, char *err, size_t errlen)
-{
-	struct spool_chunk c;
-	int rc = -1;
-
-	if ((rc = spool_chunk_open(s->dead, name, &c, err, errlen)) != 0)
-		return rc == SPOOL_EIO ? rc : -1;
-	rc = -1;
-	if (c.h.state != CHUNK_SEALED)
-		snprintf(err, errlen, "the chunk was never sealed");
-	else if (c.size != c.h.hlen + c.h.bodylen)
-		snprintf(err, errlen, "chunk file is %llu bytes, header says %llu",
-		    (unsigned long long)c.size,
-		    (unsigned long long)(c.h.hlen + c.h.bodylen));
-	else
-		rc = spool_chunk_verify(&c, err, errlen);
-	spool_release(&c);
-	return rc == 0 || rc == SPOOL_EIO ? rc : -1;
-}
-
 /* The chunk names to work on: those given (any path to them), or every
  * dead chunk. */
 static void
 dead_names(const struct spool *s, const struct opts *o, struct spool_list *l)
 {
 	if (o->nargs == 0) {
-		list_folder(s, DEAD, l);
+		list_folder(s, SPOOL_DEAD, l);
 		return;
 	}
 	l->n = 0;
@@ -626,17 +469,19 @@ cmd_requeue(struct spool *s, const struct opts *o)
 			note_status(EX_DATAERR);
 			continue;
 		}
-		if ((rc = check_sound(s, name, err, sizeof err)) != 0) {
+		if ((rc = spool_chunk_sound(s->dead, name, err, sizeof err)) != 0) {
 			log_error("dead/%s: not requeued: %s", name, err);
 			note_status(rc == SPOOL_EIO ? EX_IOERR : EX_DATAERR);
 			continue;
 		}
-		if (spool_requeue(s, name) == -1) {
+		if ((rc = spool_requeue(s, name)) == -1) {
 			log_error("dead/%s: requeue: %s", name, strerror(errno));
 			note_status(EX_IOERR);
 			continue;
 		}
 		printf("requeued %s\n", name);
+		if (rc == 1)	/* queued, but a folder sync failed (logged) */
+			note_status(EX_IOERR);
 	}
 	spool_list_free(&l);
 	return status;
@@ -693,22 +538,22 @@ set_aside(struct spool *s, const struct opts *o, int state, const char *name,
 	const char *what = rc == SPOOL_NOTFILE ? "not a chunk" : "corrupt";
 	struct buf reason = BUF_INIT;
 
-	if (o->dry) {
-		printf("%s/%s: %s: %s; not moved (dry run)\n", folders[state],
+	if (o->flags & F_DRY) {
+		printf("%s/%s: %s: %s; not moved (dry run)\n", spool_folders[state],
 		    name, what, err);
 		return;
 	}
 	if (buf_printf(&reason, "lf-spool fsck: %s%s", rc == SPOOL_NOTFILE ?
 	    "not a chunk: " : "", err) == -1)
 		log_fatal(EX_OSERR, "out of memory");
-	if (spool_bury(s, folder_fd(s, state), name, (const char *)reason.p) == 0) {
-		printf("%s/%s: %s: %s; moved to dead/\n", folders[state], name,
+	if (spool_bury(s, spool_folder_fd(s, state), name, (const char *)reason.p) == 0) {
+		printf("%s/%s: %s: %s; moved to dead/\n", spool_folders[state], name,
 		    what, err);
 	} else if (errno != ENOENT || rc != SPOOL_NOTFILE) {
 		/* (what is not a chunk is not claimed: a consumer may have
 		 * moved it first) */
 		log_error("%s/%s: %s (%s), cannot move it to dead/: %s",
-		    folders[state], name, what, err, strerror(errno));
+		    spool_folders[state], name, what, err, strerror(errno));
 		note_status(EX_IOERR);
 	}
 	buf_free(&reason);
@@ -723,7 +568,7 @@ fsck_ready(struct spool *s, const struct opts *o, struct fsck_count *n)
 	char err[256];
 	int rc;
 
-	list_folder(s, READY, &l);
+	list_folder(s, SPOOL_READY, &l);
 	for (size_t i = 0; i < l.n; i++) {
 		const char *name = l.names[i];
 
@@ -756,7 +601,7 @@ fsck_ready(struct spool *s, const struct opts *o, struct fsck_count *n)
 			continue;
 		}
 		n->corrupt++;
-		set_aside(s, o, READY, name, rc, err);
+		set_aside(s, o, SPOOL_READY, name, rc, err);
 		spool_release(&c);
 	}
 	spool_list_free(&l);
@@ -786,17 +631,17 @@ fsck_staged(struct spool *s, const struct opts *o, struct fsck_count *n,
 			log_warn("%s/lock: %s; checking the headers of staged chunks only",
 			    s->path, strerror(errno));
 	}
-	list_folder(s, STAGED, &l);
+	list_folder(s, SPOOL_STAGED, &l);
 	for (size_t i = 0; i < l.n; i++) {
 		const char *name = l.names[i];
 
-		rc = chunk_look(s->tmp, name, 1, &c, err, sizeof err);
+		rc = spool_chunk_look(s->tmp, name, 1, &c, err, sizeof err);
 		if (rc == 0)
 			continue;
 		n->checked++;
 		if (rc == SPOOL_NOTFILE) {
 			n->corrupt++;
-			set_aside(s, o, STAGED, name, rc, err);
+			set_aside(s, o, SPOOL_STAGED, name, rc, err);
 			continue;
 		}
 		if (rc == 1 && locked && (brc = spool_chunk_verify(&c, err,
@@ -843,7 +688,7 @@ fsck_dead(struct spool *s, const struct spool_list *l, struct fsck_count *n)
 	for (size_t i = 0; i < l->n; i++) {
 		const char *name = l->names[i];
 
-		if ((rc = chunk_look(s->dead, name, 0, &c, err, sizeof err)) == 0)
+		if ((rc = spool_chunk_look(s->dead, name, 0, &c, err, sizeof err)) == 0)
 			continue;
 		n->checked++;
 		if (rc == 1 && (brc = spool_chunk_verify(&c, err, sizeof err)) != 0)
@@ -871,32 +716,57 @@ fsck_dead(struct spool *s, const struct spool_list *l, struct fsck_count *n)
 static int
 cmd_fsck(struct spool *s, const struct opts *o)
 {
-	struct fsck_count n[NSTATES];
+	struct fsck_count n[SPOOL_NSTATES];
 	struct spool_list dead;
 	int headers_only;
 
 	memset(n, 0, sizeof n);
 	/* the dead letters as they were before this run added any */
-	list_folder(s, DEAD, &dead);
-	fsck_ready(s, o, &n[READY]);
-	fsck_staged(s, o, &n[STAGED], &headers_only);
-	fsck_dead(s, &dead, &n[DEAD]);
+	list_folder(s, SPOOL_DEAD, &dead);
+	fsck_ready(s, o, &n[SPOOL_READY]);
+	fsck_staged(s, o, &n[SPOOL_STAGED], &headers_only);
+	fsck_dead(s, &dead, &n[SPOOL_DEAD]);
 	spool_list_free(&dead);
 
 	printf("ready   %lu checked, %lu corrupt, %lu in delivery\n",
-	    n[READY].checked, n[READY].corrupt, n[READY].skipped);
-	printf("staged  %lu checked, %lu corrupt%s\n", n[STAGED].checked,
-	    n[STAGED].corrupt, headers_only == 1 ?
+	    n[SPOOL_READY].checked, n[SPOOL_READY].corrupt, n[SPOOL_READY].skipped);
+	printf("staged  %lu checked, %lu corrupt%s\n", n[SPOOL_STAGED].checked,
+	    n[SPOOL_STAGED].corrupt, headers_only == 1 ?
 	    " (headers only: lf-buffer is running)" :
 	    headers_only ? " (headers only)" : "");
-	printf("dead    %lu checked, %lu corrupt\n", n[DEAD].checked,
-	    n[DEAD].corrupt);
-	if (n[READY].corrupt || n[STAGED].corrupt)
+	printf("dead    %lu checked, %lu corrupt\n", n[SPOOL_DEAD].checked,
+	    n[SPOOL_DEAD].corrupt);
+	if (n[SPOOL_READY].corrupt || n[SPOOL_STAGED].corrupt)
 		note_status(EX_DATAERR);
 	return status;
 }
 
 /* ---- main ---- */
+
+/* The commands: what each takes, after the spool directory. */
+static const struct command {
+	const char *name;
+	int (*run)(struct spool *, const struct opts *);
+	unsigned flags;		/* the options it takes */
+	int chunks;		/* chunk names after dir */
+} commands[] = {
+	{ "stat", cmd_stat, F_JSON, 0 },
+	{ "ls", cmd_ls, F_STATES, 0 },
+	{ "requeue", cmd_requeue, 0, 1 },
+	{ "fsck", cmd_fsck, F_DRY, 0 },
+	{ "purge", cmd_purge, F_DEAD, 1 },
+};
+
+/* An option given to a command that does not take it, in this order. */
+static const struct {
+	unsigned flags;
+	const char *msg;
+} misplaced[] = {
+	{ F_JSON, "--json is for stat" },
+	{ F_DRY, "-n is for fsck" },
+	{ F_READY | F_STAGED, "--ready and --staged are for ls" },
+	{ F_DEAD, "--dead is for ls and purge" },
+};
 
 static void
 usage(int code)
@@ -905,8 +775,8 @@ usage(int code)
 	exit(code);
 }
 
-static void
-parse_args(struct opts *o, int argc, char **argv)
+static unsigned
+parse_flags(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_READY, O_STAGED, O_DEAD, O_VERSION };
 	static const struct option opts[] = {
@@ -920,52 +790,57 @@ parse_args(struct opts *o, int argc, char **argv)
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch, dir_args;
+	unsigned flags = 0;
+	int ch;
 
 	while ((ch = getopt_long(argc, argv, "nvh", opts, NULL)) != -1) {
 		switch (ch) {
-		case O_JSON: o->json = 1; break;
-		case O_READY: o->only[READY] = o->filtered = 1; break;
-		case O_STAGED: o->only[STAGED] = o->filtered = 1; break;
-		case O_DEAD: o->only[DEAD] = o->filtered = 1; break;
-		case 'n': o->dry = 1; break;
+		case O_JSON: flags |= F_JSON; break;
+		case O_READY: flags |= F_READY; break;
+		case O_STAGED: flags |= F_STAGED; break;
+		case O_DEAD: flags |= F_DEAD; break;
+		case 'n': flags |= F_DRY; break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(0); break;
 		case O_VERSION: puts("lf-spool " LF_VERSION); exit(0);
 		default: usage(EX_USAGE);
 		}
 	}
+	return flags;
+}
+
+static const struct command *
+parse_args(struct opts *o, int argc, char **argv)
+{
+	const struct command *cmd = NULL;
+	const char *name;
+
+	o->flags = parse_flags(argc, argv);
 	if (optind == argc) {
 		log_error("no command given");
 		usage(EX_USAGE);
 	}
-	o->cmd = argv[optind++];
-	if (strcmp(o->cmd, "stat") && strcmp(o->cmd, "ls") &&
-	    strcmp(o->cmd, "requeue") && strcmp(o->cmd, "fsck") &&
-	    strcmp(o->cmd, "purge")) {
-		log_error("unknown command \"%s\"", o->cmd);
+	name = argv[optind++];
+	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+		if (strcmp(name, commands[i].name) == 0)
+			cmd = &commands[i];
+	if (cmd == NULL) {
+		log_error("unknown command \"%s\"", name);
 		usage(EX_USAGE);
 	}
 	if (optind == argc) {
-		log_error("%s: no spool directory given", o->cmd);
+		log_error("%s: no spool directory given", name);
 		usage(EX_USAGE);
 	}
 	o->dir = argv[optind++];
 	o->args = argv + optind;
 	o->nargs = argc - optind;
-
-	dir_args = !strcmp(o->cmd, "requeue") || !strcmp(o->cmd, "purge");
-	if (o->nargs && !dir_args)
-		log_fatal(EX_USAGE, "%s: one spool directory only", o->cmd);
-	if (o->json && strcmp(o->cmd, "stat"))
-		log_fatal(EX_USAGE, "--json is for stat");
-	if (o->dry && strcmp(o->cmd, "fsck"))
-		log_fatal(EX_USAGE, "-n is for fsck");
-	if ((o->only[READY] || o->only[STAGED]) && strcmp(o->cmd, "ls"))
-		log_fatal(EX_USAGE, "--ready and --staged are for ls");
-	if (o->only[DEAD] && strcmp(o->cmd, "ls") && strcmp(o->cmd, "purge"))
-		log_fatal(EX_USAGE, "--dead is for ls and purge");
-	if (!strcmp(o->cmd, "purge") && !o->only[DEAD])
+	if (o->nargs && !cmd->chunks)
+		log_fatal(EX_USAGE, "%s: one spool directory only", name);
+	for (size_t i = 0; i < sizeof misplaced / sizeof *misplaced; i++)
+		if (o->flags & misplaced[i].flags & ~cmd->flags)
+			log_fatal(EX_USAGE, "%s", misplaced[i].msg);
+	if (cmd->run == cmd_purge && !(o->flags & F_DEAD))
 		log_fatal(EX_USAGE, "purge removes dead chunks only: say --dead");
 	for (int i = 0; i < o->nargs; i++) {
 		const char *b = strrchr(o->args[i], '/');
@@ -974,34 +849,26 @@ parse_args(struct opts *o, int argc, char **argv)
 		if (!spool_is_chunk_name(b) || strlen(b) >= SPOOL_NAMELEN)
 			log_fatal(EX_USAGE, "%s: not a chunk name", o->args[i]);
 	}
+	return cmd;
 }
 
 int
 main(int argc, char **argv)
 {
-	struct opts o;
+	const struct command *cmd;
+	struct opts o = { 0 };
 	struct spool s;
 	char err[512];
 	int rc;
 
 	log_init(argv[0]);
-	memset(&o, 0, sizeof o);
-	parse_args(&o, argc, argv);
+	cmd = parse_args(&o, argc, argv);
 	if (spool_open(&s, o.dir, 0, err, sizeof err) == -1) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			log_fatal(EX_NOINPUT, "%s: no such spool (%s)", o.dir, err);
 		log_fatal(EX_IOERR, "%s", err);
 	}
-	if (!strcmp(o.cmd, "stat"))
-		rc = cmd_stat(&s, &o);
-	else if (!strcmp(o.cmd, "ls"))
-		rc = cmd_ls(&s, &o);
-	else if (!strcmp(o.cmd, "requeue"))
-		rc = cmd_requeue(&s, &o);
-	else if (!strcmp(o.cmd, "fsck"))
-		rc = cmd_fsck(&s, &o);
-	else
-		rc = cmd_purge(&s, &o);
+	rc = cmd->run(&s, &o);
 	spool_close(&s);
 	if (fflush(stdout) == EOF || ferror(stdout))
 		log_fatal(EX_IOERR, "write: %s", strerror(errno));

@@ -132,13 +132,19 @@ buffer_open(struct buffer *b, const char *path, const struct buffer_conf *c,
 		    "another lf-buffer is writing this spool" : strerror(errno));
 		goto out;
 	}
-	/* cut, rewrite the window, and only then let recovered chunks go */
+	/* cut, void the window records of cut events, and only then let
+	 * recovered chunks go */
 	if (stage_recover(&b->spool, kept_add, &k, 0) == -1 || k.failed) {
 		snprintf(err, errlen, "%s: cannot recover staged chunks", path);
 		goto out;
 	}
 	if (window_open(&b->window, b->spool.state, c->dedup_window, kept_valid, &k) == -1) {
-		snprintf(err, errlen, "%s/state/window: %s", path, strerror(errno));
+		if (errno == EINVAL || errno == ELOOP)	/* a FIFO, a link ... */
+			snprintf(err, errlen, "%s/state/window is not a regular "
+			    "file: move it away (a new one is made)", path);
+		else
+			snprintf(err, errlen, "%s/state/window: %s", path,
+			    strerror(errno));
 		goto out;
 	}
 	if (stage_recover(&b->spool, NULL, NULL, 1) == -1) {
@@ -155,16 +161,23 @@ out:
 	return rc;
 }
 
-void
-buffer_close(struct buffer *b)
+static void
+free_list(struct stage **list)
 {
 	struct stage *st, *next;
 
-	for (st = b->stages; st; st = next) {
+	for (st = *list; st; st = next) {
 		next = st->next;
 		stage_free(st);
 	}
-	b->stages = NULL;
+	*list = NULL;
+}
+
+void
+buffer_close(struct buffer *b)
+{
+	free_list(&b->stages);
+	free_list(&b->renamed);
 	window_close(&b->window);
 	spool_close(&b->spool);
 	buf_free(&b->keys);
@@ -186,7 +199,9 @@ dir_bytes(int dirfd, uint64_t *n)
 	if (spool_list(dirfd, &l) == -1)
 		return 0;
 	for (size_t i = 0; i < l.n; i++) {
-		if (fstatat(dirfd, l.names[i], &st, 0) == 0) {
+		/* a symbolic link's target is not the spool's: not counted */
+		if (fstatat(dirfd, l.names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode)) {
 			sum += (uint64_t)st.st_size;
 			(*n)++;
 		}
@@ -202,7 +217,7 @@ buffer_recount(struct buffer *b)
 
 	bytes = dir_bytes(b->spool.tmp, &nt) + dir_bytes(b->spool.new, &b->ready);
 	for (struct stage *st = b->stages; st; st = st->next)
-		bytes += st->wbuf.len;
+		bytes += st->wbuf.len + (st->state == STAGE_NEW ? st->hlen : 0);
 	b->bytes = bytes;
 }
 
@@ -227,7 +242,7 @@ drop_oldest(struct buffer *b)
 			}
 			continue;
 		}
-		log_warn("%s: spool full: dropped the oldest chunk new/%s (%llu events)",
+		LOG_WARN_LIMITED("%s: spool full: dropped the oldest chunk new/%s (%llu events)",
 		    b->spool.path, l.names[i], (unsigned long long)c.h.count);
 		b->dropped_chunks++;
 		b->dropped_events += c.h.count;
@@ -305,23 +320,135 @@ find_stage(struct buffer *b, const unsigned char *keys, size_t keyslen)
 	return NULL;
 }
 
+/* Make the files of the NEW stages that have entries: a chunk's file is
+ * in tmp/ before any window record names it, since at start a record is
+ * checked only against the chunks found there. */
+static int
+make_files(struct buffer *b)
+{
+	for (struct stage *st = b->stages; st; st = st->next)
+		if (st->state == STAGE_NEW && st->wbuf.len > 0 &&
+		    stage_create(&b->spool, st) == -1)
+			return -1;
+	return 0;
+}
+
+/* A stage renamed into new/ leaves the list of stages; one whose folders
+ * could not be synced waits in b->renamed for a sync that covers it. */
+static void
+sealed(struct buffer *b, struct stage *st, enum durable_outcome o)
+{
+	if (st->count > 0)
+		b->ready++;
+	if (o == DURABLE_MOVED_UNSYNCED) {
+		LOG_WARN_LIMITED("%s: new/%s: sealed, but cannot sync new/ or "
+		    "tmp/: %s (its events are stored; a crash may put it back "
+		    "in tmp/, to be sealed again)", b->spool.path, st->ready,
+		    strerror(errno));
+		buf_free(&st->wbuf);
+		st->next = b->renamed;
+		b->renamed = st;
+		return;
+	}
+	if (st->count > 0 && b->renamed) {
+		/* this sync of new/ and tmp/ covers every rename before it */
+		log_warn("%s: new/ and tmp/ synced again", b->spool.path);
+		free_list(&b->renamed);
+	}
+	stage_free(st);
+}
+
+int
+buffer_sync_dirs(struct buffer *b)
+{
+	if (b->renamed == NULL)
+		return 0;
+	if (stage_seal(&b->spool, b->renamed) != DURABLE_DONE)
+		return -1;
+	log_warn("%s: new/ and tmp/ synced again", b->spool.path);
+	free_list(&b->renamed);
+	return 0;
+}
+
 static int
 seal_stage(struct buffer *b, struct stage *st)
 {
 	struct stage **pp;
+	enum durable_outcome o;
 
-	/* window records go to the log before any header that covers them */
-	if (window_write(&b->window) == -1 || stage_seal(&b->spool, st) == -1)
+	if (st->wbuf.len > 0 || st->dirty_head) {
+		/* window records go to the log before any header that covers
+		 * them; the seal's fdatasync makes these bytes durable */
+		if (make_files(b) == -1 || window_write(&b->window) == -1 ||
+		    stage_write(st) == -1 || stage_sync(st, 0) == -1)
+			return -1;
+	}
+	if ((o = stage_seal(&b->spool, st)) == DURABLE_NOT_MOVED)
 		return -1;
 	for (pp = &b->stages; *pp != st; pp = &(*pp)->next)
 		;
 	*pp = st->next;
-	if (st->count > 0)
-		b->ready++;
 	log_debug("%s: sealed chunk of %llu events", b->spool.path,
 	    (unsigned long long)st->count);
-	stage_free(st);
+	sealed(b, st, o);
 	return 0;
+}
+
+/* The disk is full: seal the committed part of every staged chunk, so
+ * that consumers can deliver them and free space, since a chunk that
+ * filled the disk alone would never be full nor sealed.  The entries of
+ * the failed commit go on in a successor, whose file the next commit
+ * makes; the window records that named the chunk as it would have been
+ * after the commit are taken out of the log and name the successor. */
+static void
+seal_committed(struct buffer *b)
+{
+	struct stage **pp, *st, *succ;
+	enum durable_outcome o;
+	unsigned long n = 0;
+	uint64_t events = 0;
+
+	if (window_unwrite(&b->window) == -1) {
+		LOG_WARN_LIMITED("%s: state/window: %s: staged chunks not sealed",
+		    b->spool.path, strerror(errno));
+		return;
+	}
+	for (pp = &b->stages; (st = *pp) != NULL; ) {
+		succ = NULL;
+		if (st->state != STAGE_STAGED || st->count == 0 || (st->wbuf.len &&
+		    (succ = stage_new(st->key.p, st->key.len, st->has_timekey,
+		    st->timekey)) == NULL)) {
+			pp = &st->next;
+			continue;
+		}
+		if ((o = stage_seal(&b->spool, st)) == DURABLE_NOT_MOVED) {
+			LOG_WARN_LIMITED("%s: tmp/%s: cannot seal: %s", b->spool.path,
+			    st->name, strerror(errno));
+			stage_free(succ);
+			pp = &st->next;
+			continue;
+		}
+		n++;
+		events += st->count;
+		if (succ) {
+			struct buf w = succ->wbuf;
+			window_repoint(&b->window, st->id, succ->id, st->committed);
+			succ->wbuf = st->wbuf;
+			st->wbuf = w;
+			succ->wcount = st->wcount;
+			st->wcount = 0;
+			succ->next = st->next;
+			*pp = succ;
+			pp = &succ->next;
+		} else {
+			*pp = st->next;
+		}
+		sealed(b, st, o);
+	}
+	if (n > 0)
+		log_warn("%s: disk full: sealed %lu staged chunks (%llu events) "
+		    "for the consumers to deliver", b->spool.path, n,
+		    (unsigned long long)events);
 }
 
 static int
@@ -352,7 +479,8 @@ place(struct buffer *b, const unsigned char *keys, size_t keyslen, int has_tk,
 	}
 	if (st == NULL) {
 		struct stage **pp;
-		if ((st = stage_create(&b->spool, keys, keyslen, has_tk, tk)) == NULL)
+		/* its file is made by the commit: adding does no I/O */
+		if ((st = stage_new(keys, keyslen, has_tk, tk)) == NULL)
 			return NULL;
 		/* kept in creation order, so a forced flush seals oldest first */
 		for (pp = &b->stages; *pp; pp = &(*pp)->next)
@@ -537,17 +665,6 @@ buffer_seen(struct buffer *b, const unsigned char h[16])
 	return window_has(&b->window, h) || window_pending(&b->window, h);
 }
 
-int
-buffer_pending(const struct buffer *b)
-{
-	if (b->window.out.len || b->window.pending.len)
-		return 1;
-	for (struct stage *st = b->stages; st; st = st->next)
-		if (st->wbuf.len || st->dirty_head)
-			return 1;
-	return 0;
-}
-
 static int
 is_full(const struct buffer_conf *c, const struct stage *st)
 {
@@ -558,12 +675,12 @@ is_full(const struct buffer_conf *c, const struct stage *st)
 	    stage_events(st) >= (double)c->chunk_limit_records * t);
 }
 
-int
-buffer_commit(struct buffer *b, int sync)
+static int
+commit(struct buffer *b, int sync)
 {
-	struct stage *st, *next;
+	struct stage *st;
 
-	if (window_write(&b->window) == -1)
+	if (make_files(b) == -1 || window_write(&b->window) == -1)
 		return -1;
 	for (st = b->stages; st; st = st->next)
 		if (stage_write(st) == -1)
@@ -575,6 +692,22 @@ buffer_commit(struct buffer *b, int sync)
 		b->syncs += sync && dirty;
 	}
 	window_commit(&b->window);
+	return 0;
+}
+
+int
+buffer_commit(struct buffer *b, int sync)
+{
+	struct stage *st, *next;
+	int e;
+
+	if (commit(b, sync) == -1) {
+		e = errno;
+		if (e == ENOSPC || e == EDQUOT)
+			seal_committed(b);
+		errno = e;
+		return -1;
+	}
 	for (st = b->stages; st; st = next) {
 		next = st->next;
 		if (st->count == 0)
@@ -585,6 +718,16 @@ buffer_commit(struct buffer *b, int sync)
 				return -1;
 	}
 	return 0;
+}
+
+uint64_t
+buffer_uncommitted(const struct buffer *b)
+{
+	uint64_t n = 0;
+
+	for (const struct stage *st = b->stages; st; st = st->next)
+		n += st->wcount;
+	return n;
 }
 
 /* When a stage is due to be sealed, in microseconds since the epoch;
@@ -629,21 +772,6 @@ buffer_flush(struct buffer *b, int force)
 			rc = -1;
 	}
 	return rc;
-}
-
-double
-buffer_next_due(const struct buffer *b)
-{
-	uint64_t now = spool_now_us(), due = UINT64_MAX;
-
-	for (const struct stage *st = b->stages; st; st = st->next) {
-		uint64_t d = due_us(b->conf, st);
-		if (stage_events(st) > 0 && d < due)
-			due = d;
-	}
-	if (due == UINT64_MAX)
-		return -1;
-	return due <= now ? 0 : (double)(due - now) / 1e6;
 }
 
 /* ---- what a tool may read ---- */

@@ -40,7 +40,8 @@ struct buffer_conf {
 struct buffer {
 	struct spool spool;
 	const struct buffer_conf *conf;
-	struct stage *stages;
+	struct stage *stages;		/* NEW or STAGED, oldest first */
+	struct stage *renamed;		/* sealed, new/ or tmp/ not synced */
 	struct window window;
 	uint64_t bytes;			/* tmp/ and new/, as last counted + added */
 	uint64_t ready;			/* chunks in new/, as last counted */
@@ -81,14 +82,18 @@ int buffer_add(struct buffer *b, const char *tag, size_t taglen,
 
 /* Make everything added durable (sync: fdatasync; without, it is only
  * written, for a pipe that has no one to ack).  0, or -1 with nothing
- * lost: call again later.  Then seal what is full or due. */
+ * lost: call again later.  Then seal what is full or due.  On a full
+ * disk (ENOSPC, EDQUOT) the committed part of every staged chunk is
+ * sealed, so that consumers can free space. */
 int buffer_commit(struct buffer *b, int sync);
-int buffer_pending(const struct buffer *b);
+/* Events added but not committed. */
+uint64_t buffer_uncommitted(const struct buffer *b);
+/* Sync new/ and tmp/ again after chunks were renamed into new/ without
+ * (durable_commit's DURABLE_MOVED_UNSYNCED).  0, or -1: some are left. */
+int buffer_sync_dirs(struct buffer *b);
 
 /* Seal the chunks whose flush time has come (force: all of them). */
 int buffer_flush(struct buffer *b, int force);
-/* Seconds until the next chunk is due, or -1 if none. */
-double buffer_next_due(const struct buffer *b);
 /* Count tmp/ and new/ again (consumers delete what they deliver). */
 void buffer_recount(struct buffer *b);
 

@@ -1,6 +1,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -95,13 +96,63 @@ conf_bool(const char *s, int *out)
 	return -1;
 }
 
+/* A plain decimal number, the whole string. */
+int
+conf_number(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!isdigit((unsigned char)*s) && *s != '.')
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end != '\0' || !isfinite(v))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+conf_enum(const struct conf_name *t, const char *s, int *out)
+{
+	for (; t->name != NULL; t++)
+		if (strcmp(s, t->name) == 0)
+			return *out = t->value, 0;
+	return -1;
+}
+
+void
+conf_enum_list(const struct conf_name *t, char *out, size_t outlen)
+{
+	size_t n = 0;
+	int len;
+
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	for (size_t i = 0; t[i].name != NULL && n < outlen; i++) {
+		len = snprintf(out + n, outlen - n, "%s%s", i == 0 ? "" :
+		    t[i + 1].name == NULL ? " or " : ", ", t[i].name);
+		if (len < 0)
+			break;
+		n += (size_t)len;
+	}
+}
+
+static void __attribute__((noreturn))
+opt_fatal(const char *opt, const char *what, const char *arg)
+{
+	log_fatal(EX_USAGE, "--%s: %s: '%s'", opt, what, arg);
+}
+
 uint64_t
 conf_opt_size(const char *opt, const char *arg)
 {
 	uint64_t v;
 
 	if (conf_size(arg, &v) == -1)
-		log_fatal(EX_USAGE, "--%s: bad size \"%s\"", opt, arg);
+		opt_fatal(opt, "not a size (e.g. 256k, 8m, 1g)", arg);
 	return v;
 }
 
@@ -111,16 +162,56 @@ conf_opt_duration(const char *opt, const char *arg)
 	double v;
 
 	if (conf_duration(arg, &v) == -1)
-		log_fatal(EX_USAGE, "--%s: bad duration \"%s\"", opt, arg);
+		opt_fatal(opt, "not a duration (e.g. 10s, 1.5m, 1h, 3d)", arg);
 	return v;
 }
 
 uint64_t
 conf_opt_uint(const char *opt, const char *arg, uint64_t max)
 {
+	char what[64];
 	uint64_t v;
 
-	if (conf_uint(arg, max, &v) == -1)
-		log_fatal(EX_USAGE, "--%s: bad number \"%s\"", opt, arg);
+	if (conf_uint(arg, max, &v) == -1) {
+		snprintf(what, sizeof what, "not a whole number from 0 to %llu",
+		    (unsigned long long)max);
+		opt_fatal(opt, what, arg);
+	}
+	return v;
+}
+
+double
+conf_opt_number(const char *opt, const char *arg)
+{
+	double v;
+
+	if (conf_number(arg, &v) == -1)
+		opt_fatal(opt, "not a number", arg);
+	return v;
+}
+
+int
+conf_opt_bool(const char *opt, const char *arg)
+{
+	int v;
+
+	if (arg == NULL)
+		return 1;
+	if (conf_bool(arg, &v) == -1)
+		opt_fatal(opt, "not a boolean (true or false)", arg);
+	return v;
+}
+
+int
+conf_opt_enum(const char *opt, const char *arg, const struct conf_name *t)
+{
+	char what[256];
+	int v;
+
+	if (conf_enum(t, arg, &v) == -1) {
+		memcpy(what, "must be ", 8);
+		conf_enum_list(t, what + 8, sizeof what - 8);
+		opt_fatal(opt, what, arg);
+	}
 	return v;
 }

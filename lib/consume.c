@@ -2,7 +2,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "consume.h"
 #include "durable.h"
 #include "log.h"
+#include "sig.h"
 
 /* Claims per turn of the loop, so that a tool answering at once cannot
  * keep the loop (and its signals) waiting through a long backlog. */
@@ -48,7 +48,6 @@ struct consume {
 	ev_io inotify_w;
 	ev_timer kick_w, rescan_w, shutdown_w;
 	ev_periodic retry_w;		/* wall clock, as the retry state */
-	ev_signal term_w, int_w, hup_w, usr1_w;
 };
 
 /* ---- options ---- */
@@ -64,122 +63,55 @@ consume_conf_default(struct consume_conf *c)
 	c->rescan_interval = 5;
 }
 
-static int
-opt_err(char *err, size_t errlen, const char *opt, const char *what,
-    const char *arg)
-{
-	snprintf(err, errlen, "--%s: %s: '%s'", opt, what, arg);
-	return -1;
-}
-
-/* A plain decimal number, the whole string. */
-static int
-opt_number(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	if ((*s < '0' || *s > '9') && *s != '.')
-		return -1;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || *end != '\0' || !isfinite(v))
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int
-opt_duration(const char *name, const char *arg, double *out, char *err,
-    size_t errlen)
-{
-	if (conf_duration(arg, out) == -1)
-		return opt_err(err, errlen, name,
-		    "not a duration (e.g. 10s, 1.5m, 1h, 3d)", arg);
-	return 1;
-}
-
-/* Boolean options: bare means true, as a flag; =BOOL says which. */
-static int
-opt_bool(const char *name, const char *arg, int *out, char *err,
-    size_t errlen)
-{
-	if (arg == NULL)
-		return *out = 1, 1;
-	if (conf_bool(arg, out) == -1)
-		return opt_err(err, errlen, name,
-		    "not a boolean (true or false)", arg);
-	return 1;
-}
-
-static int
-opt_retry_type(const char *arg, enum retry_type *out, char *err,
-    size_t errlen)
-{
-	if (strcmp(arg, "exponential_backoff") == 0)
-		*out = RETRY_EXPONENTIAL_BACKOFF;
-	else if (strcmp(arg, "periodic") == 0)
-		*out = RETRY_PERIODIC;
-	else
-		return opt_err(err, errlen, "retry-type",
-		    "must be exponential_backoff or periodic", arg);
-	return 1;
-}
-
-static int
-opt_count(const char *name, const char *arg, uint64_t max, uint64_t *out,
-    char *err, size_t errlen)
-{
-	if (conf_uint(arg, max, out) == -1)
-		return opt_err(err, errlen, name, "not a whole number in range",
-		    arg);
-	return 1;
-}
+static const struct conf_name retry_types[] = {
+	{ "exponential_backoff", RETRY_EXPONENTIAL_BACKOFF },
+	{ "periodic", RETRY_PERIODIC },
+	{ NULL, 0 }
+};
 
 int
-consume_opt(struct consume_conf *c, int opt, const char *arg, char *err,
-    size_t errlen)
+consume_opt(struct consume_conf *c, int opt, const char *arg)
 {
 	struct retry_conf *r = &c->retry;
-	uint64_t v;
-	int rc;
 
 	switch (opt) {
 	case CONSUME_OPT_RETRY_TYPE:
-		return opt_retry_type(arg, &r->type, err, errlen);
+		r->type = conf_opt_enum("retry-type", arg, retry_types);
+		break;
 	case CONSUME_OPT_RETRY_WAIT:
-		return opt_duration("retry-wait", arg, &r->wait, err, errlen);
+		r->wait = conf_opt_duration("retry-wait", arg);
+		break;
 	case CONSUME_OPT_RETRY_BASE:
-		if (opt_number(arg, &r->exponential_backoff_base) == -1)
-			return opt_err(err, errlen,
-			    "retry-exponential-backoff-base", "not a number", arg);
-		return 1;
+		r->exponential_backoff_base = conf_opt_number(
+		    "retry-exponential-backoff-base", arg);
+		break;
 	case CONSUME_OPT_RETRY_MAX_INTERVAL:
-		return opt_duration("retry-max-interval", arg, &r->max_interval,
-		    err, errlen);
+		r->max_interval = conf_opt_duration("retry-max-interval", arg);
+		break;
 	case CONSUME_OPT_RETRY_RANDOMIZE:
-		return opt_bool("retry-randomize", arg, &r->randomize, err,
-		    errlen);
+		r->randomize = conf_opt_bool("retry-randomize", arg);
+		break;
 	case CONSUME_OPT_RETRY_TIMEOUT:
-		return opt_duration("retry-timeout", arg, &r->timeout, err,
-		    errlen);
+		r->timeout = conf_opt_duration("retry-timeout", arg);
+		break;
 	case CONSUME_OPT_RETRY_MAX_TIMES:
-		if ((rc = opt_count("retry-max-times", arg, LLONG_MAX, &v, err,
-		    errlen)) == 1)
-			r->max_times = (long long)v;
-		return rc;
+		r->max_times = (long long)conf_opt_uint("retry-max-times", arg,
+		    LLONG_MAX);
+		break;
 	case CONSUME_OPT_RETRY_FOREVER:
-		return opt_bool("retry-forever", arg, &r->forever, err, errlen);
+		r->forever = conf_opt_bool("retry-forever", arg);
+		break;
 	case CONSUME_OPT_FLUSH_THREAD_COUNT:
-		if ((rc = opt_count("flush-thread-count", arg, 4096, &v, err,
-		    errlen)) == 1)
-			c->flush_thread_count = (unsigned)v;
-		return rc;
+		c->flush_thread_count = (unsigned)conf_opt_uint(
+		    "flush-thread-count", arg, 4096);
+		break;
 	case CONSUME_OPT_ONCE:
 		c->once = 1;
-		return 1;
+		break;
+	default:
+		return 0;
 	}
-	return 0;
+	return 1;
 }
 
 /* retry_conf_check names Fluentd's parameter ("retry_wait must ..."); say
@@ -223,27 +155,19 @@ consume_conf_check(const struct consume_conf *c, char *err, size_t errlen)
 static void
 state_load(struct consume *c)
 {
-	char line[RETRY_LINE_MAX], err[128];
-	int fd, n;
+	char err[256];
+	int rc;
 
-	/* never a wait on a FIFO there; saving it replaces what it is */
-	if ((fd = spool_file_open(c->s->state, STATE_FILE, err, sizeof err)) < 0) {
-		if (fd == -1 && errno != ENOENT)
-			snprintf(err, sizeof err, "%s", strerror(errno));
-		if (fd == SPOOL_NOTFILE || errno != ENOENT)
-			log_warn("%s/state/%s: %s; starting without a retry "
-			    "pending", c->s->path, STATE_FILE, err);
+	if ((rc = spool_retry_read(c->s, &c->retry, err, sizeof err)) <= 0) {
+		if (rc == -1)
+			log_warn("%s/%s; starting without a retry pending",
+			    c->s->path, err);
+		retry_reset(&c->retry);
 		return;
 	}
-	n = durable_read_all(fd, line, sizeof line - 1);
-	close(fd);
-	line[n < 0 ? 0 : n] = '\0';
-	if (retry_parse(&c->retry, line) == -1) {
-		log_warn("%s/state/%s is not a retry state; starting without "
-		    "a retry pending", c->s->path, STATE_FILE);
-		return;
-	}
-	snprintf(c->saved, sizeof c->saved, "%s", line);
+	/* what state_save would write for it: no rewrite until it changes */
+	if (retry_format(&c->retry, c->saved, sizeof c->saved) < 0)
+		c->saved[0] = '\0';
 	if (c->retry.active)
 		log_info("resuming a retry: retry_times=%lld, next in %.3fs",
 		    c->retry.steps, fmax(0, c->retry.next_time - ev_time()));
@@ -334,10 +258,6 @@ finish(struct consume *c)
 	stop_watchers(c);
 	ev_timer_stop(c->loop, &c->kick_w);
 	ev_timer_stop(c->loop, &c->shutdown_w);
-	ev_signal_stop(c->loop, &c->term_w);
-	ev_signal_stop(c->loop, &c->int_w);
-	ev_signal_stop(c->loop, &c->hup_w);
-	ev_signal_stop(c->loop, &c->usr1_w);
 	c->finished = 1;
 	ev_break(c->loop, EVBREAK_ALL);
 }
@@ -734,33 +654,6 @@ shutdown_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	finish(c);
 }
 
-static void
-signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
-{
-	struct consume *c = w->data;
-
-	(void)loop, (void)revents;
-	switch (w->signum) {
-	case SIGHUP:
-		if (log_reopen() == -1)
-			log_warn("cannot reopen the log: %s", strerror(errno));
-		break;
-	case SIGUSR1:
-		if (c->retry.active) {
-			log_info("SIGUSR1: retrying now");
-			c->retry.next_time = ev_time();
-			state_save(c);
-		}
-		c->dirty = 1;
-		kick(c);
-		break;
-	default:
-		log_info("signal %d: stopping", w->signum);
-		stop(c, c->conf->once ? EX_TEMPFAIL : 0);
-		break;
-	}
-}
-
 /* Without inotify the rescan timer still finds new chunks, only later. */
 static void
 watch_new(struct consume *c)
@@ -789,8 +682,6 @@ consume_new(struct ev_loop *loop, struct spool *s,
     consume_cancel_fn cancel, void *ctx)
 {
 	struct consume *c;
-	ev_signal *sigs[4];
-	int signums[4] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 
 	if ((c = calloc(1, sizeof *c)) == NULL ||
 	    (c->jobs = calloc(conf->flush_thread_count, sizeof *c->jobs)) == NULL) {
@@ -816,12 +707,6 @@ consume_new(struct ev_loop *loop, struct spool *s,
 	    conf->rescan_interval);
 	ev_init(&c->shutdown_w, shutdown_cb);
 	ev_periodic_init(&c->retry_w, retry_cb, 0., 0., NULL);
-	sigs[0] = &c->term_w, sigs[1] = &c->int_w;
-	sigs[2] = &c->hup_w, sigs[3] = &c->usr1_w;
-	for (int i = 0; i < 4; i++) {
-		ev_signal_init(sigs[i], signal_cb, signums[i]);
-		sigs[i]->data = c;
-	}
 	return c;
 }
 
@@ -836,18 +721,29 @@ consume_start(struct consume *c)
 	/* listed after inotify is on, so no chunk falls in between */
 	if (refresh(c) == -1)
 		return -1;
-	ev_signal_start(c->loop, &c->term_w);
-	ev_signal_start(c->loop, &c->int_w);
-	ev_signal_start(c->loop, &c->hup_w);
-	ev_signal_start(c->loop, &c->usr1_w);
 	kick(c);
 	return 0;
 }
 
+/* Stopped before --once is done: not everything was delivered. */
 void
 consume_stop(struct consume *c)
 {
-	stop(c, 0);
+	stop(c, c->conf->once ? EX_TEMPFAIL : 0);
+}
+
+void
+consume_kick(struct consume *c)
+{
+	if (c->finished)
+		return;
+	if (c->retry.active) {
+		log_info("retrying now");
+		c->retry.next_time = ev_time();
+		state_save(c);
+	}
+	c->dirty = 1;
+	kick(c);
 }
 
 int
@@ -865,10 +761,6 @@ consume_free(struct consume *c)
 		stop_watchers(c);
 		ev_timer_stop(c->loop, &c->kick_w);
 		ev_timer_stop(c->loop, &c->shutdown_w);
-		ev_signal_stop(c->loop, &c->term_w);
-		ev_signal_stop(c->loop, &c->int_w);
-		ev_signal_stop(c->loop, &c->hup_w);
-		ev_signal_stop(c->loop, &c->usr1_w);
 	}
 	for (unsigned i = 0; i < c->conf->flush_thread_count; i++)
 		spool_release(&c->jobs[i].chunk);
@@ -879,11 +771,27 @@ consume_free(struct consume *c)
 	free(c);
 }
 
+static void
+sig_stop_cb(void *c)
+{
+	consume_stop(c);
+}
+
+static void
+sig_kick_cb(void *c)
+{
+	consume_kick(c);
+}
+
+const struct sig_actions consume_sig_actions = { sig_stop_cb, sig_kick_cb,
+    NULL };
+
 int
 consume_run(struct ev_loop *loop, struct spool *s,
     const struct consume_conf *conf, consume_deliver_fn fn, void *ctx)
 {
 	struct consume *c;
+	struct sig sig;
 	int rc;
 
 	if ((c = consume_new(loop, s, conf, fn, NULL, ctx)) == NULL)
@@ -892,7 +800,9 @@ consume_run(struct ev_loop *loop, struct spool *s,
 		consume_free(c);
 		return EX_IOERR;
 	}
+	sig_start(&sig, loop, &consume_sig_actions, c);
 	ev_run(loop, 0);
+	sig_stop(&sig);
 	rc = consume_status(c);
 	consume_free(c);
 	return rc;

@@ -27,8 +27,8 @@
  *    then one chunk (the oldest) is tried alone, and only its success
  *    opens all flush threads again.  So an outage costs one attempt per
  *    retry, not flush_thread_count.
- *  - SIGUSR1 makes a pending retry due now (Fluentd's force flush waits
- *    for the backoff).
+ *  - consume_kick (the tool's SIGUSR1) makes a pending retry due now
+ *    (Fluentd's force flush waits for the backoff).
  * The retry state is kept in SPOOL/state/retry (retry_format's line) and
  * read back at start, so a restart does not reset the backoff; its clock
  * is the wall clock.  Several consumers of one spool each keep their own
@@ -47,10 +47,11 @@
  * inotify on new/ without delay, with a rescan every few seconds in case
  * inotify is missing or overflows.
  *
- * Signals, while consume runs: SIGUSR1 retries now and rescans new/;
- * SIGHUP calls log_reopen(); SIGTERM and SIGINT stop claiming, give the
- * chunks in flight shutdown_timeout to be answered, then cancel the rest
- * (their claims are released: they stay in new/, ready) and stop.
+ * consume watches no signals: the tool's main does (lib/sig.h, lf(7))
+ * and calls consume_kick on SIGUSR1, which retries now and rescans new/,
+ * and consume_stop on SIGTERM and SIGINT, which stops claiming, gives
+ * the chunks in flight shutdown_timeout to be answered, then cancels the
+ * rest (their claims are released: they stay in new/, ready) and stops.
  *
  * When consume has stopped it calls ev_break(loop, EVBREAK_ALL).  The
  * status (consume_status, or what consume_run returns) is an exit code of
@@ -71,6 +72,7 @@
 
 #include "buf.h"
 #include "retry.h"
+#include "sig.h"
 #include "spool.h"
 
 struct consume_conf {
@@ -130,10 +132,9 @@ enum {
 
 void consume_conf_default(struct consume_conf *c);
 
-/* 1 if opt is one of the options above and arg a good value for it, 0 if
- * opt is not one of them, -1 with a message in err (the caller exits 64). */
-int consume_opt(struct consume_conf *c, int opt, const char *arg, char *err,
-    size_t errlen);
+/* 1 if opt is one of the options above, 0 if not.  A bad value is a
+ * usage error, worded and exited on (64) as conf_opt_* do. */
+int consume_opt(struct consume_conf *c, int opt, const char *arg);
 
 /* After the options: 0, or -1 with a message naming the option. */
 int consume_conf_check(const struct consume_conf *c, char *err, size_t errlen);
@@ -184,12 +185,21 @@ struct consume *consume_new(struct ev_loop *loop, struct spool *s,
     const struct consume_conf *conf, consume_deliver_fn deliver,
     consume_cancel_fn cancel, void *ctx);
 int consume_start(struct consume *c);
-void consume_stop(struct consume *c);	/* as SIGTERM */
+/* SIGTERM, SIGINT: stop claiming, wait for the jobs in flight (up to
+ * shutdown_timeout), then stop; with --once the status is then 75. */
+void consume_stop(struct consume *c);
+/* SIGUSR1: a pending retry is due now, and new/ is listed again. */
+void consume_kick(struct consume *c);
 int consume_status(const struct consume *c);
 void consume_free(struct consume *c);
 
-/* All of it, with no cancel function: returns the status, or EX_OSERR
- * (71) if out of memory, EX_IOERR (74) if new/ cannot be listed. */
+/* The signals of lf(7) for a tool whose loop runs consume only: give
+ * them to sig_start (lib/sig.h) with the struct consume as ctx. */
+extern const struct sig_actions consume_sig_actions;
+
+/* All of it, with no cancel function, and the signals of lf(7) watched
+ * (lib/sig.h) while it runs: returns the status, or EX_OSERR (71) if out
+ * of memory, EX_IOERR (74) if new/ cannot be listed. */
 int consume_run(struct ev_loop *loop, struct spool *s,
     const struct consume_conf *conf, consume_deliver_fn fn, void *ctx);
 

@@ -6,65 +6,32 @@
 #include "durable.h"
 
 int
-durable_write_all(int fd, const void *p, size_t n)
+durable_pwrite_all(int fd, const void *p, size_t n, off_t off)
 {
 	const char *s = p;
 	ssize_t w;
 
 	while (n > 0) {
-		if ((w = write(fd, s, n)) == -1) {
+		if ((w = pwrite(fd, s, n, off)) == -1) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
 		s += w;
 		n -= (size_t)w;
+		off += w;
 	}
 	return 0;
 }
 
+/* EINTR is retried: an interrupted sync reported no write error. */
 int
-durable_writev_all(int fd, struct iovec *iov, int iovcnt)
+durable_fdatasync(int fd)
 {
-	ssize_t w;
-
-	while (iovcnt > 0) {
-		if ((w = writev(fd, iov, iovcnt)) == -1) {
-			if (errno == EINTR)
-				continue;
+	while (fdatasync(fd) == -1)
+		if (errno != EINTR)
 			return -1;
-		}
-		while (iovcnt > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			iovcnt--;
-		}
-		if (iovcnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
 	return 0;
-}
-
-int
-durable_read_all(int fd, void *p, size_t n)
-{
-	char *s = p;
-	size_t got = 0;
-	ssize_t r;
-
-	while (got < n) {
-		if ((r = read(fd, s + got, n - got)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (int)got;
 }
 
 int
@@ -77,17 +44,25 @@ durable_fsync(int fd)
 }
 
 int
-durable_fsync_dir(const char *path)
+durable_sync_dirs(int todir, int fromdir)
 {
-	int fd, rc, e;
-
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+	if (durable_fsync(todir) == -1)
 		return -1;
-	rc = durable_fsync(fd);
-	e = errno;
-	close(fd);
-	errno = e;
-	return rc;
+	return fromdir == todir ? 0 : durable_fsync(fromdir);
+}
+
+enum durable_outcome
+durable_commit(int fd, const void *p, size_t n, off_t off, int fromdir,
+    const char *from, int todir, const char *to, unsigned int flags)
+{
+	if (fd != -1 && ((n > 0 && durable_pwrite_all(fd, p, n, off) == -1) ||
+	    durable_fdatasync(fd) == -1))
+		return DURABLE_NOT_MOVED;
+	if (renameat2(fromdir, from, todir, to, flags) == -1)
+		return DURABLE_NOT_MOVED;
+	if (durable_sync_dirs(todir, fromdir) == -1)
+		return DURABLE_MOVED_UNSYNCED;
+	return DURABLE_DONE;
 }
 
 int
@@ -95,6 +70,7 @@ durable_replace(int dirfd, const char *name, const void *p, size_t n)
 {
 	char tmp[4096];
 	int fd, e;
+	enum durable_outcome o;
 
 	/* one temporary name per process: two writers never share one */
 	if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", name, (long)getpid()) >= sizeof tmp) {
@@ -104,21 +80,11 @@ durable_replace(int dirfd, const char *name, const void *p, size_t n)
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd == -1)
 		return -1;
-	if (durable_write_all(fd, p, n) == -1 || durable_fsync(fd) == -1)
-		goto fail;
-	if (close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (renameat(dirfd, tmp, dirfd, name) == -1)
-		goto fail;
-	return dirfd == AT_FDCWD ? durable_fsync_dir(".") : durable_fsync(dirfd);
-fail:
+	o = durable_commit(fd, p, n, 0, dirfd, tmp, dirfd, name, 0);
 	e = errno;
-	if (fd != -1)
-		close(fd);
-	unlinkat(dirfd, tmp, 0);
+	close(fd);
+	if (o == DURABLE_NOT_MOVED)
+		unlinkat(dirfd, tmp, 0);
 	errno = e;
-	return -1;
+	return o == DURABLE_DONE ? 0 : o == DURABLE_MOVED_UNSYNCED ? 1 : -1;
 }

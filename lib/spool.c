@@ -585,7 +585,7 @@ spool_bury(struct spool *s, int dirfd, const char *name, const char *reason)
 {
 	char rname[SPOOL_NAMELEN + 8];
 	struct buf r = BUF_INIT;
-	int rc;
+	int rc, e;
 
 	snprintf(rname, sizeof rname, "%s.reason", name);
 	if (buf_printf(&r, "%s\n", reason) == -1)
@@ -594,15 +594,21 @@ spool_bury(struct spool *s, int dirfd, const char *name, const char *reason)
 	buf_free(&r);
 	if (rc == -1)
 		return -1;
-	if (renameat(dirfd, name, s->dead, name) == -1) {
-		int e = errno;
+	switch (durable_commit(-1, NULL, 0, 0, dirfd, name, s->dead, name, 0)) {
+	case DURABLE_NOT_MOVED:
+		e = errno;
 		unlinkat(s->dead, rname, 0);
 		errno = e;
 		return -1;
+	case DURABLE_MOVED_UNSYNCED:
+		/* moved: a crash may only undo the move, and the chunk is
+		 * checked and buried again */
+		log_warn("dead/%s: cannot sync dead/ or the folder it came "
+		    "from: %s", name, strerror(errno));
+		break;
+	case DURABLE_DONE:
+		break;
 	}
-	/* moved: a failed fsync now only risks the move being replayed */
-	if (durable_fsync(s->dead) == -1 || durable_fsync(dirfd) == -1)
-		log_warn("dead/%s: fsync: %s", name, strerror(errno));
 	return 0;
 }
 
@@ -610,13 +616,28 @@ int
 spool_requeue(struct spool *s, const char *name)
 {
 	char rname[SPOOL_NAMELEN + 8];
+	int rc = 0, e = 0;
 
 	/* never over a chunk of the same name already queued */
-	if (renameat2(s->dead, name, s->new, name, RENAME_NOREPLACE) == -1)
+	switch (durable_commit(-1, NULL, 0, 0, s->dead, name, s->new, name,
+	    RENAME_NOREPLACE)) {
+	case DURABLE_NOT_MOVED:
 		return -1;
-	if (durable_fsync(s->new) == -1)
-		return -1;
+	case DURABLE_MOVED_UNSYNCED:
+		/* queued: a crash may only put it back in dead/ */
+		e = errno;
+		log_warn("new/%s: requeued, but cannot sync new/ or dead/: %s",
+		    name, strerror(e));
+		rc = 1;
+		break;
+	case DURABLE_DONE:
+		break;
+	}
 	snprintf(rname, sizeof rname, "%s.reason", name);
-	unlinkat(s->dead, rname, 0);
-	return durable_fsync(s->dead);
+	if ((unlinkat(s->dead, rname, 0) == -1 && errno != ENOENT) ||
+	    durable_fsync(s->dead) == -1)
+		log_warn("dead/%s: reason not removed for sure: %s", rname,
+		    strerror(errno));
+	errno = e;
+	return rc;
 }

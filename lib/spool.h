@@ -139,13 +139,79 @@ int spool_done(struct spool *s, struct spool_chunk *c);
 void spool_release(struct spool_chunk *c);
 
 /* Move dirfd/name to dead/ with reason written beside it (NAME.reason is
- * made durable first, then the rename, then dead/ and the source folder
- * are fsync'd).  0 or -1. */
+ * made durable first, then durable_commit moves it and syncs dead/ and
+ * the source folder).  0 once moved (a failed folder sync is only
+ * logged: the move stands, a crash can only undo it), or -1. */
 int spool_bury(struct spool *s, int dirfd, const char *name, const char *reason);
 
-/* dead/name back to new/ (and its reason removed).  0 or -1. */
+/* dead/name back to new/, never over a chunk of that name, and its
+ * reason removed.  0; 1 if it was moved but a folder's fsync failed
+ * (logged, errno set: it is queued, and a crash may put it back in
+ * dead/); -1 if it was not moved. */
 int spool_requeue(struct spool *s, const char *name);
 
 uint64_t spool_now_us(void);
+
+/* ---- Looking at a whole spool (lf-spool; spoolinfo.c) ---- */
+
+/* The three folders by the state of their chunks. */
+enum { SPOOL_READY, SPOOL_STAGED, SPOOL_DEAD, SPOOL_NSTATES };
+extern const char *const spool_state_names[SPOOL_NSTATES]; /* ready, ... */
+extern const char *const spool_folders[SPOOL_NSTATES];	/* new, tmp, dead */
+int spool_folder_fd(const struct spool *s, int state);
+
+/* A folder's chunk names, oldest first, as spool_list; a name too long
+ * for the functions here is not one lf wrote: it is left out, with a
+ * warning.  0, or -1 with "PATH/FOLDER: why" in err. */
+int spool_list_state(const struct spool *s, int state, struct spool_list *l,
+    char *err, size_t errlen);
+
+/* Open a chunk without a claim and read its header.  1 read; 0 gone
+ * (delivered, sealed or requeued meanwhile); or as spool_chunk_open: -1
+ * with a reason, SPOOL_EIO or SPOOL_NOTFILE.  lf-buffer rewrites a staged
+ * chunk's header in place on every commit, so a look may meet a torn
+ * header: with staged set it is tried again (5 times, 20 ms apart)
+ * before it counts as bad. */
+int spool_chunk_look(int dirfd, const char *name, int staged,
+    struct spool_chunk *c, char *err, size_t errlen);
+
+/* The size of what is not a readable chunk, if it is a regular file. */
+unsigned long long spool_file_bytes(int dirfd, const char *name);
+
+/* The seal time a ready chunk's name starts with (16 hex digits of
+ * microseconds, then a dot).  0, or -1 if the name has none. */
+int spool_name_seal_us(const char *name, uint64_t *us);
+
+/* dirfd/name as a consumer would claim it: sealed, whole (the file is
+ * header and body, no more), its body sound.  0; -1 with a reason;
+ * SPOOL_EIO if it could not be read. */
+int spool_chunk_sound(int dirfd, const char *name, char *err, size_t errlen);
+
+/* What each folder holds, and the oldest ready chunk (by its seal time,
+ * or its birth if its name has none).  Unreadable chunks count, with the
+ * bytes of the file; those outside dead/ are warned about. */
+struct spool_tally {
+	unsigned long long chunks, events, bytes, unreadable;
+};
+struct spool_stat {
+	struct spool_tally t[SPOOL_NSTATES];
+	char oldest[SPOOL_NAMELEN];	/* "" if nothing is ready */
+	uint64_t oldest_us;
+};
+/* 0, or -1 with a reason (a folder cannot be listed). */
+int spool_stat(const struct spool *s, struct spool_stat *st, char *err,
+    size_t errlen);
+
+/* The first line of dead/NAME.reason (spool_bury's reason) in out: 1, or
+ * 0 if there is none (no file, unreadable, empty). */
+int spool_reason_read(const struct spool *s, const char *name, char *out,
+    size_t outlen);
+
+/* SPOOL/state/retry, the consumers' retry state (lib/consume): 1 and st;
+ * 0 if there is none; -1 with a reason ("state/retry: ...") if it cannot
+ * be read or is not a retry state line.  Never a wait on a FIFO there. */
+struct retry_state;
+int spool_retry_read(const struct spool *s, struct retry_state *st,
+    char *err, size_t errlen);
 
 #endif

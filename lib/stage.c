@@ -9,22 +9,23 @@
 #include <bsd/stdlib.h>
 
 #include "durable.h"
+#include "io.h"
 #include "log.h"
 #include "stage.h"
 #include "stream.h"
 
 struct stage *
-stage_create(struct spool *s, const unsigned char *keys, size_t keyslen,
-    int has_timekey, int64_t timekey)
+stage_new(const unsigned char *keys, size_t keyslen, int has_timekey,
+    int64_t timekey)
 {
 	struct stage *st;
 	struct chunk_head h;
 	char hex[33];
-	int e;
 
 	if ((st = calloc(1, sizeof *st)) == NULL)
 		return NULL;
 	st->fd = -1;
+	st->state = STAGE_NEW;
 	memset(&h, 0, sizeof h);
 	h.state = CHUNK_STAGED;
 	arc4random_buf(st->id, sizeof st->id);
@@ -33,28 +34,36 @@ stage_create(struct spool *s, const unsigned char *keys, size_t keyslen,
 	st->has_timekey = has_timekey;
 	st->timekey = timekey;
 	if (buf_add(&st->key, keys, keyslen) == -1 ||
-	    chunk_head_encode(&st->head, &h, keys, keyslen) == -1)
-		goto fail;
+	    chunk_head_encode(&st->head, &h, keys, keyslen) == -1) {
+		stage_free(st);
+		return NULL;
+	}
 	st->hlen = h.hlen;
 	chunk_id_hex(st->id, hex);
 	snprintf(st->name, sizeof st->name, "%s.chunk", hex);
+	return st;
+}
+
+int
+stage_create(struct spool *s, struct stage *st)
+{
+	int e;
+
 	st->fd = openat(s->tmp, st->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (st->fd == -1)
-		goto fail;
+		return -1;
 	/* the file and its name must be durable before anything in it is acked */
-	if (durable_write_all(st->fd, st->head.p, st->head.len) == -1 ||
-	    fdatasync(st->fd) == -1 || durable_fsync(s->tmp) == -1) {
+	if (durable_pwrite_all(st->fd, st->head.p, st->head.len, 0) == -1 ||
+	    durable_fdatasync(st->fd) == -1 || durable_fsync(s->tmp) == -1) {
 		e = errno;
 		unlinkat(s->tmp, st->name, 0);
+		close(st->fd);
+		st->fd = -1;
 		errno = e;
-		goto fail;
+		return -1;
 	}
-	return st;
-fail:
-	e = errno;
-	stage_free(st);
-	errno = e;
-	return NULL;
+	st->state = STAGE_STAGED;
+	return 0;
 }
 
 void
@@ -80,24 +89,7 @@ stage_append(struct stage *st, const unsigned char *entries, size_t len,
 	return 0;
 }
 
-static int
-pwrite_all(int fd, const void *p, size_t n, off_t off)
-{
-	const char *s = p;
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = pwrite(fd, s, n, off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		s += w;
-		n -= (size_t)w;
-		off += w;
-	}
-	return 0;
-}
+static void rollback(struct stage *);
 
 /* Put the header's mutable bytes in the file. */
 static int
@@ -105,7 +97,7 @@ write_head(struct stage *st, int state, uint64_t len, uint64_t count, uint32_t c
 {
 	chunk_head_update(st->head.p, st->hlen, state, len, count, crc);
 	/* the fixed part is within one sector: it is written whole */
-	return pwrite_all(st->fd, st->head.p, CHUNK_FIXED, 0);
+	return durable_pwrite_all(st->fd, st->head.p, CHUNK_FIXED, 0);
 }
 
 int
@@ -115,7 +107,13 @@ stage_write(struct stage *st)
 
 	if (st->wbuf.len == 0 && !st->dirty_head)
 		return 0;
-	if (pwrite_all(st->fd, st->wbuf.p, st->wbuf.len,
+	if (st->state != STAGE_STAGED) {
+		errno = EBADF;	/* never through a renamed file's descriptor */
+		return -1;
+	}
+	/* even a write that fails may leave bytes past the committed ones */
+	st->written = 1;
+	if (durable_pwrite_all(st->fd, st->wbuf.p, st->wbuf.len,
 	    (off_t)(st->hlen + st->committed)) == -1)
 		goto fail;
 	crc = chunk_crc(st->crc, st->wbuf.p, st->wbuf.len);
@@ -125,7 +123,7 @@ stage_write(struct stage *st)
 	st->dirty_head = 1;
 	return 0;
 fail:
-	stage_rollback(st);
+	rollback(st);
 	return -1;
 }
 
@@ -134,8 +132,8 @@ stage_sync(struct stage *st, int sync)
 {
 	if (!st->dirty_head)
 		return 0;
-	if (sync && fdatasync(st->fd) == -1) {
-		stage_rollback(st);
+	if (sync && durable_fdatasync(st->fd) == -1) {
+		rollback(st);
 		return -1;
 	}
 	st->crc = chunk_crc(st->crc, st->wbuf.p, st->wbuf.len);
@@ -143,6 +141,7 @@ stage_sync(struct stage *st, int sync)
 	st->count += st->wcount;
 	buf_reset(&st->wbuf);
 	st->wcount = 0;
+	st->written = 0;
 	/* unsynced bytes are in the page cache: a process crash keeps them
 	 * with their header; the next fdatasync makes them durable */
 	st->dirty_head = !sync;
@@ -151,8 +150,8 @@ stage_sync(struct stage *st, int sync)
 
 /* Back to the committed state.  The bytes past it in the file, and a
  * header page the failed fdatasync may have dropped, are rewritten. */
-void
-stage_rollback(struct stage *st)
+static void
+rollback(struct stage *st)
 {
 	int e = errno;
 
@@ -160,37 +159,64 @@ stage_rollback(struct stage *st)
 	    write_head(st, CHUNK_STAGED, st->committed, st->count, st->crc) == -1)
 		log_warn("tmp/%s: cannot roll back: %s (will retry)", st->name,
 		    strerror(errno));
+	else
+		st->written = 0;
 	st->dirty_head = 1;
 	errno = e;
 }
 
-int
+enum durable_outcome
 stage_seal(struct spool *s, struct stage *st)
 {
-	char name[SPOOL_NAMELEN];
+	enum durable_outcome o;
+	int e;
 
-	if (stage_write(st) == -1 || stage_sync(st, 0) == -1)
-		return -1;
+	if (st->state == STAGE_NEW && st->wbuf.len == 0) {
+		/* no file: nothing was ever committed */
+		st->state = STAGE_SEALED;
+		return DURABLE_DONE;
+	}
+	if (st->state == STAGE_RENAMED) {
+		/* only the folders: the file is in new/, and synced */
+		if (durable_sync_dirs(s->new, s->tmp) == -1)
+			return DURABLE_MOVED_UNSYNCED;
+		st->state = STAGE_SEALED;
+		return DURABLE_DONE;
+	}
+	/* only the committed part: bytes a failed commit left go */
+	if (st->written) {
+		rollback(st);
+		if (st->written)
+			return DURABLE_NOT_MOVED;
+	}
 	if (st->count == 0) {
 		/* nothing was ever committed here: there is nothing to keep */
 		if (unlinkat(s->tmp, st->name, 0) == -1)
-			return -1;
-		return 0;
+			return DURABLE_NOT_MOVED;
+		o = DURABLE_DONE;
+		goto moved;
 	}
-	if (write_head(st, CHUNK_SEALED, st->committed, st->count, st->crc) == -1 ||
-	    fdatasync(st->fd) == -1)
-		goto fail;
-	spool_ready_name(name, spool_now_us(), st->id);
-	if (renameat(s->tmp, st->name, s->new, name) == -1)
-		goto fail;
-	if (durable_fsync(s->new) == -1 || durable_fsync(s->tmp) == -1)
-		return -1;	/* renamed: fsync again next time, nothing to undo */
+	chunk_head_update(st->head.p, st->hlen, CHUNK_SEALED, st->committed,
+	    st->count, st->crc);
+	spool_ready_name(st->ready, spool_now_us(), st->id);
+	o = durable_commit(st->fd, st->head.p, CHUNK_FIXED, 0, s->tmp, st->name,
+	    s->new, st->ready, 0);
+	if (o == DURABLE_NOT_MOVED) {
+		e = errno;
+		write_head(st, CHUNK_STAGED, st->committed, st->count, st->crc);
+		st->dirty_head = 1;
+		errno = e;
+		return o;
+	}
+moved:
+	/* in a consumer's hands now: the descriptor is of no more use */
+	e = errno;
+	close(st->fd);
+	st->fd = -1;
 	st->dirty_head = 0;
-	return 0;
-fail:
-	write_head(st, CHUNK_STAGED, st->committed, st->count, st->crc);
-	st->dirty_head = 1;
-	return -1;
+	st->state = o == DURABLE_DONE ? STAGE_SEALED : STAGE_RENAMED;
+	errno = e;
+	return o;
 }
 
 /* ---- recovery ---- */
@@ -267,19 +293,25 @@ recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx,
 	uint32_t crc;
 	ssize_t n;
 	int rc;
+	enum durable_outcome o;
 
 	if ((rc = spool_chunk_open(s->tmp, name, &c, err, sizeof err)) < 0)
 		return recover_unreadable(s, name, rc, errno, err);
 	memset(&st, 0, sizeof st);
 	st.fd = -1;
+	st.state = STAGE_STAGED;
 	have = c.size - c.h.hlen;
 	kept = c.h.bodylen;
 	count = c.h.count;
 	crc = c.h.bodycrc;
 	if (buf_reserve(&body, have) == -1)
 		goto fail;
-	if ((n = pread(c.fd, body.p, have, c.h.hlen)) != (ssize_t)have)
+	/* read whole: a short read is a file that shrank under us */
+	if ((n = io_pread_all(c.fd, body.p, have, c.h.hlen)) != (ssize_t)have) {
+		if (n >= 0)
+			errno = EIO;
 		goto fail;
+	}
 	if (kept > have || chunk_crc(0, body.p, kept) != crc) {
 		/* the committed bytes did not all reach the disk: keep what is whole */
 		kept = whole_entries(body.p, kept < have ? kept : have, &count, &crc);
@@ -308,15 +340,21 @@ recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx,
 		/* cut, and say so in the header, durably, before anything
 		 * that trusted the old length (the window) is rewritten */
 		if (write_head(&st, CHUNK_STAGED, kept, count, crc) == -1 ||
-		    fdatasync(st.fd) == -1)
+		    durable_fdatasync(st.fd) == -1)
 			goto fail;
-	} else if (stage_seal(s, &st) == -1) {
+	} else if ((o = stage_seal(s, &st)) == DURABLE_NOT_MOVED) {
 		goto fail;
+	} else if (o == DURABLE_MOVED_UNSYNCED) {
+		/* stored: see stage.h; the next seal or start syncs them */
+		log_warn("tmp/%s: sealed %llu events left staged, but cannot "
+		    "sync new/ or tmp/: %s", name, (unsigned long long)count,
+		    strerror(errno));
 	} else {
 		log_info("tmp/%s: sealed %llu events left staged", name,
 		    (unsigned long long)count);
 	}
-	close(st.fd);
+	if (st.fd != -1)
+		close(st.fd);
 	buf_free(&st.head);
 	buf_free(&body);
 	spool_release(&c);

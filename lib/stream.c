@@ -9,8 +9,8 @@
 #include <bsd/stdlib.h>
 #include <openssl/evp.h>
 
-#include "durable.h"
 #include "gz.h"
+#include "io.h"
 #include "stream.h"
 
 static inline void
@@ -790,6 +790,13 @@ writer_emit(struct stream_writer *w, struct stream_writer_tag *t)
 
 	if (t->count == 0)
 		return 0;
+	if (w->batch) {
+		rc = w->batch(w->ctx, t->tag, t->taglen, t->entries.p,
+		    t->entries.len, t->count);
+		buf_reset(&t->entries);
+		t->count = 0;
+		return rc;
+	}
 	if (w->gzip) {
 		buf_reset(&w->gz);
 		if (gz_deflate(payload, len, &w->gz, 6) == -1)
@@ -921,5 +928,5 @@ stream_writer_free(struct stream_writer *w)
 int
 stream_out_fd(void *ctx, struct iovec *iov, int iovcnt)
 {
-	return durable_writev_all(*(int *)ctx, iov, iovcnt);
+	return io_writev_all(*(int *)ctx, iov, iovcnt);
 }

@@ -165,9 +165,14 @@ void stream_chunk_id(unsigned char id[16], char b64[25]);
 
 struct stream_writer_tag;
 typedef int (*stream_out_fn)(void *ctx, struct iovec *iov, int iovcnt);
+/* Instead of packed bytes: a tag's batch as it is, canonical entries and
+ * their count, for a sender that packs messages itself (lib/hop). */
+typedef int (*stream_batch_fn)(void *ctx, const char *tag, size_t taglen,
+    const unsigned char *entries, size_t len, size_t count);
 
 struct stream_writer {
 	stream_out_fn out;
+	stream_batch_fn batch;	/* if set, used instead of out */
 	void *ctx;
 	int gzip;		/* CompressedPackedForward */
 	int chunk;		/* add a random "chunk" option to each message */

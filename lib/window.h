@@ -9,12 +9,17 @@
  * chunk kept fewer bytes is dropped: its events were never acked.
  * The log is written with write(2) but fsync'd lazily (each second and at
  * exit): a process crash keeps every record; a power loss may forget the
- * last ones, which can only make a re-sent chunk be stored twice. */
+ * last ones, which can only make a re-sent chunk be stored twice.
+ * A record whose id is all zeros is void: skipped, as is one failing its
+ * CRC (torn).  At start a record whose chunk kept fewer bytes is voided
+ * in place, so starting needs no free space; the log is compacted (a
+ * new file replaces it) only when it has grown past twice the window. */
 #ifndef LF_WINDOW_H
 #define LF_WINDOW_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "buf.h"
 
@@ -28,7 +33,10 @@ struct window {
 	unsigned char *set[2];	/* open-addressing tables, 2*cap slots */
 	int cur;
 	size_t filerecs;
-	struct buf out;		/* records not yet written */
+	off_t end;		/* length of the log: whole records */
+	off_t commit_off;	/* where the commit under way's records start */
+	struct buf out;		/* records of the commit under way */
+	size_t written;		/* bytes of out in the log */
 	struct buf pending;	/* ids of the commit under way */
 	int unsynced;
 };
@@ -47,6 +55,14 @@ int window_add(struct window *w, const unsigned char h[16],
 void window_commit(struct window *w);
 int window_pending(const struct window *w, const unsigned char h[16]);
 int window_write(struct window *w);	/* write(2) the new records */
+/* Take the commit under way's records out of the log again, durably
+ * (cutting a file needs no free space): before a chunk they name is
+ * sealed short of them.  They are written again by the next write. */
+int window_unwrite(struct window *w);
+/* Records of the commit under way not yet written that name chunk from:
+ * name chunk to instead, delta bytes shorter (its successor). */
+void window_repoint(struct window *w, const unsigned char from[16],
+    const unsigned char to[16], uint64_t delta);
 int window_sync(struct window *w);	/* fsync, and compact a long log */
 
 #endif

@@ -819,3 +819,49 @@ def test_fault_requeue(env, tmp_path):
     rc, out, err, made = faulty("lf-spool", ["requeue", spool, name],
                                 "fsync@/spool/new:1:EIO", tmp_path)
     assert rc == 74, err
+
+
+# ---------------------------------------------------------------------------
+# state/: lf-buffer's dedup window is a regular file or nothing
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["fifo", "dir", "symlink", "dangling"])
+def test_lf_buffer_odd_window_is_refused_at_once(env, kind):
+    """A FIFO at state/window hung lf-buffer at start (it waited to read
+    it); a link would have been followed.  Now: a clear error, exit 73,
+    and the odd file and a link's target are left alone."""
+    spool, elsewhere = env
+    path = os.path.join(spool, "state", "window")
+    target = os.path.join(elsewhere, "target")
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dir":
+        os.mkdir(path)
+    else:
+        if kind == "symlink":
+            with open(target, "wb") as f:
+                f.write(b"x" * 48)
+        os.symlink(target, path)
+    rc, out, err = buffer_start(spool)
+    assert rc == 73, err
+    assert b"state/window is not a regular file: move it away" in err \
+        or (kind == "dir" and b"state/window: Is a directory" in err), err
+    assert os.path.lexists(path)
+    if kind == "symlink":
+        with open(target, "rb") as f:
+            assert f.read() == b"x" * 48
+
+
+def test_lf_buffer_does_not_count_a_link_target(env, tmp_path):
+    """--total-limit-size counts the spool's own files: a symbolic link
+    in new/ to a big file elsewhere does not fill the spool."""
+    spool, elsewhere = env
+    big = os.path.join(elsewhere, "big")
+    with open(big, "wb") as f:
+        f.truncate(8 << 20)
+    os.symlink(big, os.path.join(spool, "new", ready_name()))
+    stream = msgpack.packb(["t", 1700000000, {"k": "v"}])
+    rc, out, err = runp([tool("lf-buffer"), "--total-limit-size", "1m",
+                         spool], input_bytes=stream)
+    assert rc == 0 and b"total_limit_size" not in err, err
+    assert len(os.listdir(os.path.join(spool, "new"))) == 2

@@ -36,7 +36,9 @@
 #include "conf.h"
 #include "consume.h"
 #include "durable.h"
+#include "io.h"
 #include "log.h"
+#include "sig.h"
 #include "spool.h"
 
 enum kind { K_OK, K_RETRY, K_FAIL, K_DELAY, K_HANG };
@@ -145,7 +147,7 @@ load_script(struct fake *f, const char *path)
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		log_fatal(EX_NOINPUT, "%s: %s", path, strerror(errno));
-	while ((n = durable_read_all(fd, chunk, sizeof chunk)) > 0)
+	while ((n = io_read_all(fd, chunk, sizeof chunk)) > 0)
 		if (buf_add(&f->text, chunk, (size_t)n) == -1)
 			log_fatal(EX_OSERR, "out of memory");
 	close(fd);
@@ -188,7 +190,7 @@ attempt(struct fake *f, struct consume_job *job, const struct step *st)
 	chunk_id_hex(job->chunk.h.id, hex);
 	n = snprintf(line, sizeof line, "%.6f %s %s\n", ev_time(), hex,
 	    kind_word(st->kind == K_DELAY ? st->then : st->kind));
-	if (durable_write_all(f->attfd, line, (size_t)n) == -1)
+	if (io_write_all(f->attfd, line, (size_t)n) == -1)
 		log_fatal(EX_IOERR, "attempts: %s", strerror(errno));
 }
 
@@ -225,7 +227,7 @@ answer(struct fake *f, struct consume_job *job, enum kind k,
 		if (buf_printf(&line, "%s %.*s %llu\n", hex,
 		    (int)job->chunk.h.taglen, job->chunk.h.tag,
 		    (unsigned long long)read_body(job)) == -1 ||
-		    durable_write_all(f->outfd, line.p, line.len) == -1 ||
+		    io_write_all(f->outfd, line.p, line.len) == -1 ||
 		    durable_fsync(f->outfd) == -1)
 			log_fatal(EX_IOERR, "log: %s", strerror(errno));
 		buf_free(&line);
@@ -327,25 +329,23 @@ static void
 parse_args(int argc, char **argv, struct fake *f, struct consume_conf *conf)
 {
 	char err[256];
-	int opt, rc;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
-		if ((rc = consume_opt(conf, opt, optarg, err, sizeof err)) == 1)
+		if (consume_opt(conf, opt, optarg))
 			continue;
-		if (rc == -1)
-			log_fatal(EX_USAGE, "%s", err);
 		switch (opt) {
 		case OPT_SCRIPT: load_script(f, optarg); break;
 		case OPT_LOG: f->outfd = open_out(optarg); break;
 		case OPT_ATTEMPTS: f->attfd = open_out(optarg); break;
 		case OPT_NOOP: f->noop = 1; break;
 		case OPT_SHUTDOWN_TIMEOUT:
-			if (conf_duration(optarg, &conf->shutdown_timeout) == -1)
-				log_fatal(EX_USAGE, "--shutdown-timeout: '%s'", optarg);
+			conf->shutdown_timeout = conf_opt_duration(
+			    "shutdown-timeout", optarg);
 			break;
 		case OPT_RESCAN_INTERVAL:
-			if (conf_duration(optarg, &conf->rescan_interval) == -1)
-				log_fatal(EX_USAGE, "--rescan-interval: '%s'", optarg);
+			conf->rescan_interval = conf_opt_duration(
+			    "rescan-interval", optarg);
 			break;
 		case 'v': log_verbose++; break;
 		case OPT_HELP: usage(stdout); exit(0);
@@ -367,6 +367,7 @@ main(int argc, char **argv)
 	struct consume_conf conf;
 	struct consume *c;
 	struct spool s;
+	struct sig sig;
 	char err[512];
 	int rc;
 
@@ -380,7 +381,10 @@ main(int argc, char **argv)
 		return EX_OSERR;
 	if (consume_start(c) == -1)
 		return EX_IOERR;
+	/* lf(7)'s convention: TERM, INT stop; USR1 retries now; HUP reopens */
+	sig_start(&sig, f.loop, &consume_sig_actions, c);
 	ev_run(f.loop, 0);
+	sig_stop(&sig);
 	rc = consume_status(c);
 	consume_free(c);
 	while (f.pending)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "chunk.h"
 #include "conf.h"
 #include "durable.h"
+#include "io.h"
 #include "window.h"
 
 static void
@@ -246,11 +248,25 @@ test_durable_replace(void **state)
 	assert_int_equal(durable_replace(dfd, "state", "one\n", 4), 0);
 	assert_int_equal(durable_replace(dfd, "state", "two!\n", 5), 0);
 	fd = openat(dfd, "state", O_RDONLY);
-	assert_int_equal(durable_read_all(fd, got, sizeof got), 5);
+	assert_int_equal(io_read_all(fd, got, sizeof got), 5);
 	assert_string_equal(got, "two!\n");
 	close(fd);
 	/* no temporary file is left behind */
 	assert_int_equal(faccessat(dfd, "state.tmp", F_OK, 0), -1);
+	close(dfd);
+}
+
+static void
+test_durable_replace_long_name(void **state)
+{
+	char name[4100];
+	int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY);
+	(void)state;
+	memset(name, 'n', sizeof name - 1);
+	name[sizeof name - 1] = '\0';
+	errno = 0;
+	assert_int_equal(durable_replace(dfd, name, "x", 1), -1);
+	assert_int_equal(errno, ENAMETOOLONG);
 	close(dfd);
 }
 
@@ -266,6 +282,7 @@ main(void)
 		cmocka_unit_test(test_window_reload),
 		cmocka_unit_test(test_window_generations),
 		cmocka_unit_test(test_durable_replace),
+		cmocka_unit_test(test_durable_replace_long_name),
 	};
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

@@ -1,0 +1,56 @@
+/* dial: the client side of a connection, as a small set of operations.
+ *
+ * lib/hop speaks the acked hop over any byte stream; how the stream is
+ * opened, read, written and closed is a transport's business.  Unix and
+ * TCP sockets are here; TLS and the forward handshake fit behind the same
+ * operations (finish() is where a handshake would run), so a tool adds
+ * them without touching lib/hop.
+ *
+ * Every operation is non-blocking, with one documented exception: a TCP
+ * host name is resolved (getaddrinfo) when a connection is opened, that
+ * is at start and at each reconnect, never while a connection is up.
+ * Give a numeric address to keep even that off the loop. */
+#ifndef LF_DIAL_H
+#define LF_DIAL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <ev.h>
+
+struct dial_ops {
+	/* Start opening a connection: 0 with *fd connected, 1 with *fd
+	 * in progress (call finish() when it is writable), -1 with errno. */
+	int	(*open)(void *ctx, int *fd);
+	/* The connection in progress: 0 ready for data, 1 to be called
+	 * again once *events (EV_READ, EV_WRITE) are ready, -1 with errno. */
+	int	(*finish)(void *ctx, int fd, int *events);
+	/* As read(2) and writev(2) on a non-blocking fd: -1 with EAGAIN
+	 * when nothing can be done now.  writev never raises SIGPIPE. */
+	ssize_t	(*read)(void *ctx, int fd, void *p, size_t n);
+	ssize_t	(*writev)(void *ctx, int fd, const struct iovec *iov, int cnt);
+	void	(*close)(void *ctx, int fd);
+	/* The peer's name for log lines, e.g. "unix:/run/lf.sock". */
+	const char *(*name)(void *ctx);
+};
+
+/* A socket peer: unix:PATH, a path with a '/', tcp:HOST:PORT,
+ * HOST:PORT or [V6ADDR]:PORT. */
+struct dial_addr {
+	int	unix_;			/* 1: path, 0: host and port */
+	char	path[108];		/* sizeof sun_path */
+	char	host[256];
+	char	port[32];
+	unsigned next;			/* which resolved address to try next */
+	char	desc[400];
+};
+
+/* 0, or -1 with a reason in err. */
+int	dial_parse(struct dial_addr *a, const char *spec, char *err, size_t n);
+
+/* The operations of a plain socket; ctx is a struct dial_addr.  A host
+ * with several addresses is tried one address per open(), in turn. */
+extern const struct dial_ops dial_sock_ops;
+
+#endif
