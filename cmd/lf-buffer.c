@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "conf.h"
 #include "ingest.h"
 #include "log.h"
+#include "sig.h"
 #include "window.h"
 
 #define USAGE "usage: lf-buffer [-v] [--listen unix:PATH ... [--stdin]] [--notify-fd N]\n" \
@@ -59,7 +59,7 @@ struct lfb {
 	size_t nacks, capacks;
 	ev_prepare prep;
 	ev_timer commit_timer, tick;
-	ev_signal sigterm, sigint, sigusr1, sighup;
+	struct sig sig;
 };
 
 /* Room for one more deferred ack, so that keeping it cannot fail. */
@@ -286,29 +286,39 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+/* The signals of lf(7): TERM and INT stop, USR1 seals now, HUP reopens
+ * the log (lib/sig's default). */
 static void
-signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+stop_cb(void *ctx)
 {
-	struct lfb *x = w->data;
+	struct lfb *x = ctx;
 
-	(void)loop;
-	(void)revents;
-	switch (w->signum) {
-	case SIGUSR1:
-		commit(x);
-		for (int i = 0; i < x->nspools; i++)
-			buffer_flush(&x->spools[i], 1);
-		break;
-	case SIGHUP:
-		log_reopen();
-		break;
-	default:
-		if (!x->stopping) {
-			x->stopping = 1;
-			shutdown_now(x);
-		}
+	if (!x->stopping) {
+		x->stopping = 1;
+		shutdown_now(x);
 	}
 }
+
+static void
+now_cb(void *ctx)
+{
+	struct lfb *x = ctx;
+
+	commit(x);
+	for (int i = 0; i < x->nspools; i++)
+		buffer_flush(&x->spools[i], 1);
+}
+
+static const struct sig_actions sig_acts = { stop_cb, now_cb, NULL };
+
+static const struct conf_name flush_modes[] = {
+	{ "default", FLUSH_DEFAULT }, { "interval", FLUSH_INTERVAL },
+	{ "immediate", FLUSH_IMMEDIATE }, { "lazy", FLUSH_LAZY }, { NULL, 0 },
+};
+static const struct conf_name overflow_actions[] = {
+	{ "throw_exception", OVERFLOW_THROW }, { "block", OVERFLOW_BLOCK },
+	{ "drop_oldest_chunk", OVERFLOW_DROP_OLDEST }, { NULL, 0 },
+};
 
 static void usage(int code)
 {
@@ -368,7 +378,7 @@ parse_args(struct lfb *x, int argc, char **argv)
 	};
 	struct buffer_conf *c = &x->conf;
 	char err[256];
-	int ch, b;
+	int ch;
 
 	if ((x->listen = calloc((size_t)argc, sizeof *x->listen)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
@@ -388,37 +398,15 @@ parse_args(struct lfb *x, int argc, char **argv)
 		case O_CLS: c->chunk_limit_size = conf_opt_size("chunk-limit-size", optarg); break;
 		case O_CLR: c->chunk_limit_records = conf_opt_uint("chunk-limit-records", optarg, UINT32_MAX); break;
 		case O_TLS: c->total_limit_size = conf_opt_size("total-limit-size", optarg); break;
-		case O_FMODE:
-			if (strcmp(optarg, "interval") == 0)
-				c->flush_mode = FLUSH_INTERVAL;
-			else if (strcmp(optarg, "immediate") == 0)
-				c->flush_mode = FLUSH_IMMEDIATE;
-			else if (strcmp(optarg, "lazy") == 0)
-				c->flush_mode = FLUSH_LAZY;
-			else if (strcmp(optarg, "default") != 0)
-				log_fatal(EX_USAGE, "--flush-mode: unknown \"%s\"", optarg);
-			break;
+		case O_FMODE: c->flush_mode = conf_opt_enum("flush-mode", optarg, flush_modes); break;
 		case O_FINT: c->flush_interval = conf_opt_duration("flush-interval", optarg); break;
-		case O_FSHUT:
-			if (conf_bool(optarg, &b) == -1)
-				log_fatal(EX_USAGE, "--flush-at-shutdown: want true or false");
-			c->flush_at_shutdown = b;
-			break;
+		case O_FSHUT: c->flush_at_shutdown = conf_opt_bool("flush-at-shutdown", optarg); break;
 		case O_QCL: c->queued_chunks_limit_size = conf_opt_uint("queued-chunks-limit-size", optarg, UINT32_MAX); break;
 		case O_TK: c->timekey = conf_opt_duration("timekey", optarg); break;
 		case O_TKW: c->timekey_wait = conf_opt_duration("timekey-wait", optarg); break;
 		case O_TKU: c->timekey_use_utc = 1; break;
 		case O_CKEY: opt_keys(c, optarg); break;
-		case O_OVF:
-			if (strcmp(optarg, "block") == 0)
-				c->overflow = OVERFLOW_BLOCK;
-			else if (strcmp(optarg, "throw_exception") == 0)
-				c->overflow = OVERFLOW_THROW;
-			else if (strcmp(optarg, "drop_oldest_chunk") == 0)
-				c->overflow = OVERFLOW_DROP_OLDEST;
-			else
-				log_fatal(EX_USAGE, "--overflow-action: unknown \"%s\"", optarg);
-			break;
+		case O_OVF: c->overflow = conf_opt_enum("overflow-action", optarg, overflow_actions); break;
 		case O_CWAIT: x->commit_wait = conf_opt_duration("commit-wait", optarg); break;
 		case O_DEDUP: c->dedup_window = conf_opt_uint("dedup-window", optarg, UINT32_MAX); break;
 		case O_MAXMSG: x->lim.max_message = conf_opt_size("max-message-size", optarg); break;
@@ -441,14 +429,6 @@ parse_args(struct lfb *x, int argc, char **argv)
 		log_fatal(EX_USAGE, "--max-client-memory: at least 1m");
 	if (x->message_timeout <= 0)
 		log_fatal(EX_USAGE, "--message-timeout: more than 0");
-}
-
-static void
-watch_signal(struct lfb *x, ev_signal *w, int sig)
-{
-	ev_signal_init(w, signal_cb, sig);
-	w->data = x;
-	ev_signal_start(x->loop, w);
 }
 
 static void
@@ -480,7 +460,6 @@ main(int argc, char **argv)
 	double tick;
 
 	log_init(argv[0]);
-	signal(SIGPIPE, SIG_IGN);
 	buffer_conf_default(&x.conf);
 	stream_limits_default(&x.lim);
 	x.notify_fd = -1;
@@ -512,10 +491,7 @@ main(int argc, char **argv)
 	ev_timer_init(&x.tick, tick_cb, tick, tick);
 	x.tick.data = &x;
 	ev_timer_start(x.loop, &x.tick);
-	watch_signal(&x, &x.sigterm, SIGTERM);
-	watch_signal(&x, &x.sigint, SIGINT);
-	watch_signal(&x, &x.sigusr1, SIGUSR1);
-	watch_signal(&x, &x.sighup, SIGHUP);
+	sig_start(&x.sig, x.loop, &sig_acts, &x);
 
 	if (x.notify_fd >= 0) {
 		(void)!write(x.notify_fd, "\n", 1);
@@ -523,6 +499,7 @@ main(int argc, char **argv)
 	}
 	log_info("ready: %d spool(s), %d listener(s)", x.nspools, x.nlisten);
 	ev_run(x.loop, 0);
+	sig_stop(&x.sig);
 
 	for (int i = 0; i < x.nspools; i++) {
 		buffer_stats(&x.spools[i], &bst);

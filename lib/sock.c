@@ -82,12 +82,6 @@ sock_unix_listen(const char *path)
 	return fd;
 }
 
-int
-sock_accept(int lfd)
-{
-	return accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-}
-
 static int
 errmsg(char *err, size_t n, const char *spec, const char *why)
 {

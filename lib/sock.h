@@ -9,8 +9,8 @@
  * taken over; one with a live listener is an error (EADDRINUSE). */
 int sock_unix_listen(const char *path);
 int sock_unix_connect(const char *path);
-int sock_accept(int lfd);
-/* As sock_accept, with the peer's address in ss (*len: its size). */
+/* Accept a connection, non-blocking and close-on-exec, with the peer's
+ * address in ss (*len: its size). */
 int sock_accept_from(int lfd, struct sockaddr_storage *ss, socklen_t *len);
 int sock_nonblock(int fd);
 
