@@ -1,6 +1,7 @@
 # lf: a log forwarder as small Unix tools.  GNU make.
 #   make            build the tools into build/bin
 #   make check      sanitizer build; unit, end-to-end and fuzz tests; man lint
+#   make coverage   line coverage of lib/ under the unit and e2e tests
 #   make bench      throughput figures (events/s, MB/s, peak RSS)
 #   make install    PREFIX, DESTDIR, BINDIR, MANDIR as usual
 
@@ -59,8 +60,16 @@ $(O)/bench/%: bench/%.c $(O)/liblf.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LF_CFLAGS) -o $@ $< $(O)/liblf.a $(LIBS)
 
-units: $(UNITS:%=$(O)/tests/%) \
-	$(patsubst tests/tools/%.c,$(O)/tests/tools/%,$(wildcard tests/tools/*.c))
+# faultinj is an LD_PRELOAD library for the failure-branch tests.  It is
+# built without sanitizers: it only forwards calls, and an instrumented
+# preload would have to come before the ASan runtime.
+$(O)/tests/tools/faultinj.so: tests/tools/faultinj.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -std=c11 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
+
+TESTTOOLS = $(filter-out faultinj,$(patsubst tests/tools/%.c,%,$(wildcard tests/tools/*.c)))
+units: $(UNITS:%=$(O)/tests/%) $(TESTTOOLS:%=$(O)/tests/tools/%) \
+	$(O)/tests/tools/faultinj.so
 fuzzers: $(FUZZERS:%=build/fuzz/%)
 
 # The test build is a second tree under build/san, built with ASan+UBSan.
@@ -68,6 +77,14 @@ check:
 	$(MAKE) O=build/san CFLAGS="$(SAN)" all units
 	$(MAKE) fuzzers
 	tests/run build/san build/fuzz
+
+# Line coverage of lib/ under the unit and end-to-end tests: a third tree
+# under build/cov, built with --coverage, its counters reset before the run.
+coverage:
+	$(MAKE) O=build/cov CFLAGS="-O0 -g --coverage" all units
+	find build/cov -name '*.gcda' -delete
+	-tests/run build/cov
+	tests/coverage build/cov
 
 BENCHES = $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 bench: all $(BENCHES:%=$(O)/bench/%)
@@ -83,7 +100,7 @@ install: all
 clean:
 	rm -rf build
 
-.PHONY: all units fuzzers check bench install clean
+.PHONY: all units fuzzers check coverage bench install clean
 .SECONDARY:
 
 -include $(wildcard $(O)/lib/*.d $(O)/bin/*.d $(O)/tests/*.d $(O)/tests/tools/*.d)

@@ -246,7 +246,7 @@ cat_json(struct cat *c, int fd, const char *name)
 }
 
 /* A chunk file in memory, p[0..n): its header, then the committed body
- * checked as spool_chunk_body checks it.  0, or -1 with a reason. */
+ * checked as spool_chunk_verify checks it.  0, or -1 with a reason. */
 static int
 chunk_mem(const unsigned char *p, size_t n, struct chunk_head *h,
     const unsigned char **body, char *err, size_t errlen)
@@ -283,18 +283,73 @@ chunk_mem(const unsigned char *p, size_t n, struct chunk_head *h,
 	return 0;
 }
 
+/* A chunk file that is a regular file, open as fd: checked whole first,
+ * in bounded memory (lib/spool), so a corrupt chunk prints nothing, then
+ * read again and written out piece by piece.  The msgpack writer takes a
+ * chunk's entries as one batch, so for -o msgpack they are gathered, as
+ * the writer holds them anyway.  0, or -1 with a reason. */
+static int
+chunk_file(struct cat *c, int fd, const char *name, char *err, size_t errlen)
+{
+	struct spool_chunk ch;
+	struct spool_body body;
+	struct stream_batch b;
+	struct buf all = BUF_INIT;
+	const unsigned char *p;
+	uint64_t count;
+	size_t n;
+	int dfd, rc;
+
+	/* the open file, not its name again: no race, and a symbolic link
+	 * the user named is followed as any cat follows it */
+	if ((dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	if (spool_chunk_fdopen(dfd, name, &ch, err, errlen) != 0)
+		return -1;
+	if (spool_chunk_verify(&ch, err, errlen) != 0) {
+		spool_release(&ch);
+		return -1;
+	}
+	memset(&b, 0, sizeof b);
+	b.tag = ch.h.tag;
+	b.taglen = ch.h.taglen;
+	spool_body_init(&body, &ch);
+	while ((rc = spool_body_next(&body, &p, &n, &count, err, errlen)) == 1) {
+		if (c->out == OUT_MSGPACK) {
+			if (buf_add(&all, p, n) == -1)
+				log_fatal(EX_OSERR, "out of memory");
+			continue;
+		}
+		b.entries = p;
+		b.len = n;
+		b.count = count;
+		emit_batch(c, &b);
+	}
+	if (rc == 0 && c->out == OUT_MSGPACK) {
+		b.entries = all.p;
+		b.len = all.len;
+		b.count = ch.h.count;
+		emit_batch(c, &b);
+	}
+	buf_free(&all);
+	spool_body_free(&body);
+	spool_release(&ch);
+	return rc == 0 ? 0 : -1;
+}
+
 /* A chunk file (lf-spool(5)), of which pre[0..npre) was read already:
- * its committed events, with its tag.  A file is opened again by name and
- * read as the spool tools read it; stdin or a pipe cannot be, so it is
- * read whole. */
+ * its committed events, with its tag.  A regular file is read through its
+ * descriptor as the spool tools read it; stdin or a pipe cannot be, so it
+ * is read whole. */
 static void
 cat_chunk(struct cat *c, int fd, const char *name, const unsigned char *pre,
     size_t npre)
 {
-	struct spool_chunk ch;
 	struct stream_batch b;
 	struct chunk_head h;
-	struct buf in = BUF_INIT, body = BUF_INIT;
+	struct buf in = BUF_INIT;
 	const unsigned char *p;
 	struct stat st;
 	char err[256];
@@ -302,19 +357,8 @@ cat_chunk(struct cat *c, int fd, const char *name, const unsigned char *pre,
 
 	memset(&b, 0, sizeof b);
 	if (fd != STDIN_FILENO && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-		if (spool_chunk_open(AT_FDCWD, name, &ch, err, sizeof err) != 0)
+		if (chunk_file(c, fd, name, err, sizeof err) == -1)
 			goto bad;
-		if (spool_chunk_body(&ch, &body, err, sizeof err) != 0) {
-			spool_release(&ch);
-			goto bad;
-		}
-		b.tag = ch.h.tag;
-		b.taglen = ch.h.taglen;
-		b.entries = body.p;
-		b.len = body.len;
-		b.count = ch.h.count;
-		emit_batch(c, &b);
-		spool_release(&ch);
 		goto out;
 	}
 	if (buf_add(&in, pre, npre) == -1)
@@ -358,7 +402,6 @@ bad:
 	log_error("%s: bad chunk file: %s", name, err);
 out:
 	buf_free(&in);
-	buf_free(&body);
 }
 
 static void

@@ -100,26 +100,40 @@ list_folder(const struct spool *s, int state, struct spool_list *l)
 }
 
 /* Open a chunk and read its header.  1 read, 0 gone (delivered, sealed or
- * requeued meanwhile), -1 with a reason.  lf-buffer rewrites a staged
- * chunk's header in place on every commit, so a read may meet a torn
- * header: a staged one is tried again before it counts as bad. */
+ * requeued meanwhile), or as spool_chunk_open: -1 with a reason, SPOOL_EIO
+ * or SPOOL_NOTFILE (never opened: lib/spool).  lf-buffer rewrites a
+ * staged chunk's header in place on every commit, so a read may meet a
+ * torn header: a staged one is tried again before it counts as bad. */
 static int
 chunk_look(int dirfd, const char *name, int staged, struct spool_chunk *c,
     char *err, size_t errlen)
 {
 	struct timespec pause = { 0, 20 * 1000 * 1000 };
 	struct stat st;
+	int rc;
 
 	for (int tries = 0;; tries++) {
-		if (spool_chunk_open(dirfd, name, c, err, errlen) == 0)
+		if ((rc = spool_chunk_open(dirfd, name, c, err, errlen)) == 0)
 			return 1;
 		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
 		    errno == ENOENT)
 			return 0;
-		if (!staged || tries == 4)
-			return -1;
+		if (!staged || tries == 4 || rc == SPOOL_NOTFILE)
+			return rc;
 		nanosleep(&pause, NULL);
 	}
+}
+
+/* The size of what is not a readable chunk, if it is a file at all. */
+static unsigned long long
+file_bytes(int dirfd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode))
+		return (unsigned long long)st.st_size;
+	return 0;
 }
 
 /* The seal time a ready chunk's name starts with: 16 hex digits. */
@@ -211,13 +225,14 @@ static int
 read_retry(const struct spool *s, struct retry_state *st, char *err,
     size_t errlen)
 {
-	char line[RETRY_LINE_MAX + 1];
+	char line[RETRY_LINE_MAX + 1], why[128];
 	int fd, n;
 
-	if ((fd = openat(s->state, "retry", O_RDONLY | O_CLOEXEC)) == -1) {
-		if (errno == ENOENT)
+	if ((fd = spool_file_open(s->state, "retry", why, sizeof why)) < 0) {
+		if (fd == -1 && errno == ENOENT)
 			return 0;
-		snprintf(err, errlen, "state/retry: %s", strerror(errno));
+		snprintf(err, errlen, "state/retry: %s",
+		    fd == -1 ? strerror(errno) : why);
 		return -1;
 	}
 	n = durable_read_all(fd, line, sizeof line - 1);
@@ -256,7 +271,6 @@ cmd_stat(struct spool *s, const struct opts *o)
 	struct spool_list l;
 	struct spool_chunk c;
 	struct retry_state rs = RETRY_STATE_INIT;
-	struct stat st;
 	char err[256], oldest[SPOOL_NAMELEN] = "", when[32], age[64];
 	uint64_t seal, oldest_us = 0, now_us = spool_now_us();
 	double now = (double)now_us / 1e6;
@@ -278,8 +292,7 @@ cmd_stat(struct spool *s, const struct opts *o)
 				t[state].bytes += c.size;
 			} else {
 				t[state].unreadable++;
-				if (fstatat(folder_fd(s, state), name, &st, 0) == 0)
-					t[state].bytes += (unsigned long long)st.st_size;
+				t[state].bytes += file_bytes(folder_fd(s, state), name);
 				if (state != DEAD)
 					log_warn("%s/%s: %s", folders[state], name, err);
 			}
@@ -425,7 +438,7 @@ read_reason(const struct spool *s, const char *name)
 	int fd, n;
 
 	snprintf(rname, sizeof rname, "%s.reason", name);
-	if ((fd = openat(s->dead, rname, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((fd = spool_file_open(s->dead, rname, text, sizeof text)) < 0)
 		return NULL;
 	n = durable_read_all(fd, text, sizeof text - 1);
 	close(fd);
@@ -465,7 +478,6 @@ cmd_ls(struct spool *s, const struct opts *o)
 	size_t nrows = 0, first, w[4] = { 0, 0, 0, 0 };
 	struct spool_list l;
 	struct spool_chunk c;
-	struct stat st;
 	char err[256], num[32], when[32];
 	int rc;
 
@@ -500,8 +512,7 @@ cmd_ls(struct spool *s, const struct opts *o)
 				r->tag = xstrdup("?");
 				r->events = xstrdup("?");
 				r->created = xstrdup("?");
-				if (fstatat(folder_fd(s, state), l.names[i], &st, 0) == 0)
-					r->bytes = (unsigned long long)st.st_size;
+				r->bytes = file_bytes(folder_fd(s, state), l.names[i]);
 				if (state != DEAD) {
 					char *v = visible(err, strlen(err), VIS_TAB | VIS_NL);
 
@@ -550,16 +561,17 @@ cmd_ls(struct spool *s, const struct opts *o)
 
 /* ---- requeue, purge ---- */
 
-/* dead/name as a consumer would claim it: sealed, whole, sound. */
+/* dead/name as a consumer would claim it: sealed, whole, sound.  0, -1
+ * or SPOOL_EIO. */
 static int
 check_sound(const struct spool *s, const char *name, char *err, size_t errlen)
 {
 	struct spool_chunk c;
-	struct buf body = BUF_INIT;
 	int rc = -1;
 
-	if (spool_chunk_open(s->dead, name, &c, err, errlen) == -1)
-		return -1;
+	if ((rc = spool_chunk_open(s->dead, name, &c, err, errlen)) != 0)
+		return rc == SPOOL_EIO ? rc : -1;
+	rc = -1;
 	if (c.h.state != CHUNK_SEALED)
 		snprintf(err, errlen, "the chunk was never sealed");
 	else if (c.size != c.h.hlen + c.h.bodylen)
@@ -567,10 +579,9 @@ check_sound(const struct spool *s, const char *name, char *err, size_t errlen)
 		    (unsigned long long)c.size,
 		    (unsigned long long)(c.h.hlen + c.h.bodylen));
 	else
-		rc = spool_chunk_body(&c, &body, err, errlen);
-	buf_free(&body);
+		rc = spool_chunk_verify(&c, err, errlen);
 	spool_release(&c);
-	return rc;
+	return rc == 0 || rc == SPOOL_EIO ? rc : -1;
 }
 
 /* The chunk names to work on: those given (any path to them), or every
@@ -598,6 +609,7 @@ cmd_requeue(struct spool *s, const struct opts *o)
 	struct spool_list l;
 	struct stat st;
 	char err[256];
+	int rc;
 
 	dead_names(s, o, &l);
 	for (size_t i = 0; i < l.n; i++) {
@@ -614,9 +626,9 @@ cmd_requeue(struct spool *s, const struct opts *o)
 			note_status(EX_DATAERR);
 			continue;
 		}
-		if (check_sound(s, name, err, sizeof err) == -1) {
+		if ((rc = check_sound(s, name, err, sizeof err)) != 0) {
 			log_error("dead/%s: not requeued: %s", name, err);
-			note_status(EX_DATAERR);
+			note_status(rc == SPOOL_EIO ? EX_IOERR : EX_DATAERR);
 			continue;
 		}
 		if (spool_requeue(s, name) == -1) {
@@ -641,7 +653,9 @@ cmd_purge(struct spool *s, const struct opts *o)
 	for (size_t i = 0; i < l.n; i++) {
 		const char *name = l.names[i];
 
-		if (unlinkat(s->dead, name, 0) == -1) {
+		/* a directory set aside (lf-spool(5)) goes too, if empty */
+		if (unlinkat(s->dead, name, 0) == -1 && (errno != EISDIR ||
+		    unlinkat(s->dead, name, AT_REMOVEDIR) == -1)) {
 			log_error("dead/%s: %s", name, strerror(errno));
 			note_status(errno == ENOENT ? EX_NOINPUT : EX_IOERR);
 			continue;
@@ -670,12 +684,41 @@ struct fsck_count {
 	unsigned long checked, corrupt, skipped;
 };
 
+/* Move folder/name to dead/ (under a claim if it is a chunk: lib/spool)
+ * and say so; with -n only say it. */
+static void
+set_aside(struct spool *s, const struct opts *o, int state, const char *name,
+    int rc, const char *err)
+{
+	const char *what = rc == SPOOL_NOTFILE ? "not a chunk" : "corrupt";
+	struct buf reason = BUF_INIT;
+
+	if (o->dry) {
+		printf("%s/%s: %s: %s; not moved (dry run)\n", folders[state],
+		    name, what, err);
+		return;
+	}
+	if (buf_printf(&reason, "lf-spool fsck: %s%s", rc == SPOOL_NOTFILE ?
+	    "not a chunk: " : "", err) == -1)
+		log_fatal(EX_OSERR, "out of memory");
+	if (spool_bury(s, folder_fd(s, state), name, (const char *)reason.p) == 0) {
+		printf("%s/%s: %s: %s; moved to dead/\n", folders[state], name,
+		    what, err);
+	} else if (errno != ENOENT || rc != SPOOL_NOTFILE) {
+		/* (what is not a chunk is not claimed: a consumer may have
+		 * moved it first) */
+		log_error("%s/%s: %s (%s), cannot move it to dead/: %s",
+		    folders[state], name, what, err, strerror(errno));
+		note_status(EX_IOERR);
+	}
+	buf_free(&reason);
+}
+
 static void
 fsck_ready(struct spool *s, const struct opts *o, struct fsck_count *n)
 {
 	struct spool_list l;
 	struct spool_chunk c;
-	struct buf body = BUF_INIT, reason = BUF_INIT;
 	struct stat st;
 	char err[256];
 	int rc;
@@ -695,7 +738,7 @@ fsck_ready(struct spool *s, const struct opts *o, struct fsck_count *n)
 		}
 		n->checked++;
 		if (rc == 1) {
-			int brc = spool_chunk_body(&c, &body, err, sizeof err);
+			int brc = spool_chunk_verify(&c, err, sizeof err);
 			if (brc != 0)
 				rc = brc;
 		}
@@ -713,38 +756,25 @@ fsck_ready(struct spool *s, const struct opts *o, struct fsck_count *n)
 			continue;
 		}
 		n->corrupt++;
-		if (o->dry) {
-			printf("new/%s: corrupt: %s; not moved (dry run)\n", name, err);
-		} else {
-			buf_reset(&reason);
-			if (buf_printf(&reason, "lf-spool fsck: %s", err) == -1)
-				log_fatal(EX_OSERR, "out of memory");
-			if (spool_bury(s, s->new, name, (const char *)reason.p) == 0) {
-				printf("new/%s: corrupt: %s; moved to dead/\n", name, err);
-			} else {
-				log_error("new/%s: corrupt (%s), cannot move it to dead/: %s",
-				    name, err, strerror(errno));
-				note_status(EX_IOERR);
-			}
-		}
+		set_aside(s, o, READY, name, rc, err);
 		spool_release(&c);
 	}
-	buf_free(&body);
-	buf_free(&reason);
 	spool_list_free(&l);
 }
 
 /* Staged chunks: lf-buffer, if it runs, is writing them, so only their
  * headers can be checked; if it does not, their committed bodies too.
- * Either way they are only reported: lf-buffer recovers them on start. */
+ * Either way they are only reported: lf-buffer recovers them on start.
+ * What is not a regular file is no staged chunk (lf-buffer makes them
+ * with O_EXCL), whoever made it: it goes to dead/ as from new/. */
 static void
-fsck_staged(struct spool *s, struct fsck_count *n, int *headers_only)
+fsck_staged(struct spool *s, const struct opts *o, struct fsck_count *n,
+    int *headers_only)
 {
 	struct spool_list l;
 	struct spool_chunk c;
-	struct buf body = BUF_INIT;
 	char err[256];
-	int rc, locked;
+	int rc, brc, locked;
 
 	if (spool_lock(s) == 0) {
 		locked = 1;
@@ -764,8 +794,20 @@ fsck_staged(struct spool *s, struct fsck_count *n, int *headers_only)
 		if (rc == 0)
 			continue;
 		n->checked++;
-		if (rc == 1 && locked && spool_chunk_body(&c, &body, err, sizeof err) == -1)
-			rc = -1;
+		if (rc == SPOOL_NOTFILE) {
+			n->corrupt++;
+			set_aside(s, o, STAGED, name, rc, err);
+			continue;
+		}
+		if (rc == 1 && locked && (brc = spool_chunk_verify(&c, err,
+		    sizeof err)) != 0)
+			rc = brc;
+		if (rc == SPOOL_EIO) {
+			log_error("tmp/%s: cannot check: %s", name, err);
+			note_status(EX_IOERR);
+			spool_release(&c);
+			continue;
+		}
 		if (rc == -1) {
 			n->corrupt++;
 			printf("tmp/%s: corrupt: %s\n", name, err);
@@ -788,7 +830,6 @@ fsck_staged(struct spool *s, struct fsck_count *n, int *headers_only)
 	}
 	if (locked)
 		flock(s->lockfd, LOCK_UN);
-	buf_free(&body);
 	spool_list_free(&l);
 }
 
@@ -796,9 +837,8 @@ static void
 fsck_dead(struct spool *s, const struct spool_list *l, struct fsck_count *n)
 {
 	struct spool_chunk c;
-	struct buf body = BUF_INIT;
 	char err[256];
-	int rc;
+	int rc, brc;
 
 	for (size_t i = 0; i < l->n; i++) {
 		const char *name = l->names[i];
@@ -806,8 +846,14 @@ fsck_dead(struct spool *s, const struct spool_list *l, struct fsck_count *n)
 		if ((rc = chunk_look(s->dead, name, 0, &c, err, sizeof err)) == 0)
 			continue;
 		n->checked++;
-		if (rc == 1 && spool_chunk_body(&c, &body, err, sizeof err) == -1)
-			rc = -1;
+		if (rc == 1 && (brc = spool_chunk_verify(&c, err, sizeof err)) != 0)
+			rc = brc;
+		if (rc == SPOOL_EIO) {
+			log_error("dead/%s: cannot check: %s", name, err);
+			note_status(EX_IOERR);
+			spool_release(&c);
+			continue;
+		}
 		if (rc == 1) {
 			if (log_verbose)
 				printf("dead/%s: ok\n", name);
@@ -815,11 +861,11 @@ fsck_dead(struct spool *s, const struct spool_list *l, struct fsck_count *n)
 			continue;
 		}
 		n->corrupt++;
-		printf("dead/%s: corrupt: %s\n", name, err);
+		printf("dead/%s: %s: %s\n", name, rc == SPOOL_NOTFILE ?
+		    "not a chunk" : "corrupt", err);
 		if (c.fd != -1)
 			spool_release(&c);
 	}
-	buf_free(&body);
 }
 
 static int
@@ -833,7 +879,7 @@ cmd_fsck(struct spool *s, const struct opts *o)
 	/* the dead letters as they were before this run added any */
 	list_folder(s, DEAD, &dead);
 	fsck_ready(s, o, &n[READY]);
-	fsck_staged(s, &n[STAGED], &headers_only);
+	fsck_staged(s, o, &n[STAGED], &headers_only);
 	fsck_dead(s, &dead, &n[DEAD]);
 	spool_list_free(&dead);
 

@@ -223,13 +223,16 @@ consume_conf_check(const struct consume_conf *c, char *err, size_t errlen)
 static void
 state_load(struct consume *c)
 {
-	char line[RETRY_LINE_MAX];
+	char line[RETRY_LINE_MAX], err[128];
 	int fd, n;
 
-	if ((fd = openat(c->s->state, STATE_FILE, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (errno != ENOENT)
+	/* never a wait on a FIFO there; saving it replaces what it is */
+	if ((fd = spool_file_open(c->s->state, STATE_FILE, err, sizeof err)) < 0) {
+		if (fd == -1 && errno != ENOENT)
+			snprintf(err, sizeof err, "%s", strerror(errno));
+		if (fd == SPOOL_NOTFILE || errno != ENOENT)
 			log_warn("%s/state/%s: %s; starting without a retry "
-			    "pending", c->s->path, STATE_FILE, strerror(errno));
+			    "pending", c->s->path, STATE_FILE, err);
 		return;
 	}
 	n = durable_read_all(fd, line, sizeof line - 1);
@@ -452,14 +455,21 @@ free_slot(struct consume *c)
 	return NULL;
 }
 
-/* Never deleted: dead/ keeps it with the reason, for lf-spool and lf-cat. */
+/* Never deleted: dead/ keeps it with the reason, for lf-spool and lf-cat.
+ * Nor is what is not a file (rc SPOOL_NOTFILE, not claimed): whatever put
+ * it there may want it back.  Another consumer may have moved it first. */
 static void
-bury_corrupt(struct consume *c, struct spool_chunk *ch, const char *why)
+bury_corrupt(struct consume *c, struct spool_chunk *ch, int rc, const char *why)
 {
 	char reason[REASON_MAX];
 
-	snprintf(reason, sizeof reason, "corrupt chunk: %s", why);
+	snprintf(reason, sizeof reason, "%s: %s", rc == SPOOL_NOTFILE ?
+	    "not a chunk" : "corrupt chunk", why);
 	if (spool_bury(c->s, c->s->new, ch->name, reason) == -1) {
+		if (errno == ENOENT && rc == SPOOL_NOTFILE) {
+			spool_release(ch);
+			return;
+		}
 		log_error("%s: %s; cannot move it to dead/: %s (left in new/)",
 		    ch->name, reason, strerror(errno));
 		if (c->conf->once)
@@ -501,13 +511,12 @@ claim_next(struct consume *c)
 	if ((rc = spool_claim(c->s, name, &job->chunk, err, sizeof err)) == 0)
 		return 1;
 	if (rc == 1)
-		rc = spool_chunk_body(&job->chunk, &job->body, err, sizeof err);
+		rc = spool_chunk_verify(&job->chunk, err, sizeof err);
 	if (rc < 0) {
 		if (rc == SPOOL_EIO)
 			unreadable(c, &job->chunk, err);
 		else
-			bury_corrupt(c, &job->chunk, err);
-		buf_reset(&job->body);
+			bury_corrupt(c, &job->chunk, rc, err);
 		return 1;
 	}
 	job->busy = 1;
@@ -656,7 +665,6 @@ consume_job_done(struct consume_job *job, enum consume_result r,
 		break;
 	}
 	spool_release(&job->chunk);
-	buf_reset(&job->body);
 	job->data = NULL;
 	kick(c);
 }
@@ -862,10 +870,8 @@ consume_free(struct consume *c)
 		ev_signal_stop(c->loop, &c->hup_w);
 		ev_signal_stop(c->loop, &c->usr1_w);
 	}
-	for (unsigned i = 0; i < c->conf->flush_thread_count; i++) {
+	for (unsigned i = 0; i < c->conf->flush_thread_count; i++)
 		spool_release(&c->jobs[i].chunk);
-		buf_free(&c->jobs[i].body);
-	}
 	if (c->ifd != -1)
 		close(c->ifd);
 	spool_list_free(&c->list);

@@ -34,9 +34,15 @@
  * is the wall clock.  Several consumers of one spool each keep their own
  * state and the file holds the last one written.
  *
+ * Before it is handed over, a chunk's body is read through once in
+ * SPOOL_BLOCK pieces to check it, so memory does not grow with the chunk.
  * A chunk that is corrupt (bad header, short, CRC or entry count wrong)
- * is moved to dead/ with the reason and the others go on; it is never
- * deleted.  Up to flush_thread_count chunks are in flight at once, each a
+ * is moved to dead/ with the reason ("corrupt chunk: ...") and the others
+ * go on; it is never deleted.  So is anything in new/ that is not a
+ * regular file (a FIFO, directory, socket, device or symbolic link with a
+ * chunk's name), with "not a chunk: ..."; it is never opened (lf-spool(5)).
+ * A chunk that cannot be opened or read (EACCES, EIO) is not known bad:
+ * it is left in new/ with a warning and tried again at the next scan.  Up to flush_thread_count chunks are in flight at once, each a
  * different chunk, claimed oldest first.  New chunks are noticed through
  * inotify on new/ without delay, with a rescan every few seconds in case
  * inotify is missing or overflows.
@@ -139,12 +145,17 @@ enum consume_result {
 };
 
 /* A claimed chunk being delivered.  chunk.h is its header (tag, id,
- * count, hlen, bodylen), chunk.fd the open file (the body starts at
- * chunk.h.hlen, for sendfile), body its body bytes, already verified.
- * data is the tool's.  The job is valid until consume_job_done(). */
+ * count, hlen, bodylen) and chunk.fd the open file, verified: its body,
+ * chunk.h.bodylen bytes from offset chunk.h.hlen, has the right length,
+ * CRC, entries and count.  The body is not in memory (a chunk may be
+ * 256 MiB, times flush_thread_count): send it with sendfile(2) or
+ * pread(2) from chunk.fd (never read(2): the offset is not the body's),
+ * or walk its entries in bounded pieces with spool_body_init(&b,
+ * &job->chunk) and spool_body_next(), which checks them again as it
+ * reads.  data is the tool's.  The job is valid until
+ * consume_job_done(). */
 struct consume_job {
 	struct spool_chunk chunk;
-	struct buf body;
 	void *data;
 	/* consume's own */
 	struct consume *owner;

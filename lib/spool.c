@@ -186,6 +186,57 @@ spool_ready_name(char name[SPOOL_NAMELEN], uint64_t seal_us,
 	    (unsigned long long)seal_us, hex);
 }
 
+static const char *
+file_kind(mode_t m)
+{
+	static const struct { mode_t type; const char *what; } kinds[] = {
+		{ S_IFDIR, "a directory" }, { S_IFIFO, "a FIFO" },
+		{ S_IFLNK, "a symbolic link" }, { S_IFSOCK, "a socket" },
+		{ S_IFCHR, "a character device" }, { S_IFBLK, "a block device" },
+	};
+
+	for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+		if ((m & S_IFMT) == kinds[i].type)
+			return kinds[i].what;
+	return "of an unknown type";
+}
+
+static int
+not_file(mode_t m, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s, not a regular file", file_kind(m));
+	return SPOOL_NOTFILE;
+}
+
+int
+spool_file_open(int dirfd, const char *name, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, e;
+
+	/* look first: opening a device, or a FIFO without O_NONBLOCK, can
+	 * do things or wait for ever; a symbolic link could lead anywhere */
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return -1;
+	if (!S_ISREG(st.st_mode))
+		return not_file(st.st_mode, err, errlen);
+	/* and after: it may have been swapped meanwhile */
+	fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return errno == ELOOP ? not_file(S_IFLNK, err, errlen) : -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return S_ISREG(st.st_mode) ? -1 : not_file(st.st_mode, err, errlen);
+	}
+	/* a plain descriptor for the tools from now on; a regular file
+	 * ignores O_NONBLOCK when it reads, so a failure here changes nothing */
+	(void)fcntl(fd, F_SETFL, 0);
+	return fd;
+}
+
 /* Read and decode the header of an open chunk file. */
 static int
 read_head(struct spool_chunk *c, char *err, size_t errlen)
@@ -198,6 +249,8 @@ read_head(struct spool_chunk *c, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", strerror(errno));
 		return SPOOL_EIO;
 	}
+	if (!S_ISREG(st.st_mode))
+		return not_file(st.st_mode, err, errlen);
 	c->size = (uint64_t)st.st_size;
 	for (;;) {
 		buf_reset(&c->head);
@@ -223,25 +276,57 @@ read_head(struct spool_chunk *c, char *err, size_t errlen)
 	}
 }
 
-int
-spool_chunk_open(int dirfd, const char *name, struct spool_chunk *c,
-    char *err, size_t errlen)
+static void
+chunk_init(struct spool_chunk *c, int dirfd, const char *name)
 {
-	int rc;
-
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
 	c->dirfd = dirfd;
 	snprintf(c->name, sizeof c->name, "%s", name);
-	if ((c->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "%s", strerror(errno));
+}
+
+/* Release c on failure, keeping errno for the caller. */
+static int
+chunk_failed(struct spool_chunk *c, int rc)
+{
+	int e = errno;
+
+	spool_release(c);
+	errno = e;
+	return rc;
+}
+
+int
+spool_chunk_fdopen(int fd, const char *name, struct spool_chunk *c,
+    char *err, size_t errlen)
+{
+	int rc;
+
+	chunk_init(c, AT_FDCWD, name);
+	c->fd = fd;
+	if ((rc = read_head(c, err, errlen)) < 0)
+		return chunk_failed(c, rc);
+	return 0;
+}
+
+int
+spool_chunk_open(int dirfd, const char *name, struct spool_chunk *c,
+    char *err, size_t errlen)
+{
+	int fd, rc, e;
+
+	chunk_init(c, dirfd, name);
+	if ((fd = spool_file_open(dirfd, name, err, errlen)) < 0) {
+		if (fd == SPOOL_NOTFILE)
+			return fd;
+		e = errno;
+		snprintf(err, errlen, "%s", strerror(e));
+		errno = e;
 		return SPOOL_EIO;
 	}
-	if ((rc = read_head(c, err, errlen)) < 0) {
-		spool_release(c);
-		return rc;
-	}
-	return 0;
+	if ((rc = spool_chunk_fdopen(fd, name, c, err, errlen)) == 0)
+		c->dirfd = dirfd;
+	return rc;
 }
 
 int
@@ -251,11 +336,12 @@ spool_claim(struct spool *s, const char *name, struct spool_chunk *c,
 	struct stat a, b;
 	int rc;
 
-	memset(c, 0, sizeof *c);
-	c->fd = -1;
-	c->dirfd = s->new;
-	snprintf(c->name, sizeof c->name, "%s", name);
-	if ((c->fd = openat(s->new, name, O_RDONLY | O_CLOEXEC)) == -1) {
+	chunk_init(c, s->new, name);
+	if ((c->fd = spool_file_open(s->new, name, err, errlen)) < 0) {
+		rc = c->fd;
+		c->fd = -1;
+		if (rc == SPOOL_NOTFILE)
+			return rc;	/* no claim: nothing lf wrote */
 		if (errno == ENOENT)
 			return 0;	/* delivered by another consumer */
 		snprintf(err, errlen, "open: %s", strerror(errno));
@@ -266,11 +352,11 @@ spool_claim(struct spool *s, const char *name, struct spool_chunk *c,
 			goto taken;
 		/* no locks here (NFS?): say so, never skip it in silence */
 		snprintf(err, errlen, "flock: %s", strerror(errno));
-		spool_release(c);
-		return SPOOL_EIO;
+		return chunk_failed(c, SPOOL_EIO);
 	}
 	/* the holder before us may have delivered and unlinked it */
-	if (fstat(c->fd, &a) == -1 || fstatat(s->new, name, &b, 0) == -1 ||
+	if (fstat(c->fd, &a) == -1 ||
+	    fstatat(s->new, name, &b, AT_SYMLINK_NOFOLLOW) == -1 ||
 	    a.st_ino != b.st_ino || a.st_dev != b.st_dev)
 		goto taken;
 	if ((rc = read_head(c, err, errlen)) < 0)
@@ -291,56 +377,188 @@ taken:
 	return 0;
 }
 
-int
-spool_chunk_body(struct spool_chunk *c, struct buf *body, char *err,
-    size_t errlen)
-{
-	struct stream_iter it;
-	struct stream_event ev;
-	uint64_t n = 0;
-	int rc;
+/* ---- reading a body in bounded memory ---- */
 
-	if (c->size < c->h.hlen || c->h.bodylen > c->size - c->h.hlen) {
-		snprintf(err, errlen, "chunk body is cut short: %llu of %llu bytes",
-		    (unsigned long long)(c->size - c->h.hlen),
-		    (unsigned long long)c->h.bodylen);
-		return -1;
-	}
-	buf_reset(body);
-	if (buf_reserve(body, c->h.bodylen) == -1) {
+void
+spool_body_init(struct spool_body *b, struct spool_chunk *c)
+{
+	memset(b, 0, sizeof *b);
+	b->c = c;
+}
+
+void
+spool_body_free(struct spool_body *b)
+{
+	buf_free(&b->win);
+}
+
+/* The next block of the body into win, and into the CRC. */
+static int
+read_block(struct spool_body *b, char *err, size_t errlen)
+{
+	struct spool_chunk *c = b->c;
+	uint64_t left = c->h.bodylen - b->off;
+	size_t want = left < SPOOL_BLOCK ? (size_t)left : SPOOL_BLOCK;
+	ssize_t got;
+
+	if (buf_reserve(&b->win, want) == -1) {
 		snprintf(err, errlen, "out of memory");
 		return SPOOL_EIO;
 	}
-	while (body->len < c->h.bodylen) {
-		ssize_t got = pread(c->fd, body->p + body->len,
-		    c->h.bodylen - body->len, (off_t)(c->h.hlen + body->len));
-		if (got == -1 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			snprintf(err, errlen, "cannot read the chunk body: %s",
-			    got == 0 ? "file shrank" : strerror(errno));
-			return SPOOL_EIO;
-		}
-		body->len += (size_t)got;
+	while ((got = pread(c->fd, b->win.p + b->win.len, want,
+	    (off_t)(c->h.hlen + b->off))) == -1 && errno == EINTR)
+		;
+	if (got <= 0) {
+		snprintf(err, errlen, "cannot read the chunk body: %s",
+		    got == 0 ? "file shrank" : strerror(errno));
+		return SPOOL_EIO;
 	}
-	if (chunk_crc(0, body->p, body->len) != c->h.bodycrc) {
+	b->crc = chunk_crc(b->crc, b->win.p + b->win.len, (size_t)got);
+	b->off += (uint64_t)got;
+	b->win.len += (size_t)got;
+	return 0;
+}
+
+/* The head of an entry as stream_iter_next takes it: a 2-element array,
+ * then an EventTime as fixext8.  1 and its length, 0 if p[0..n) is too
+ * short to tell, -1 if it is not one. */
+static int
+entry_head(const unsigned char *p, size_t n, size_t *len)
+{
+	size_t a = p[0] == 0x92 ? 1 : p[0] == 0xdc ? 3 : p[0] == 0xdd ? 5 : 0;
+
+	if (a == 0)
+		return -1;
+	if (n < a + 10)
+		return 0;
+	if ((a == 3 && memcmp(p + 1, "\0\2", 2) != 0) ||
+	    (a == 5 && memcmp(p + 1, "\0\0\0\2", 4) != 0) ||
+	    p[a] != 0xd7 || p[a + 1] != 0)
+		return -1;
+	*len = a + 10;
+	return 1;
+}
+
+/* Step pos over the whole entries in win, and return how many.  An entry
+ * is tried in place first, as a whole body would be; one that fails may
+ * only be cut by the end of the block, so its record is scanned (mp_scan
+ * goes on from where it stopped as blocks come, with the depth bound
+ * stream_iter_next gives a record) until its end is known, then the
+ * entry is tried again. */
+static uint64_t
+walk(struct spool_body *b)
+{
+	struct stream_iter it;
+	struct stream_event ev;
+	const unsigned char *e;
+	uint64_t n = 0;
+	size_t len, have;
+	int rc;
+
+	while (b->pos < b->win.len) {
+		e = b->win.p + b->pos;
+		have = b->win.len - b->pos;
+		if (b->head == 0) {
+			stream_iter_init(&it, e, have);
+			if (stream_iter_next(&it, &ev) == 1) {
+				b->pos += (size_t)(it.p - e);
+				n++;
+				continue;
+			}
+			if ((rc = entry_head(e, have, &b->head)) <= 0) {
+				b->bad = rc == -1;
+				break;
+			}
+			mp_scan_init(&b->scan, MP_MAXDEPTH, SIZE_MAX / 4);
+		}
+		rc = mp_scan(&b->scan, e + b->head, have - b->head, &len);
+		if (rc == MP_MORE)
+			break;
+		len += b->head;
+		stream_iter_init(&it, e, rc == MP_OK ? len : 0);
+		if (rc != MP_OK || stream_iter_next(&it, &ev) != 1 ||
+		    it.p != e + len) {
+			b->bad = 1;
+			break;
+		}
+		b->head = 0;
+		b->pos += len;
+		n++;
+	}
+	b->count += n;
+	return n;
+}
+
+/* At the end of the body: which check failed, as spool_chunk_verify has
+ * always said it: the CRC first, then the entries, then their count. */
+static int
+body_end(struct spool_body *b, char *err, size_t errlen)
+{
+	if (b->crc != b->c->h.bodycrc) {
 		snprintf(err, errlen, "chunk body checksum mismatch");
 		return -1;
 	}
-	stream_iter_init(&it, body->p, body->len);
-	while ((rc = stream_iter_next(&it, &ev)) == 1)
-		n++;
-	if (rc == -1) {
+	if (b->bad || b->win.len > 0) {
 		snprintf(err, errlen, "chunk body has a bad entry after %llu events",
-		    (unsigned long long)n);
+		    (unsigned long long)b->count);
 		return -1;
 	}
-	if (n != c->h.count) {
+	if (b->count != b->c->h.count) {
 		snprintf(err, errlen, "chunk body holds %llu events, header says %llu",
-		    (unsigned long long)n, (unsigned long long)c->h.count);
+		    (unsigned long long)b->count, (unsigned long long)b->c->h.count);
 		return -1;
 	}
 	return 0;
+}
+
+int
+spool_body_next(struct spool_body *b, const unsigned char **p, size_t *n,
+    uint64_t *count, char *err, size_t errlen)
+{
+	struct spool_chunk *c = b->c;
+	int rc;
+
+	if (b->off == 0 && b->win.len == 0 && (c->size < c->h.hlen ||
+	    c->h.bodylen > c->size - c->h.hlen)) {
+		snprintf(err, errlen, "chunk body is cut short: %llu of %llu bytes",
+		    (unsigned long long)(c->size < c->h.hlen ? 0 : c->size - c->h.hlen),
+		    (unsigned long long)c->h.bodylen);
+		return -1;
+	}
+	for (;;) {
+		/* drop what was given out; keep the entry it cut */
+		buf_consume(&b->win, b->pos);
+		b->pos = 0;
+		if (b->off == c->h.bodylen)
+			return body_end(b, err, errlen);
+		if ((rc = read_block(b, err, errlen)) != 0)
+			return rc;
+		if (b->bad) {
+			b->win.len = 0;		/* only the CRC is wanted now */
+			continue;
+		}
+		if ((*count = walk(b)) > 0) {
+			*p = b->win.p;
+			*n = b->pos;
+			return 1;
+		}
+	}
+}
+
+int
+spool_chunk_verify(struct spool_chunk *c, char *err, size_t errlen)
+{
+	struct spool_body b;
+	const unsigned char *p;
+	size_t n;
+	uint64_t count;
+	int rc;
+
+	spool_body_init(&b, c);
+	while ((rc = spool_body_next(&b, &p, &n, &count, err, errlen)) == 1)
+		;
+	spool_body_free(&b);
+	return rc;
 }
 
 int

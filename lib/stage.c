@@ -213,6 +213,47 @@ whole_entries(const unsigned char *body, size_t n, uint64_t *count, uint32_t *cr
 	return (uint64_t)(last - body);
 }
 
+/* A staged chunk whose header cannot be read (rc and errno as
+ * spool_chunk_open left them).  A file cut below its header may have held
+ * acked events, so nothing is deleted unless it is provably empty: a
+ * zero-length file, cut before stage_create wrote its header.  What
+ * cannot be opened for good (EACCES) or is not a regular file goes to
+ * dead/ with the rest, so that lf-buffer starts; a failed read may be
+ * passing, and stops the start instead.  0 or -1. */
+static int
+recover_unreadable(struct spool *s, const char *name, int rc, int e,
+    const char *err)
+{
+	char reason[512];
+	struct stat sb;
+
+	if (rc == SPOOL_EIO && e != EACCES && e != EPERM) {
+		log_warn("tmp/%s: cannot read: %s (left for the next start)", name, err);
+		return -1;
+	}
+	if (rc == -1 && fstatat(s->tmp, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(sb.st_mode) && sb.st_size == 0) {
+		if (unlinkat(s->tmp, name, 0) == -1) {
+			log_warn("tmp/%s: cannot remove an empty file: %s", name,
+			    strerror(errno));
+			return -1;
+		}
+		log_info("tmp/%s: removed an empty file (no header was written)", name);
+		return 0;
+	}
+	snprintf(reason, sizeof reason, "%s: %s", rc == SPOOL_NOTFILE ?
+	    "not a staged chunk" : rc == SPOOL_EIO ?
+	    "staged chunk that cannot be opened" :
+	    "staged chunk with a bad header", err);
+	if (spool_bury(s, s->tmp, name, reason) == -1) {
+		log_warn("tmp/%s: %s; cannot move it to dead/: %s", name, reason,
+		    strerror(errno));
+		return -1;
+	}
+	log_warn("tmp/%s: %s: moved to dead/", name, reason);
+	return 0;
+}
+
 /* Seal one chunk left in tmp/.  Returns the body length kept. */
 static int
 recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx,
@@ -221,27 +262,14 @@ recover_one(struct spool *s, const char *name, stage_kept_fn fn, void *ctx,
 	struct spool_chunk c;
 	struct stage st;
 	struct buf body = BUF_INIT;
-	char err[256], reason[512];
+	char err[256];
 	uint64_t have, kept, count;
 	uint32_t crc;
 	ssize_t n;
 	int rc;
 
-	if ((rc = spool_chunk_open(s->tmp, name, &c, err, sizeof err)) == SPOOL_EIO) {
-		log_warn("tmp/%s: cannot read: %s (left for the next start)", name, err);
-		return -1;
-	}
-	if (rc == -1) {
-		struct stat sb;
-		if (fstatat(s->tmp, name, &sb, 0) == 0 && sb.st_size < CHUNK_FIXED) {
-			/* cut while its header was written: it never held an event */
-			log_info("tmp/%s: removed an unfinished empty chunk", name);
-			return unlinkat(s->tmp, name, 0);
-		}
-		snprintf(reason, sizeof reason, "staged chunk with a bad header: %s", err);
-		log_warn("tmp/%s: %s: moved to dead/", name, reason);
-		return spool_bury(s, s->tmp, name, reason);
-	}
+	if ((rc = spool_chunk_open(s->tmp, name, &c, err, sizeof err)) < 0)
+		return recover_unreadable(s, name, rc, errno, err);
 	memset(&st, 0, sizeof st);
 	st.fd = -1;
 	have = c.size - c.h.hlen;

@@ -77,6 +77,31 @@ def popen(name, args=(), env=None):
     )
 
 
+def fault_env(spec, log=None):
+    """Environment that runs a tool under tests/tools/faultinj.so with the
+    rules spec (LF_FAULT, see faultinj.c); log names the file that gets a
+    line per failure made.  For run(..., env=) and popen(..., env=)."""
+    so = BIN.parent / "tests" / "tools" / "faultinj.so"
+    if not os.access(so, os.R_OK):
+        pytest.fail("%s is not built (make units)" % so)
+    asan = os.environ.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+    env = {"LD_PRELOAD": str(so), "LF_FAULT": spec,
+           # the preload comes before the ASan runtime; it only forwards
+           "ASAN_OPTIONS": asan + ":verify_asan_link_order=0"}
+    if log is not None:
+        env["LF_FAULT_LOG"] = str(log)
+    return env
+
+
+def fault_log(path):
+    """The failures faultinj made: [(call, path, errno name)]."""
+    try:
+        with open(path) as f:
+            return [tuple(line.split(" ")) for line in f.read().splitlines()]
+    except FileNotFoundError:
+        return []
+
+
 SANITIZER_MARKS = (b"Sanitizer", b"runtime error:", b"LeakSanitizer")
 
 

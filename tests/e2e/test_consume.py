@@ -417,14 +417,21 @@ def test_corrupt_chunks_are_buried_and_others_delivered(spool, tmp_path,
     assert f.err.count(b"moved to dead/") == len(bad)
 
 
+# root reads a mode 000 file: run without the capabilities that let it
+SETPRIV = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+           "--inh-caps", "-dac_override,-dac_read_search"]
+
+
 def test_unreadable_entry_is_left_in_new(spool, tmp_path, procs):
-    # An entry that cannot be read (here a directory with a chunk's name:
-    # read(2) fails) is not known to be corrupt: it is neither delivered
-    # nor buried, and --once says "try again later".
-    odd = "0000000000000000.%s.chunk" % ("0" * 32)
-    os.mkdir(os.path.join(spool, "new", odd))
+    # A chunk that cannot be opened (mode 000) is not known to be corrupt:
+    # it is neither delivered nor buried, and --once says "try again
+    # later".  (Something that is not a file at all goes to dead/:
+    # test_spool_files.py.)
+    odd = lfchunk.write_chunk(spool, "odd", [(1700000000, {"m": 1})])
+    os.chmod(os.path.join(spool, "new", odd), 0)
     ids = write_n(spool, 2)
     f = fake(procs, spool, tmp_path, args=["--once"])
+    f.cmd = lambda: SETPRIV + Fake.cmd(f)
     assert f.run() == 75, f.err
     assert ids_of(f.delivered()) == ids
     assert new_names(spool) == [odd]

@@ -14,9 +14,10 @@
  *                             later, from an ev_timer
  *   hang                      never answer (for kill -9 tests)
  *
- * A delivered chunk is written to OUT as "IDHEX TAG COUNT\n" and OUT is
- * fsync'd before consume hears "ok", so whatever was acknowledged is in
- * OUT.  --attempts FILE gets "TIME IDHEX OUTCOME\n" for every chunk handed
+ * A chunk answered ok is first read through as a delivering tool reads
+ * it, in bounded pieces (spool_body_next), and written to OUT as "IDHEX
+ * TAG COUNT\n", COUNT the events read; OUT is fsync'd before consume
+ * hears "ok", so whatever was acknowledged is in OUT.  --attempts FILE gets "TIME IDHEX OUTCOME\n" for every chunk handed
  * over (TIME: wall clock, seconds).  --noop answers ok at once and writes
  * nothing (for the drain benchmark).  The exit code is consume's. */
 #include <errno.h>
@@ -191,6 +192,26 @@ attempt(struct fake *f, struct consume_job *job, const struct step *st)
 		log_fatal(EX_IOERR, "attempts: %s", strerror(errno));
 }
 
+/* The events of a job's body, read as lib/consume.h tells a tool to. */
+static uint64_t
+read_body(struct consume_job *job)
+{
+	struct spool_body b;
+	const unsigned char *p;
+	size_t n;
+	uint64_t count, events = 0;
+	char err[256];
+	int rc;
+
+	spool_body_init(&b, &job->chunk);
+	while ((rc = spool_body_next(&b, &p, &n, &count, err, sizeof err)) == 1)
+		events += count;
+	spool_body_free(&b);
+	if (rc != 0)
+		log_fatal(EX_SOFTWARE, "%s: verified, then: %s", job->chunk.name, err);
+	return events;
+}
+
 /* OUT is fsync'd before the ack: what consume deletes is in OUT. */
 static void
 answer(struct fake *f, struct consume_job *job, enum kind k,
@@ -203,7 +224,7 @@ answer(struct fake *f, struct consume_job *job, enum kind k,
 		chunk_id_hex(job->chunk.h.id, hex);
 		if (buf_printf(&line, "%s %.*s %llu\n", hex,
 		    (int)job->chunk.h.taglen, job->chunk.h.tag,
-		    (unsigned long long)job->chunk.h.count) == -1 ||
+		    (unsigned long long)read_body(job)) == -1 ||
 		    durable_write_all(f->outfd, line.p, line.len) == -1 ||
 		    durable_fsync(f->outfd) == -1)
 			log_fatal(EX_IOERR, "log: %s", strerror(errno));
