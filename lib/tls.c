@@ -363,15 +363,22 @@ td_open(void *ctx, int *fd)
 	return 1;
 }
 
+static const char *td_name(void *);
+
 /* The first failure, and each different one, is logged; the same one
- * again (a reconnect every retry interval) is not. */
+ * again (a reconnect every retry interval) is not, until the peer has
+ * answered once: with TLS 1.3 the client's handshake is done before the
+ * server has checked its certificate, so a refusal comes with the first
+ * read, and a finished handshake proves nothing yet. */
 static void
 note(struct tls_dial *d)
 {
 	int e = errno;
 
 	if (strcmp(d->logged, d->reason) != 0) {
-		log_warn("%s: TLS: %s", d->lower->name(d->lctx), d->reason);
+		log_warn("%s: TLS: %s%s", td_name(d), d->reason,
+		    strcmp(d->reason, "wrong version number") == 0 ?
+		    " (does the server speak TLS?)" : "");
 		strlcpy(d->logged, d->reason, sizeof d->logged);
 	}
 	errno = e;
@@ -391,12 +398,6 @@ td_finish(void *ctx, int fd, int *events)
 	if ((rc = handshake(d->ssl, events, d->reason, sizeof d->reason))
 	    == -1)
 		note(d);
-	else if (rc == 0) {
-		if (d->logged[0] != '\0')
-			log_info("%s: TLS: connected (%s)",
-			    d->lower->name(d->lctx), SSL_get_version(d->ssl));
-		d->logged[0] = '\0';
-	}
 	return rc;
 }
 
@@ -410,6 +411,11 @@ td_read(void *ctx, int fd, void *p, size_t n)
 	if ((r = ssl_read(d->ssl, p, n, d->reason, sizeof d->reason)) == -1 &&
 	    errno != EAGAIN)
 		note(d);
+	else if (r > 0 && d->logged[0] != '\0') {
+		log_info("%s: TLS: working again (%s)", td_name(d),
+		    SSL_get_version(d->ssl));
+		d->logged[0] = '\0';
+	}
 	return r;
 }
 
