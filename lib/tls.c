@@ -242,12 +242,24 @@ handshake(SSL *ssl, int *events, char *reason, size_t n)
 static ssize_t
 ssl_read(SSL *ssl, void *p, size_t n, char *reason, size_t rn)
 {
-	int rc;
+	int rc = 0;
 
+	size_t total = 0;
+
+	if (n == 0)
+		return 0;
 	ERR_clear_error();
 	errno = 0;
-	if ((rc = SSL_read(ssl, p, n > INT_MAX ? INT_MAX : (int)n)) > 0)
-		return rc;
+	/* SSL_read gives one record at a time; take all that is decrypted
+	 * or readable now, since bytes OpenSSL has already taken off the
+	 * socket raise no further EV_READ */
+	while (total < n && (rc = SSL_read(ssl, (char *)p + total,
+	    n - total > INT_MAX ? INT_MAX : (int)(n - total))) > 0)
+		total += (size_t)rc;
+	if (total > 0) {
+		ERR_clear_error();	/* what stopped us comes again */
+		return (ssize_t)total;
+	}
 	switch (SSL_get_error(ssl, rc)) {
 	case SSL_ERROR_ZERO_RETURN:
 		return 0;

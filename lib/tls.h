@@ -26,7 +26,16 @@
  * the same bytes again first (a byte stream does).  OpenSSL writes to the
  * socket with write(2), so the process must ignore SIGPIPE, as lib/sig
  * does (sig_init).  An end of file without a TLS close_notify reads as
- * an end of file: the forward protocol frames its own messages. */
+ * an end of file: the forward protocol frames its own messages.
+ *
+ * read fills as much of the buffer as TLS can now, but bytes beyond it
+ * may stay decrypted inside OpenSSL, where no EV_READ will announce
+ * them: a reader must read until EAGAIN (or until it has no room and
+ * come back when it has), not once per EV_READ.
+ *
+ * A failure is logged once per reason by the client layer (the first
+ * time, and again only once the server has answered since), so a server
+ * that keeps refusing is one log line, not one per reconnect. */
 #ifndef LF_TLS_H
 #define LF_TLS_H
 

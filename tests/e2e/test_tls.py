@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, TIMEOUT, _env, check_no_sanitizer
+from conftest import (BIN, TIMEOUT, _env, check_no_sanitizer, fault_env,
+                      fault_log)
 from fwdsecure import Server
 
 KEY = b"s3cret-shared-key"
@@ -74,12 +75,12 @@ def secret_file(tmp_path, name, data, mode=0o600):
     return str(p)
 
 
-def dialtest(*args):
+def dialtest(*args, env=None):
     """Run the C client; (rc, stdout, stderr)."""
     path = BIN.parent / "tests" / "tools" / "dialtest"
     p = subprocess.run([str(path)] + [str(a) for a in args],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=TIMEOUT, env=_env())
+                       timeout=TIMEOUT, env=_env(env))
     check_no_sanitizer(p.stderr)
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
@@ -334,3 +335,33 @@ def test_c_client_against_c_server(pki, tmp_path):
     assert out == "tls TLSv1.3\n"
     res = a.results()
     assert len(res) == 1 and res[0].startswith("ok dialtest ")
+
+
+# ---- failures of the socket under the layers (tests/tools/faultinj) ----
+
+def test_handshake_read_fails_then_retry_delivers(tmp_path):
+    kf = secret_file(tmp_path, "key", KEY)
+    log = tmp_path / "faults"
+    with Server(key=KEY) as s:
+        rc, out, err = dialtest("--shared-key-file", kf, s.addr,
+                                env=fault_env("read@socket:1:ECONNRESET",
+                                              log))
+    assert rc == 0, err
+    assert "handshake: read: Connection reset by peer" in err
+    assert [f[0] for f in fault_log(log)] == ["read"]
+    assert s.events == 10
+
+
+@pytest.mark.parametrize("spec, why", [
+    ("write@socket:1:EPIPE", "TLS: Broken pipe"),
+    ("read@socket:2:EIO", "TLS: Input/output error"),
+])
+def test_tls_socket_fails_then_retry_delivers(pki, tmp_path, spec, why):
+    log = tmp_path / "faults"
+    with Server(tls=server_ctx(pki)) as s:
+        rc, out, err = dialtest(*tls_args(pki), s.addr,
+                                env=fault_env(spec, log))
+    assert rc == 0, err
+    assert why in err
+    assert len(fault_log(log)) == 1
+    assert s.events == 10
