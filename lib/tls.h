@@ -85,7 +85,9 @@ struct tls_dial {
 };
 
 /* host is the name the certificate must carry (normally the host of the
- * dial_addr; Fluentd's `<server> name` when dialling an address). */
+ * dial_addr; Fluentd's `<server> name` when dialling an address).  NULL
+ * or "" checks the chain only, no name: pass it only when verify_hostname
+ * is off (a unix: socket has no host, so give it a name). */
 void	tls_dial_init(struct tls_dial *d, struct tls_ctx *t, const char *host,
 	    const struct dial_ops *lower, void *lctx);
 extern const struct dial_ops tls_dial_ops;

@@ -22,13 +22,18 @@ def sha512_hex(*parts):
 
 class Server:
     def __init__(self, tls=None, key=None, hostname=b"server.example",
-                 users=None, pong_digest="good"):
+                 users=None, pong_digest="good", read_delay=0):
         self.tls = tls                  # an ssl.SSLContext, or None
         self.key = key                  # bytes: run the handshake
         self.hostname = hostname
         self.users = users              # {b"alice": b"pw"}: user auth
         self.pong_digest = pong_digest
+        self.read_delay = read_delay    # seconds before reading data
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if read_delay:
+            # a small window (inherited by accepted sockets), so the
+            # client's sends back up in its own buffer and go partial
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.sock.settimeout(0.2)
@@ -82,6 +87,9 @@ class Server:
         up = msgpack.Unpacker(raw=True, strict_map_key=False)
         if self.key is not None and not self._handshake(conn, up):
             return
+        if self.read_delay:
+            # let the client's socket buffer fill: its writes go partial
+            self.stop.wait(self.read_delay)
         while not self.stop.is_set():
             for msg in up:
                 self._message(conn, msg)

@@ -241,16 +241,28 @@ def test_tls_bad_cert_path(pki, tmp_path):
                             "--tls-private-key-path",
                             os.path.join(pki, "server.key"), "127.0.0.1:1")
     assert rc == 1 and "private key" in err
+    rc, out, err = dialtest(*tls_args(pki), "--tls-cert-path",
+                            os.path.join(pki, "client.crt"), "127.0.0.1:1")
+    assert rc == 1 and "needs its private key" in err
+    rc, out, err = dialtest("--tls", "--tls-ca-path", tmp_path / "nope",
+                            "127.0.0.1:1")
+    assert rc == 1 and "No such file" in err
+    rc, out, err = dialtest("--tls", "--tls-ca-path",
+                            os.path.join(pki, "ca.key"), "127.0.0.1:1")
+    assert rc == 1 and "CA path" in err
 
 
 def test_tls_and_handshake_many_batches(pki, tmp_path):
-    """Both layers at once, and enough data for partial TLS writes."""
+    """Both layers at once, and 6.7 MB to a server that does not read
+    for half a second: TLS writes go partial and wait for the socket, and
+    every event arrives once, in whole messages."""
     kf = secret_file(tmp_path, "key", KEY)
-    with Server(tls=server_ctx(pki), key=KEY) as s:
+    with Server(tls=server_ctx(pki), key=KEY, read_delay=0.5) as s:
         rc, out, err = dialtest(*tls_args(pki), "--shared-key-file", kf,
-                                "--count", 20000, "--batches", 12, s.addr)
+                                "--count", 20000, "--batches", 24, s.addr)
     assert (rc, err) == (0, "")
-    assert s.events == 240000 and len(set(s.chunks)) == 12
+    assert s.events == 480000 and len(set(s.chunks)) == 24
+    assert s.errors == []
 
 
 # ---- the accept side (lib/tls tls_conn, lib/handshake server), as
@@ -355,6 +367,8 @@ def test_handshake_read_fails_then_retry_delivers(tmp_path):
 @pytest.mark.parametrize("spec, why", [
     ("write@socket:1:EPIPE", "TLS: Broken pipe"),
     ("read@socket:2:EIO", "TLS: Input/output error"),
+    # the first write of data, after ClientHello and Finished (TLS 1.3)
+    ("write@socket:3:EPIPE", "write: Broken pipe"),
 ])
 def test_tls_socket_fails_then_retry_delivers(pki, tmp_path, spec, why):
     log = tmp_path / "faults"

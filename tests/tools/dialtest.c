@@ -33,6 +33,9 @@
 
 struct run {
 	struct ev_loop *loop;
+	struct hop *h;
+	unsigned char *b;		/* one batch's entries */
+	size_t len, count, sent;
 	size_t acked, want;
 	int failed;
 	struct tls_dial *td;
@@ -67,10 +70,27 @@ gaveup(void *ctx, void *arg, size_t count)
 	ev_break(r->loop, EVBREAK_ALL);
 }
 
+/* Queue batches until all are or the window is full. */
+static void
+push(struct run *r)
+{
+	int rc;
+
+	while (r->sent < r->want) {
+		rc = hop_send(r->h, "dialtest", 8, r->b, r->len, r->count,
+		    NULL, NULL);
+		if (rc == HOP_FULL)
+			return;
+		if (rc != HOP_OK)
+			log_fatal(1, "hop_send failed");
+		r->sent++;
+	}
+}
+
 static void
 writable(void *ctx)
 {
-	(void)ctx;
+	push(ctx);
 }
 
 static void
@@ -151,11 +171,10 @@ main(int argc, char **argv)
 	void *dctx = &a;
 	const char *name = NULL, *keyfile = NULL, *pwfile = NULL;
 	char err[512], host[256];
-	unsigned char *b;
-	size_t count = 10, batches = 1, i, len;
+	size_t count = 10, batches = 1;
 	ev_timer tmo;
 	double ctmo = 10;
-	int c, use_tls = 0, rc;
+	int c, use_tls = 0;
 
 	log_init("dialtest");
 	signal(SIGPIPE, SIG_IGN);	/* OpenSSL writes with write(2) */
@@ -220,18 +239,17 @@ main(int argc, char **argv)
 	cbs.writable = writable;
 	if ((h = hop_new(r.loop, &conf, ops, dctx, &cbs)) == NULL)
 		log_fatal(1, "hop_new failed");
-	if ((b = malloc(count * 16 + 1)) == NULL)
+	if ((r.b = malloc(count * 16 + 1)) == NULL)
 		log_fatal(1, "out of memory");
-	len = entries(b, count);
-	for (i = 0; i < batches; i++)
-		if ((rc = hop_send(h, "dialtest", 8, b, len, count, NULL,
-		    NULL)) != HOP_OK)
-			log_fatal(1, "hop_send: %d", rc);
-	free(b);
+	r.h = h;
+	r.count = count;
+	r.len = entries(r.b, count);
+	push(&r);
 	ev_timer_init(&tmo, timeout_cb, 20, 0);
 	ev_timer_start(r.loop, &tmo);
 	ev_run(r.loop, 0);
 	hop_free(h);
+	free(r.b);
 	tls_ctx_free(t);
 	secret_free(&key);
 	secret_free(&pw);
