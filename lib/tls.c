@@ -439,9 +439,23 @@ td_writev(void *ctx, int fd, const struct iovec *iov, int cnt)
 
 	(void)fd;
 	if ((r = ssl_writev(d->ssl, iov, cnt, d->reason,
-	    sizeof d->reason)) == -1 && errno != EAGAIN && errno != EPIPE)
-		note(d);
-	return r;
+	    sizeof d->reason)) != -1 || errno == EAGAIN)
+		return r;
+	if (errno == EPIPE) {
+		/* the server may have said why before it closed: with TLS
+		 * 1.3 a refused client certificate is an alert that comes
+		 * after our handshake is done */
+		char scratch[512];
+		int e = errno;
+
+		if (ssl_read(d->ssl, scratch, sizeof scratch, d->reason,
+		    sizeof d->reason) != -1 || errno != EPROTO) {
+			errno = e;
+			return -1;
+		}
+	}
+	note(d);
+	return -1;
 }
 
 static void
