@@ -1,0 +1,349 @@
+"""End-to-end tests of lf-send: a spool delivered to forward servers.
+
+The servers are tests/e2e/fwdserver.py (Python's msgpack, independent of
+lf): it checks every message as Fluentd's in_forward reads it (str tag,
+bin entries, "size", "chunk" = base64 of the 16-byte chunk id,
+"compressed": "gzip") and can misbehave in scripted ways.  Chunks are
+written by lfchunk.py.  For every misbehaviour the claim is the same:
+every chunk ends up received and acked, with its own id; duplicates are
+allowed (and counted), loss is not.
+"""
+import base64
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import lfchunk
+from conftest import _env, check_no_sanitizer, tool
+from fwdserver import FwdServer
+
+WAIT = 30           # seconds: generous, the binary may run under ASan
+
+
+def wait_for(pred, timeout=WAIT, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.01)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+@pytest.fixture
+def spool(tmp_path):
+    return lfchunk.make_spool(tmp_path / "spool")
+
+
+def fill(spool, nchunks, nevents, tag="app.log", pad=100, seed=0):
+    """nchunks chunks of nevents events each: {chunk id: [event, ...]}."""
+    rnd = random.Random(seed)
+    chunks = {}
+    for c in range(nchunks):
+        evs = [(1441588984 + i, {"c": c, "i": i,
+                                 "msg": "%x" % rnd.getrandbits(32) * (pad // 8)})
+               for i in range(nevents)]
+        cid = bytes(rnd.getrandbits(8) for _ in range(16))
+        lfchunk.write_chunk(spool, tag, evs, id=cid)
+        chunks[cid] = evs
+    return chunks
+
+
+def left(spool):
+    return lfchunk.list_chunks(spool)
+
+
+class Send:
+    def __init__(self, spool, tmp_path, args, env=None, ready=True):
+        self.log = tmp_path / ("send%d.log" % time.monotonic_ns())
+        r, w = os.pipe()
+        self.p = subprocess.Popen(
+            [tool("lf-send")] + [str(a) for a in args] +
+            ["--log-file", str(self.log), "--notify-fd", str(w), spool],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=_env(env), pass_fds=(w,))
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            # the signals are watched once it says it is ready
+            self.ready = f.readline() == b"\n" if ready else None
+
+    def text(self):
+        try:
+            return self.log.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=WAIT):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        out, err = self.p.communicate(timeout=timeout)
+        check_no_sanitizer(err)
+        check_no_sanitizer(self.text().encode())
+        return self.p.returncode
+
+
+def expected(chunks, tag="app.log"):
+    return {cid: [[lfchunk._time(t), r] for t, r in evs]
+            for cid, evs in chunks.items()}
+
+
+def check_delivered(srv, chunks, tag="app.log"):
+    """Every chunk received whole with its id; returns duplicates."""
+    want = expected(chunks)
+    got = {}
+    for m in srv.msgs:
+        cid = base64.b64decode(m.chunk)
+        assert cid in want, "unknown chunk id %r" % m.chunk
+        assert m.tag == tag
+        assert m.events() == want[cid]
+        assert m.size == len(want[cid])
+        got[cid] = got.get(cid, 0) + 1
+    assert set(got) == set(want), "missing chunks"
+    assert srv.errors == []
+    return sum(got.values()) - len(got)
+
+
+def deliver_all(spool, tmp_path, srv, chunks, args, timeout=WAIT):
+    s = Send(spool, tmp_path, ["--server", srv.addr] + list(args))
+    try:
+        wait_for(lambda: not left(spool) and
+                 set(base64.b64decode(a) for a in srv.acked) >= set(chunks),
+                 timeout, "every chunk acked and deleted")
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.text()
+    return s
+
+
+ACK = ["--require-ack-response", "--retry-wait", "0.1s",
+       "--retry-randomize=false"]
+
+
+def test_ack_bytes_as_in_forward_expects(spool, tmp_path):
+    chunks = fill(spool, 6, 50)
+    srv = FwdServer(["ack"])
+    try:
+        deliver_all(spool, tmp_path, srv, chunks, ACK)
+    finally:
+        srv.close()
+    assert check_delivered(srv, chunks) == 0
+    assert all(m.compressed is None for m in srv.msgs)
+    assert srv.nconn == 1
+
+
+def test_gzip_in_pieces(spool, tmp_path):
+    # a body of ~600 KB: more than one 256 KiB block, so several members
+    chunks = fill(spool, 2, 4000, pad=120)
+    srv = FwdServer(["ack"])
+    try:
+        deliver_all(spool, tmp_path, srv, chunks, ACK + ["--compress", "gzip"])
+    finally:
+        srv.close()
+    assert check_delivered(srv, chunks) == 0
+    assert all(m.compressed == "gzip" for m in srv.msgs)
+    # nothing left behind in tmp/ (the gzipped copies are unnamed)
+    assert os.listdir(os.path.join(spool, "tmp")) == []
+
+
+@pytest.mark.parametrize("script,extra", [
+    (["never", "ack"], ["--ack-response-timeout", "1s"]),
+    (["wrong", "ack"], ["--ack-response-timeout", "1s"]),
+    (["late:2.5", "ack"], ["--ack-response-timeout", "1s"]),
+    (["late:0.3"], []),
+    (["closemid", "closemid", "ack"], []),
+    (["close", "close", "close", "ack"], []),
+])
+def test_misbehaving_server_loses_nothing(spool, tmp_path, script, extra):
+    chunks = fill(spool, 5, 20)
+    srv = FwdServer(script)
+    try:
+        s = deliver_all(spool, tmp_path, srv, chunks,
+                        ACK + ["--flush-thread-count", "3"] + extra)
+    finally:
+        srv.close()
+    dups = check_delivered(srv, chunks)
+    if script[0] in ("never", "wrong") or script[0] == "late:2.5":
+        assert dups >= 1
+        assert "to send again" in s.text()
+    if script == ["late:0.3"]:
+        assert dups == 0
+    assert srv.nconn >= min(len(script), 2) if script != ["late:0.3"] else 1
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_refused_then_listening(spool, tmp_path):
+    chunks = fill(spool, 3, 10)
+    port = free_port()
+    s = Send(spool, tmp_path, ["--server", "127.0.0.1:%d" % port] + ACK)
+    srv = None
+    try:
+        wait_for(lambda: "Connection refused" in s.text(), what="a refusal")
+        assert left(spool)          # nothing is lost while refused
+        srv = FwdServer(["ack"], port=port)
+        wait_for(lambda: not left(spool), what="delivery")
+    finally:
+        rc = s.stop()
+        if srv:
+            srv.close()
+    assert rc == 0
+    assert check_delivered(srv, chunks) == 0
+
+
+def test_without_acks_written_is_delivered(spool, tmp_path):
+    chunks = fill(spool, 4, 10)
+    srv = FwdServer(["never"])
+    s = Send(spool, tmp_path, ["--server", srv.addr])
+    try:
+        wait_for(lambda: not left(spool), what="delivery without acks")
+        wait_for(lambda: len(srv.msgs) == 4, what="the server to read all")
+    finally:
+        rc = s.stop()
+        srv.close()
+    assert rc == 0
+    assert check_delivered(srv, chunks) == 0
+    assert srv.acked == []
+
+
+def test_once(spool, tmp_path):
+    chunks = fill(spool, 3, 10)
+    srv = FwdServer(["ack"])
+    try:
+        p = subprocess.run([tool("lf-send"), "--once", "--server", srv.addr,
+                            "--require-ack-response", spool],
+                           capture_output=True, timeout=WAIT, env=_env())
+    finally:
+        srv.close()
+    check_no_sanitizer(p.stderr)
+    assert p.returncode == 0, p.stderr
+    assert left(spool) == []
+    assert check_delivered(srv, chunks) == 0
+
+
+def test_once_server_down_is_75(spool, tmp_path):
+    fill(spool, 2, 10)
+    p = subprocess.run([tool("lf-send"), "--once", "--server",
+                        "127.0.0.1:%d" % free_port(), "--require-ack-response",
+                        spool], capture_output=True, timeout=WAIT, env=_env())
+    check_no_sanitizer(p.stderr)
+    assert p.returncode == 75, p.stderr
+    assert len(left(spool)) == 2
+
+
+def test_term_returns_unacked_chunks(spool, tmp_path):
+    fill(spool, 3, 10)
+    srv = FwdServer(["never"])
+    s = Send(spool, tmp_path, ["--server", srv.addr, "--shutdown-timeout",
+                               "0.5s", "--flush-thread-count", "2"] + ACK)
+    try:
+        wait_for(lambda: len(srv.msgs) >= 2, what="two chunks in flight")
+        rc = s.stop()
+    finally:
+        srv.close()
+    assert rc == 0
+    assert len(left(spool)) == 3      # unacked: still there, released
+
+
+def test_usr1_retries_now(spool, tmp_path):
+    chunks = fill(spool, 1, 10)
+    port = free_port()
+    s = Send(spool, tmp_path, ["--server", "127.0.0.1:%d" % port,
+                               "--require-ack-response", "--retry-wait",
+                               "1h"])
+    srv = None
+    try:
+        wait_for(lambda: "Connection refused" in s.text(), what="a refusal")
+        srv = FwdServer(["ack"], port=port)
+        time.sleep(0.2)
+        assert left(spool)            # the backoff is an hour
+        s.p.send_signal(signal.SIGUSR1)
+        wait_for(lambda: not left(spool), what="delivery after USR1")
+    finally:
+        rc = s.stop()
+        if srv:
+            srv.close()
+    assert rc == 0
+    check_delivered(srv, chunks)
+
+
+def test_kill9_during_acked_delivery_loses_nothing(spool, tmp_path):
+    rnd = random.Random(8)
+    chunks = fill(spool, 40, 200, seed=8)
+    srv = FwdServer(["late:0.02"])
+    kills = 0
+    try:
+        for _ in range(12):
+            if not left(spool):
+                break
+            s = Send(spool, tmp_path, ["--server", srv.addr,
+                                       "--flush-thread-count", "4"] + ACK)
+            time.sleep(rnd.uniform(0.0, 0.3))
+            s.stop(signal.SIGKILL)
+            kills += 1
+        s = Send(spool, tmp_path, ["--server", srv.addr] + ACK)
+        wait_for(lambda: not left(spool), what="the rest delivered")
+        assert s.stop() == 0
+    finally:
+        srv.close()
+    dups = check_delivered(srv, chunks)
+    print("kill -9 x%d: %d chunks, %d duplicates" % (kills, len(chunks), dups))
+
+
+def test_into_lf_buffer_over_unix_socket(spool, tmp_path):
+    chunks = fill(spool, 5, 30)
+    sock = str(tmp_path / "buf.sock")
+    out = lfchunk.make_spool(tmp_path / "out")
+    buf = subprocess.Popen([tool("lf-buffer"), "--listen", "unix:" + sock,
+                            "--flush-mode", "immediate", out],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=_env())
+    try:
+        wait_for(lambda: os.path.exists(sock), what="lf-buffer's socket")
+        s = Send(spool, tmp_path, ["--server", "unix:" + sock,
+                                   "--compress", "gzip"] + ACK)
+        wait_for(lambda: not left(spool), what="delivery into lf-buffer")
+        assert s.stop() == 0
+    finally:
+        buf.send_signal(signal.SIGTERM)
+        _, err = buf.communicate(timeout=WAIT)
+        check_no_sanitizer(err)
+    got = []
+    for name in lfchunk.list_chunks(out):
+        got += lfchunk.read_chunk(os.path.join(out, "new", name))["events"]
+    want = [e for evs in expected(chunks).values() for e in evs]
+    key = lambda e: (e[1]["c"], e[1]["i"])
+    assert sorted(got, key=key) == sorted(want, key=key)
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["--server", "127.0.0.1:1", "--server", "127.0.0.1:2"],
+    ["--server", "127.0.0.1:1,weight=x"],
+    ["--server", "nope"],
+    ["--server", "127.0.0.1:1", "--compress", "zstd"],
+])
+def test_usage_errors(spool, args):
+    p = subprocess.run([tool("lf-send")] + args + [spool],
+                       capture_output=True, timeout=WAIT, env=_env())
+    check_no_sanitizer(p.stderr)
+    assert p.returncode == 64, p.stderr
+
+
+def test_help_and_version():
+    p = subprocess.run([tool("lf-send"), "--help"], capture_output=True,
+                       env=_env())
+    assert p.returncode == 0 and b"--require-ack-response" in p.stdout
+    p = subprocess.run([tool("lf-send"), "--version"], capture_output=True,
+                       env=_env())
+    assert p.returncode == 0 and p.stdout.startswith(b"lf-send ")
