@@ -1,7 +1,8 @@
 /* lf-send: deliver a spool to a forward-protocol server (Fluentd's
  * out_forward as a tool).
  *
- * lf-send [options] --server HOST:PORT[,name=NAME] SPOOL
+ * lf-send [options] --server HOST:PORT[,weight=N][,standby][,name=NAME]...
+ *         [--standby HOST:PORT]... SPOOL
  *
  * lib/consume claims the chunks, oldest first; each goes out whole as one
  * PackedForward message (CompressedPackedForward with --compress gzip)
@@ -12,11 +13,19 @@
  * compressed, one gzip member per SPOOL_BLOCK, into an unnamed file in
  * SPOOL/tmp, so memory stays bounded there too.
  *
- * When the connection fails (refused, closed, a write error, no ack
- * within --ack-response-timeout), every chunk on it is handed back to
- * consume as a temporary failure: consume's retry schedule (Fluentd's
- * retry_* options) decides when the oldest is tried again, over a new
- * connection, with the same id. */
+ * Each server has its own hop (lib/hop) over its own dial_ops (a plain
+ * socket; TLS or the handshake swap in per server).  A chunk goes to an
+ * up active server, chosen by weight (smooth weighted round robin); only
+ * when no active server is up, to an up standby.  When a server's
+ * connection fails with chunks on it (refused, closed, a write error, no
+ * ack within --ack-response-timeout), the server is marked down and its
+ * hop gives every unacked chunk back (hop_take): each goes at once, with
+ * the same id, to another up server; with none up, it is handed back to
+ * consume as a temporary failure, and consume's retry schedule (Fluentd's
+ * retry_* options) decides when the oldest is tried again.  A down server
+ * is probed with a plain connect every --recover-wait; when one succeeds
+ * it is up again, and being preferred, an active server takes the
+ * traffic back from the standbys. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -42,8 +51,12 @@
 #include "sig.h"
 #include "spool.h"
 
+#define MAXSERVERS 32
+
 #define USAGE \
-"usage: lf-send [-v] --server HOST:PORT[,name=NAME] [--require-ack-response]\n" \
+"usage: lf-send [-v] --server HOST:PORT[,weight=N][,standby][,name=NAME]...\n" \
+"               [--standby HOST:PORT]... [--recover-wait DUR]\n" \
+"               [--require-ack-response]\n" \
 "               [--compress text|gzip] [--ack-response-timeout DUR]\n" \
 "               [--send-timeout DUR] [--connect-timeout DUR]\n" \
 "               [--shutdown-timeout DUR] [--notify-fd N] [--log-file FILE]\n" \
@@ -53,11 +66,20 @@
  * socket here; TLS and the handshake are other dial_ops over the same
  * address), and the hop that talks to it. */
 struct server {
+	struct send *s;
 	char name[400];	/* as dial_addr.desc */
 	struct dial_addr addr;
 	const struct dial_ops *ops;
 	void *dctx;
 	struct hop *hop;
+	unsigned weight;	/* 60, Fluentd's */
+	int standby;
+	int up;			/* taken as up until a connection fails */
+	long cur;		/* smooth weighted round robin */
+	ev_timer probe_t;	/* the next probe of a down server */
+	ev_io probe_w;		/* a probe connecting */
+	int probe_fd;
+	unsigned long long chunks;	/* acked (or written) here */
 };
 
 struct send {
@@ -66,8 +88,9 @@ struct send {
 	struct consume *consume;
 	struct consume_conf cc;
 	struct hop_conf hc;
-	struct server srv;
+	struct server srv[MAXSERVERS];
 	int nserver;
+	double recover_wait;
 	int notify_fd;
 	const char *logfile;
 	unsigned long long chunks, events, bytes, retries;
@@ -76,8 +99,10 @@ struct send {
 /* A chunk on its way: the claim (consume's) and the gzipped copy. */
 struct sjob {
 	struct send *s;
+	struct server *on;	/* whose hop has it */
 	struct consume_job *job;
 	int gzfd;		/* -1 unless --compress gzip */
+	uint64_t gzlen;
 };
 
 static void
@@ -86,7 +111,10 @@ usage(int code)
 	fputs(USAGE, code ? stderr : stdout);
 	if (code == 0)
 		fputs("\n"
-"  --server HOST:PORT[,name=NAME]  the forward server (unix:PATH too)\n"
+"  --server HOST:PORT[,weight=N][,standby][,name=NAME]\n"
+"                             a forward server (unix:PATH too); repeatable\n"
+"  --standby HOST:PORT        a standby server (--server ...,standby)\n"
+"  --recover-wait DUR         probe a down server this often (10s)\n"
 "  --require-ack-response     delete a chunk only once the server acks it\n"
 "                             (without it: once written, at-most-once)\n"
 "  --compress text|gzip       send CompressedPackedForward with gzip (text)\n"
@@ -109,31 +137,108 @@ sjob_free(struct sjob *j)
 	free(j);
 }
 
+/* ---- routing ---- */
+
+/* The server for the next chunk: an up active one by weight, else an up
+ * standby by weight, else NULL. */
+static struct server *
+pick(struct send *s)
+{
+	struct server *v, *best;
+	long total;
+	int i, standby;
+
+	for (standby = 0; standby <= 1; standby++) {
+		best = NULL;
+		total = 0;
+		for (i = 0; i < s->nserver; i++) {
+			v = &s->srv[i];
+			if (!v->up || v->standby != standby)
+				continue;
+			v->cur += v->weight;
+			total += v->weight;
+			if (best == NULL || v->cur > best->cur)
+				best = v;
+		}
+		if (best) {
+			best->cur -= total;
+			return best;
+		}
+	}
+	return NULL;
+}
+
+/* Put j on a server: 0, or -1 with a reason (nothing up; EMSGSIZE). */
+static int
+route(struct send *s, struct sjob *j, char *err, size_t errlen)
+{
+	struct spool_chunk *c = &j->job->chunk;
+	struct hop_id id;
+	struct server *v;
+	int fd = c->fd, rc;
+	off_t off = c->h.hlen;
+	uint64_t len = c->h.bodylen;
+
+	if ((v = pick(s)) == NULL) {
+		snprintf(err, errlen, "no server is up");
+		errno = 0;
+		return -1;
+	}
+	if (j->gzfd != -1) {
+		fd = j->gzfd;
+		off = 0;
+		len = j->gzlen;
+	}
+	memcpy(id.raw, c->h.id, sizeof id.raw);
+	EVP_EncodeBlock((unsigned char *)id.b64, id.raw, sizeof id.raw);
+	rc = hop_send_file(v->hop, c->h.tag, c->h.taglen, fd, off, (size_t)len,
+	    (size_t)c->h.count, s->hc.gzip, &id, j);
+	if (rc != HOP_OK) {
+		/* the window is flush_thread_count chunks: never full */
+		snprintf(err, errlen, "cannot send: %s", rc == HOP_FULL ?
+		    "window full" : strerror(errno));
+		return -1;
+	}
+	j->on = v;
+	s->bytes += len;
+	return 0;
+}
+
 /* ---- hop callbacks ---- */
 
 static void
 acked(void *ctx, void *arg, size_t count)
 {
-	struct send *s = ctx;
+	struct server *v = ctx;
 	struct sjob *j = arg;
 
-	s->chunks++;
-	s->events += count;
+	v->chunks++;
+	v->s->chunks++;
+	v->s->events += count;
 	consume_job_done(j->job, CONSUME_OK, NULL);
 	sjob_free(j);
 }
 
 static const char *fail_why;
 
+/* A chunk taken back from a failed server: to another, or to consume. */
 static void
 returned(void *ctx, void *arg, size_t count)
 {
-	struct send *s = ctx;
+	struct server *v = ctx;
+	struct send *s = v->s;
 	struct sjob *j = arg;
+	char err[256];
 
 	(void)count;
 	s->retries++;
-	consume_job_done(j->job, CONSUME_RETRY, fail_why);
+	if (route(s, j, err, sizeof err) == 0) {
+		log_debug("chunk %s: sent again to %s", j->job->chunk.name,
+		    j->on->name);
+		return;
+	}
+	consume_job_done(j->job, errno == EMSGSIZE ? CONSUME_FAIL :
+	    CONSUME_RETRY, fail_why);
 	sjob_free(j);
 }
 
@@ -144,24 +249,30 @@ gaveup(void *ctx, void *arg, size_t count)
 	returned(ctx, arg, count);
 }
 
-/* The connection failed: its chunks go back to consume, which retries
- * them on its schedule. */
+static void probe_start(struct server *v);
+
+/* A connection with chunks on it failed: the server is down, and its
+ * chunks go elsewhere.  A connection without chunks (an idle one the
+ * server closed) is nothing: it is opened again with the next chunk. */
 static void
 failed(void *ctx, const char *why)
 {
-	struct send *s = ctx;
-	size_t n = hop_batches(s->srv.hop);
+	struct server *v = ctx;
+	size_t n = hop_batches(v->hop);
 	char reason[512];
 
 	if (n == 0) {
-		log_debug("%s: %s", s->srv.name, why);
+		log_debug("%s: %s", v->name, why);
 		return;
 	}
-	log_warn("%s: %s; %zu chunks (%zu events) to send again", s->srv.name,
-	    why, n, hop_events(s->srv.hop));
-	snprintf(reason, sizeof reason, "%s: %s", s->srv.name, why);
+	if (v->up)
+		log_warn("%s: down: %s; %zu chunks (%zu events) to send again",
+		    v->name, why, n, hop_events(v->hop));
+	v->up = 0;
+	probe_start(v);
+	snprintf(reason, sizeof reason, "%s: %s", v->name, why);
 	fail_why = reason;
-	hop_take(s->srv.hop, returned, s);
+	hop_take(v->hop, returned, v);
 	fail_why = NULL;
 }
 
@@ -172,6 +283,122 @@ forget(void *ctx, void *arg, size_t count)
 	(void)count;
 	sjob_free(arg);
 }
+
+/* ---- probes of down servers ---- */
+
+static void
+probe_end(struct server *v)
+{
+	if (v->probe_fd != -1) {
+		ev_io_stop(v->s->loop, &v->probe_w);
+		v->ops->close(v->dctx, v->probe_fd);
+		v->probe_fd = -1;
+	}
+}
+
+static void
+probe_result(struct server *v, int ok, const char *why)
+{
+	probe_end(v);
+	if (!ok) {
+		log_debug("%s: still down: %s", v->name, why);
+		probe_start(v);
+		return;
+	}
+	v->up = 1;
+	v->cur = 0;
+	log_warn("%s: up: a connection succeeded", v->name);
+	/* chunks put off for want of a server need not wait out a backoff */
+	consume_kick(v->s->consume);
+}
+
+static void
+probe_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct server *v = w->data;
+	int rc, events = 0;
+
+	(void)loop;
+	(void)revents;
+	if ((rc = v->ops->finish(v->dctx, v->probe_fd, &events)) == 0)
+		probe_result(v, 1, NULL);
+	else if (rc == -1)
+		probe_result(v, 0, strerror(errno));
+	else {
+		ev_io_stop(v->s->loop, &v->probe_w);
+		ev_io_set(&v->probe_w, v->probe_fd, events);
+		ev_io_start(v->s->loop, &v->probe_w);
+	}
+}
+
+static void
+probe_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *v = w->data;
+	int rc;
+
+	(void)revents;
+	if (v->probe_fd != -1) {	/* the connect took recover_wait */
+		probe_result(v, 0, "connect timed out");
+		return;
+	}
+	if ((rc = v->ops->open(v->dctx, &v->probe_fd)) == -1) {
+		v->probe_fd = -1;
+		probe_result(v, 0, strerror(errno));
+		return;
+	}
+	if (rc == 0) {
+		probe_result(v, 1, NULL);
+		return;
+	}
+	ev_io_set(&v->probe_w, v->probe_fd, EV_WRITE);
+	ev_io_start(loop, &v->probe_w);
+	ev_timer_set(&v->probe_t, v->s->recover_wait, 0);
+	ev_timer_start(loop, &v->probe_t);
+}
+
+static void
+probe_start(struct server *v)
+{
+	probe_end(v);
+	ev_timer_stop(v->s->loop, &v->probe_t);
+	ev_timer_set(&v->probe_t, v->s->recover_wait, 0);
+	ev_timer_start(v->s->loop, &v->probe_t);
+}
+
+/* ---- signals (lf(7)) ---- */
+
+static void
+sig_term(void *ctx)
+{
+	consume_stop(((struct send *)ctx)->consume);
+}
+
+/* SIGUSR1: probe the down servers now, and retry now if one is up (a
+ * probe that succeeds kicks consume too). */
+static void
+sig_now(void *ctx)
+{
+	struct send *s = ctx;
+	struct server *v;
+	int i, any = 0;
+
+	for (i = 0; i < s->nserver; i++) {
+		v = &s->srv[i];
+		any |= v->up;
+		if (!v->up && v->probe_fd == -1) {
+			ev_timer_stop(s->loop, &v->probe_t);
+			ev_timer_set(&v->probe_t, 0, 0);
+			ev_timer_start(s->loop, &v->probe_t);
+		}
+	}
+	if (any)
+		consume_kick(s->consume);
+}
+
+static const struct sig_actions send_sig_actions = {
+	sig_term, sig_now, NULL
+};
 
 /* ---- consume callbacks ---- */
 
@@ -235,13 +462,8 @@ static void
 deliver(void *ctx, struct consume_job *job)
 {
 	struct send *s = ctx;
-	struct spool_chunk *c = &job->chunk;
 	struct sjob *j;
-	struct hop_id id;
 	char err[512];
-	uint64_t len = c->h.bodylen;
-	int fd = c->fd, rc;
-	off_t off = c->h.hlen;
 
 	if ((j = calloc(1, sizeof *j)) == NULL) {
 		consume_job_done(job, CONSUME_RETRY, "out of memory");
@@ -250,29 +472,17 @@ deliver(void *ctx, struct consume_job *job)
 	j->s = s;
 	j->job = job;
 	j->gzfd = -1;
-	if (s->hc.gzip) {
-		if ((j->gzfd = gzip_body(s, job, &len, err, sizeof err)) == -1) {
-			free(j);
-			consume_job_done(job, CONSUME_RETRY, err);
-			return;
-		}
-		fd = j->gzfd;
-		off = 0;
+	if (s->hc.gzip && (j->gzfd = gzip_body(s, job, &j->gzlen, err,
+	    sizeof err)) == -1) {
+		free(j);
+		consume_job_done(job, CONSUME_RETRY, err);
+		return;
 	}
-	memcpy(id.raw, c->h.id, sizeof id.raw);
-	EVP_EncodeBlock((unsigned char *)id.b64, id.raw, sizeof id.raw);
-	rc = hop_send_file(s->srv.hop, c->h.tag, c->h.taglen, fd, off,
-	    (size_t)len, (size_t)c->h.count, s->hc.gzip, &id, j);
-	if (rc != HOP_OK) {
-		/* the window is flush_thread_count chunks: never full */
-		snprintf(err, sizeof err, "cannot send: %s", rc == HOP_FULL ?
-		    "window full" : strerror(errno));
+	if (route(s, j, err, sizeof err) == -1) {
 		sjob_free(j);
 		consume_job_done(job, errno == EMSGSIZE ? CONSUME_FAIL :
 		    CONSUME_RETRY, err);
-		return;
 	}
-	s->bytes += len;
 }
 
 /* The shutdown timeout: the chunks still unacked are forgotten (consume
@@ -282,33 +492,48 @@ static void
 cancel(void *ctx, struct consume_job *job)
 {
 	struct send *s = ctx;
+	int i;
 
 	(void)job;
-	hop_take(s->srv.hop, forget, s);
+	for (i = 0; i < s->nserver; i++)
+		hop_take(s->srv[i].hop, forget, s);
 }
 
 /* ---- options ---- */
 
 static void
-parse_server(struct send *s, char *spec)
+parse_server(struct send *s, char *spec, int standby)
 {
-	struct server *v = &s->srv;
+	struct server *v;
 	char *p = spec, *k, err[256];
 
-	if (s->nserver++ > 0)
-		log_fatal(EX_USAGE, "--server: only one server for now");
+	if (s->nserver == MAXSERVERS)
+		log_fatal(EX_USAGE, "--server: at most %d servers", MAXSERVERS);
+	v = &s->srv[s->nserver++];
+	v->s = s;
+	v->weight = 60;
+	v->standby = standby;
+	v->up = 1;
+	v->probe_fd = -1;
 	k = strsep(&p, ",");
 	if (dial_parse(&v->addr, k, err, sizeof err) == -1)
 		log_fatal(EX_USAGE, "--server: %s: '%s'", err, k);
-	snprintf(v->name, sizeof v->name, "%s", v->addr.desc);
-	while ((k = strsep(&p, ",")) != NULL) {
+	memcpy(v->name, v->addr.desc, sizeof v->name);	/* both 400 */
+	while (!standby && (k = strsep(&p, ",")) != NULL) {
 		if (strncmp(k, "name=", 5) == 0 && k[5] != '\0' &&
 		    strlen(k + 5) < sizeof v->name)
 			snprintf(v->name, sizeof v->name, "%s", k + 5);
+		else if (strncmp(k, "weight=", 7) == 0)
+			v->weight = (unsigned)conf_opt_uint("server weight",
+			    k + 7, 1000000);
+		else if (strcmp(k, "standby") == 0)
+			v->standby = 1;
 		else
 			log_fatal(EX_USAGE, "--server: unknown parameter "
-			    "'%s' (want name=NAME)", k);
+			    "'%s' (want weight=N, standby or name=NAME)", k);
 	}
+	if (v->weight == 0)
+		log_fatal(EX_USAGE, "--server: weight=0: at least 1");
 	v->ops = &dial_sock_ops;
 	v->dctx = &v->addr;
 }
@@ -320,10 +545,12 @@ static const struct conf_name compress_names[] = {
 static void
 parse_args(struct send *s, int argc, char **argv)
 {
-	enum { O_SERVER = 256, O_ACK, O_COMPRESS, O_ACKTIME, O_SENDTIME,
+	enum { O_SERVER = 256, O_STANDBY, O_RECOVER, O_ACK, O_COMPRESS, O_ACKTIME, O_SENDTIME,
 		O_CONNTIME, O_SHUTTIME, O_NOTIFY, O_LOG, O_VERSION };
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, O_SERVER },
+		{ "standby", required_argument, NULL, O_STANDBY },
+		{ "recover-wait", required_argument, NULL, O_RECOVER },
 		{ "require-ack-response", optional_argument, NULL, O_ACK },
 		{ "compress", required_argument, NULL, O_COMPRESS },
 		{ "ack-response-timeout", required_argument, NULL, O_ACKTIME },
@@ -345,7 +572,12 @@ parse_args(struct send *s, int argc, char **argv)
 		if (consume_opt(&s->cc, ch, optarg))
 			continue;
 		switch (ch) {
-		case O_SERVER: parse_server(s, optarg); break;
+		case O_SERVER: parse_server(s, optarg, 0); break;
+		case O_STANDBY: parse_server(s, optarg, 1); break;
+		case O_RECOVER:
+			s->recover_wait = conf_opt_duration("recover-wait",
+			    optarg);
+			break;
 		case O_ACK:
 			s->hc.no_ack = !conf_opt_bool("require-ack-response",
 			    optarg);
@@ -385,6 +617,8 @@ parse_args(struct send *s, int argc, char **argv)
 		usage(EX_USAGE);
 	if (s->nserver == 0)
 		log_fatal(EX_USAGE, "--server: at least one is needed");
+	if (!(s->recover_wait > 0))
+		log_fatal(EX_USAGE, "--recover-wait: more than 0");
 	if (consume_conf_check(&s->cc, err, sizeof err) == -1)
 		log_fatal(EX_USAGE, "%s", err);
 	/* every chunk claimed fits in the window: hop_send never says
@@ -400,35 +634,45 @@ int
 main(int argc, char **argv)
 {
 	static struct send s;
-	struct hop_cbs cbs = { &s, acked, gaveup, NULL, failed };
+	struct hop_cbs cbs = { NULL, acked, gaveup, NULL, failed };
+	struct server *v;
 	struct sig sig;
 	char err[512];
-	int rc;
+	int i, rc;
 
 	log_init(argv[0]);
 	consume_conf_default(&s.cc);
 	hop_conf_default(&s.hc);
 	s.hc.no_ack = 1;	/* out_forward's default: no acks */
 	s.notify_fd = -1;
+	s.recover_wait = 10;
 	parse_args(&s, argc, argv);
 	if (s.logfile && log_open(s.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", s.logfile, strerror(errno));
 	if (spool_open(&s.spool, argv[optind], 0, err, sizeof err) == -1)
 		log_fatal(EX_NOINPUT, "%s", err);
 	s.loop = EV_DEFAULT;
-	if ((s.srv.hop = hop_new(s.loop, &s.hc, s.srv.ops, s.srv.dctx,
-	    &cbs)) == NULL ||
-	    (s.consume = consume_new(s.loop, &s.spool, &s.cc, deliver, cancel,
+	for (i = 0; i < s.nserver; i++) {
+		v = &s.srv[i];
+		cbs.ctx = v;
+		if ((v->hop = hop_new(s.loop, &s.hc, v->ops, v->dctx,
+		    &cbs)) == NULL)
+			log_fatal(EX_OSERR, "out of memory");
+		ev_timer_init(&v->probe_t, probe_timer, 0, 0);
+		ev_io_init(&v->probe_w, probe_io, -1, EV_WRITE);
+		v->probe_t.data = v->probe_w.data = v;
+	}
+	if ((s.consume = consume_new(s.loop, &s.spool, &s.cc, deliver, cancel,
 	    &s)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
-	sig_start(&sig, s.loop, &consume_sig_actions, s.consume);
+	sig_start(&sig, s.loop, &send_sig_actions, &s);
 	if (consume_start(s.consume) == -1)
 		log_fatal(EX_IOERR, "%s/new: cannot list it", s.spool.path);
 	if (s.notify_fd >= 0) {
 		(void)!write(s.notify_fd, "\n", 1);
 		close(s.notify_fd);
 	}
-	log_info("ready: %s to %s%s%s", s.spool.path, s.srv.name,
+	log_info("ready: %s to %d servers%s%s", s.spool.path, s.nserver,
 	    s.hc.no_ack ? "" : ", with acks", s.hc.gzip ? ", gzip" : "");
 	ev_run(s.loop, 0);
 	sig_stop(&sig);
@@ -436,8 +680,15 @@ main(int argc, char **argv)
 	log_info("stats: chunks=%llu events=%llu bytes=%llu retries=%llu",
 	    s.chunks, s.events, s.bytes, s.retries);
 	log_limit_summary();
-	hop_take(s.srv.hop, forget, &s);
-	hop_free(s.srv.hop);
+	for (i = 0; i < s.nserver; i++) {
+		v = &s.srv[i];
+		log_info("%s: %s, %llu chunks", v->name, v->up ? "up" : "down",
+		    v->chunks);
+		hop_take(v->hop, forget, &s);
+		hop_free(v->hop);
+		probe_end(v);
+		ev_timer_stop(s.loop, &v->probe_t);
+	}
 	consume_free(s.consume);
 	spool_close(&s.spool);
 	return rc;

@@ -121,7 +121,7 @@ def deliver_all(spool, tmp_path, srv, chunks, args, timeout=WAIT):
 
 
 ACK = ["--require-ack-response", "--retry-wait", "0.1s",
-       "--retry-randomize=false"]
+       "--retry-randomize=false", "--recover-wait", "0.2s"]
 
 
 def test_ack_bytes_as_in_forward_expects(spool, tmp_path):
@@ -260,7 +260,7 @@ def test_usr1_retries_now(spool, tmp_path):
     port = free_port()
     s = Send(spool, tmp_path, ["--server", "127.0.0.1:%d" % port,
                                "--require-ack-response", "--retry-wait",
-                               "1h"])
+                               "1h", "--recover-wait", "1h"])
     srv = None
     try:
         wait_for(lambda: "Connection refused" in s.text(), what="a refusal")
@@ -328,7 +328,9 @@ def test_into_lf_buffer_over_unix_socket(spool, tmp_path):
 
 @pytest.mark.parametrize("args", [
     [],
-    ["--server", "127.0.0.1:1", "--server", "127.0.0.1:2"],
+    ["--server", "127.0.0.1:1,weight=0"],
+    ["--server", "127.0.0.1:1,standby,color=red"],
+    ["--server", "127.0.0.1:1", "--recover-wait", "0"],
     ["--server", "127.0.0.1:1,weight=x"],
     ["--server", "nope"],
     ["--server", "127.0.0.1:1", "--compress", "zstd"],
@@ -347,3 +349,82 @@ def test_help_and_version():
     p = subprocess.run([tool("lf-send"), "--version"], capture_output=True,
                        env=_env())
     assert p.returncode == 0 and p.stdout.startswith(b"lf-send ")
+
+
+def all_events(*servers):
+    evs = []
+    for srv in servers:
+        for m in srv.msgs:
+            evs += [tuple(sorted(e[1].items())) for e in m.events()]
+    return evs
+
+
+def test_failover_to_standby_and_back(spool, tmp_path):
+    a, b = FwdServer(["ack"]), FwdServer(["ack"])
+    a2 = None
+    s = Send(spool, tmp_path, ["--server", a.addr + ",name=active",
+                               "--standby", b.addr] + ACK)
+    chunks = {}
+    try:
+        chunks.update(fill(spool, 4, 10, seed=1))
+        wait_for(lambda: not left(spool), what="delivery to the active")
+        assert len(a.msgs) == 4 and b.msgs == []
+        a.close()
+        chunks.update(fill(spool, 4, 10, seed=2))
+        wait_for(lambda: not left(spool), what="delivery to the standby")
+        assert len(b.msgs) >= 4
+        assert "active: down: connect: Connection refused" in s.text()
+        a2 = FwdServer(["ack"], port=a.port)
+        wait_for(lambda: "active: up" in s.text(), what="the active back up")
+        nb = len(b.msgs)
+        chunks.update(fill(spool, 4, 10, seed=3))
+        wait_for(lambda: not left(spool), what="delivery back to the active")
+        assert len(a2.msgs) == 4 and len(b.msgs) == nb
+    finally:
+        rc = s.stop()
+        for srv in (a, b, a2):
+            if srv:
+                srv.close()
+    assert rc == 0
+    # every event of every chunk at one receiver or another, none lost
+    want = sorted(tuple(sorted(e[1].items()))
+                  for evs in expected(chunks).values() for e in evs)
+    got = all_events(a, b, a2)
+    assert sorted(set(got)) == sorted(set(want))
+    assert len(got) - len(want) == 0     # nothing was in flight at a kill
+
+
+def test_weights(spool, tmp_path):
+    a, b = FwdServer(["ack"]), FwdServer(["ack"])
+    fill(spool, 8, 5)
+    s = Send(spool, tmp_path, ["--server", a.addr + ",weight=1",
+                               "--server", b.addr + ",weight=3"] + ACK)
+    try:
+        wait_for(lambda: not left(spool), what="delivery")
+    finally:
+        rc = s.stop()
+        a.close()
+        b.close()
+    assert rc == 0
+    assert (len(a.msgs), len(b.msgs)) == (2, 6)
+
+
+def test_chunk_of_a_failing_server_goes_to_a_live_one(spool, tmp_path):
+    # no retry wait would end inside the test: only a re-route delivers
+    a, b = FwdServer(["never"]), FwdServer(["ack"])
+    chunks = fill(spool, 6, 10)
+    s = Send(spool, tmp_path, ["--server", a.addr + ",name=mute",
+                               "--server", b.addr, "--require-ack-response",
+                               "--retry-wait", "1h", "--recover-wait", "1h",
+                               "--ack-response-timeout", "1s",
+                               "--flush-thread-count", "2"])
+    try:
+        wait_for(lambda: not left(spool), what="delivery through b")
+    finally:
+        rc = s.stop()
+        a.close()
+        b.close()
+    assert rc == 0
+    assert "mute: down: no ack for chunk" in s.text()
+    assert a.msgs and not a.acked
+    assert {base64.b64decode(c) for c in b.acked} == set(chunks)
