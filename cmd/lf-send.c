@@ -22,19 +22,29 @@
  * hop gives every unacked chunk back (hop_take): each goes at once, with
  * the same id, to another up server; with none up, it is handed back to
  * consume as a temporary failure, and consume's retry schedule (Fluentd's
- * retry_* options) decides when the oldest is tried again.  A down server
- * is probed with a plain connect every --recover-wait; when one succeeds
- * it is up again, and being preferred, an active server takes the
- * traffic back from the standbys. */
+ * retry_* options) decides when the oldest is tried again.
+ *
+ * Heartbeats are Fluentd's: every --heartbeat-interval a connection is
+ * opened to each server and closed (transport), or a byte 00 sent over
+ * UDP and its echo awaited (udp); each one that succeeds, and each chunk
+ * acked, is a sample for the phi accrual failure detector (lib/phi).  A
+ * server whose phi passes --phi-threshold, or that has had no heartbeat
+ * for --hard-timeout, is down; a down server is up again after more than
+ * --recover-wait / --heartbeat-interval heartbeats, and being preferred,
+ * an active server then takes the traffic back from the standbys.  With
+ * --heartbeat-type none every server is always up, and the chunks of a
+ * failed connection go to another server if there is one. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -48,14 +58,19 @@
 #include "hop.h"
 #include "io.h"
 #include "log.h"
+#include "phi.h"
 #include "sig.h"
 #include "spool.h"
 
 #define MAXSERVERS 32
 
+enum { HB_TRANSPORT, HB_UDP, HB_NONE };
+
 #define USAGE \
 "usage: lf-send [-v] --server HOST:PORT[,weight=N][,standby][,name=NAME]...\n" \
-"               [--standby HOST:PORT]... [--recover-wait DUR]\n" \
+"               [--standby HOST:PORT]... [--heartbeat-type TYPE]\n" \
+"               [--heartbeat-interval DUR] [--phi-failure-detector[=BOOL]]\n" \
+"               [--phi-threshold N] [--hard-timeout DUR] [--recover-wait DUR]\n" \
 "               [--require-ack-response]\n" \
 "               [--compress text|gzip] [--ack-response-timeout DUR]\n" \
 "               [--send-timeout DUR] [--connect-timeout DUR]\n" \
@@ -74,11 +89,13 @@ struct server {
 	struct hop *hop;
 	unsigned weight;	/* 60, Fluentd's */
 	int standby;
-	int up;			/* taken as up until a connection fails */
+	int up;			/* taken as up at the start */
 	long cur;		/* smooth weighted round robin */
-	ev_timer probe_t;	/* the next probe of a down server */
-	ev_io probe_w;		/* a probe connecting */
+	struct phi phi;		/* its heartbeats */
+	ev_io probe_w;		/* a transport heartbeat connecting */
 	int probe_fd;
+	struct sockaddr_storage ua;	/* udp heartbeats go there */
+	socklen_t ualen;
 	unsigned long long chunks;	/* acked (or written) here */
 };
 
@@ -90,7 +107,12 @@ struct send {
 	struct hop_conf hc;
 	struct server srv[MAXSERVERS];
 	int nserver;
-	double recover_wait;
+	int hb_type;
+	double hb_interval, recover_wait, hard_timeout, phi_threshold;
+	int phi_on;
+	ev_timer hb_t;
+	int udp4, udp6;
+	ev_io udp4_w, udp6_w;
 	int notify_fd;
 	const char *logfile;
 	unsigned long long chunks, events, bytes, retries;
@@ -114,7 +136,14 @@ usage(int code)
 "  --server HOST:PORT[,weight=N][,standby][,name=NAME]\n"
 "                             a forward server (unix:PATH too); repeatable\n"
 "  --standby HOST:PORT        a standby server (--server ...,standby)\n"
-"  --recover-wait DUR         probe a down server this often (10s)\n"
+"  --heartbeat-type TYPE      transport (or tcp), udp or none (transport)\n"
+"  --heartbeat-interval DUR   (1s)\n"
+"  --phi-failure-detector[=BOOL]  a server is down when phi passes\n"
+"                             --phi-threshold (true)\n"
+"  --phi-threshold N          (16)\n"
+"  --hard-timeout DUR         down after this long without a heartbeat (60s)\n"
+"  --recover-wait DUR         heartbeats for this long bring a down\n"
+"                             server back up (10s)\n"
 "  --require-ack-response     delete a chunk only once the server acks it\n"
 "                             (without it: once written, at-most-once)\n"
 "  --compress text|gzip       send CompressedPackedForward with gzip (text)\n"
@@ -142,7 +171,7 @@ sjob_free(struct sjob *j)
 /* The server for the next chunk: an up active one by weight, else an up
  * standby by weight, else NULL. */
 static struct server *
-pick(struct send *s)
+pick(struct send *s, const struct server *not)
 {
 	struct server *v, *best;
 	long total;
@@ -153,7 +182,7 @@ pick(struct send *s)
 		total = 0;
 		for (i = 0; i < s->nserver; i++) {
 			v = &s->srv[i];
-			if (!v->up || v->standby != standby)
+			if (!v->up || v->standby != standby || v == not)
 				continue;
 			v->cur += v->weight;
 			total += v->weight;
@@ -170,7 +199,8 @@ pick(struct send *s)
 
 /* Put j on a server: 0, or -1 with a reason (nothing up; EMSGSIZE). */
 static int
-route(struct send *s, struct sjob *j, char *err, size_t errlen)
+route(struct send *s, struct sjob *j, const struct server *not, char *err,
+    size_t errlen)
 {
 	struct spool_chunk *c = &j->job->chunk;
 	struct hop_id id;
@@ -179,7 +209,7 @@ route(struct send *s, struct sjob *j, char *err, size_t errlen)
 	off_t off = c->h.hlen;
 	uint64_t len = c->h.bodylen;
 
-	if ((v = pick(s)) == NULL) {
+	if ((v = pick(s, not)) == NULL) {
 		snprintf(err, errlen, "no server is up");
 		errno = 0;
 		return -1;
@@ -212,6 +242,8 @@ acked(void *ctx, void *arg, size_t count)
 	struct server *v = ctx;
 	struct sjob *j = arg;
 
+	if (v->up)	/* a sample, but no way back up for a down one */
+		phi_add(&v->phi, ev_now(v->s->loop));
 	v->chunks++;
 	v->s->chunks++;
 	v->s->events += count;
@@ -232,7 +264,8 @@ returned(void *ctx, void *arg, size_t count)
 
 	(void)count;
 	s->retries++;
-	if (route(s, j, err, sizeof err) == 0) {
+	/* with --heartbeat-type none v is still up: not v again */
+	if (route(s, j, v, err, sizeof err) == 0) {
 		log_debug("chunk %s: sent again to %s", j->job->chunk.name,
 		    j->on->name);
 		return;
@@ -249,7 +282,8 @@ gaveup(void *ctx, void *arg, size_t count)
 	returned(ctx, arg, count);
 }
 
-static void probe_start(struct server *v);
+static void server_down(struct server *v, const char *why);
+static void server_beat(struct server *v, double now);
 
 /* A connection with chunks on it failed: the server is down, and its
  * chunks go elsewhere.  A connection without chunks (an idle one the
@@ -268,8 +302,7 @@ failed(void *ctx, const char *why)
 	if (v->up)
 		log_warn("%s: down: %s; %zu chunks (%zu events) to send again",
 		    v->name, why, n, hop_events(v->hop));
-	v->up = 0;
-	probe_start(v);
+	server_down(v, NULL);
 	snprintf(reason, sizeof reason, "%s: %s", v->name, why);
 	fail_why = reason;
 	hop_take(v->hop, returned, v);
@@ -284,7 +317,39 @@ forget(void *ctx, void *arg, size_t count)
 	sjob_free(arg);
 }
 
-/* ---- probes of down servers ---- */
+/* ---- heartbeats and the failure detector ---- */
+
+/* A server is down: it gets no chunks until heartbeats bring it back. */
+static void
+server_down(struct server *v, const char *why)
+{
+	if (v->s->hb_type == HB_NONE)
+		return;
+	if (v->up && why)
+		log_warn("%s: down: %s", v->name, why);
+	v->up = 0;
+	phi_clear(&v->phi);
+}
+
+/* A heartbeat (or a chunk acked) from v at now.  A down server is up again
+ * after more than recover_wait / heartbeat_interval of them, Fluentd's
+ * recover_sample_size. */
+static void
+server_beat(struct server *v, double now)
+{
+	struct send *s = v->s;
+
+	phi_add(&v->phi, now);
+	if (v->up ||
+	    (double)phi_samples(&v->phi) <= s->recover_wait / s->hb_interval)
+		return;
+	v->up = 1;
+	v->cur = 0;
+	log_warn("%s: up: %zu heartbeats in a row", v->name,
+	    phi_samples(&v->phi));
+	/* chunks put off for want of a server need not wait out a backoff */
+	consume_kick(s->consume);
+}
 
 static void
 probe_end(struct server *v)
@@ -300,16 +365,10 @@ static void
 probe_result(struct server *v, int ok, const char *why)
 {
 	probe_end(v);
-	if (!ok) {
-		log_debug("%s: still down: %s", v->name, why);
-		probe_start(v);
-		return;
-	}
-	v->up = 1;
-	v->cur = 0;
-	log_warn("%s: up: a connection succeeded", v->name);
-	/* chunks put off for want of a server need not wait out a backoff */
-	consume_kick(v->s->consume);
+	if (ok)
+		server_beat(v, ev_now(v->s->loop));
+	else
+		log_debug("%s: heartbeat: %s", v->name, why);
 }
 
 static void
@@ -331,17 +390,16 @@ probe_io(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/* The transport heartbeat: open a connection (with the handshake, if
+ * the server's dial_ops has one), send nothing, close it.  One that is
+ * still connecting at the next round counts for nothing. */
 static void
-probe_timer(struct ev_loop *loop, ev_timer *w, int revents)
+probe_start(struct server *v)
 {
-	struct server *v = w->data;
 	int rc;
 
-	(void)revents;
-	if (v->probe_fd != -1) {	/* the connect took recover_wait */
-		probe_result(v, 0, "connect timed out");
-		return;
-	}
+	if (v->probe_fd != -1)
+		probe_result(v, 0, "connect took a whole heartbeat interval");
 	if ((rc = v->ops->open(v->dctx, &v->probe_fd)) == -1) {
 		v->probe_fd = -1;
 		probe_result(v, 0, strerror(errno));
@@ -352,18 +410,118 @@ probe_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	ev_io_set(&v->probe_w, v->probe_fd, EV_WRITE);
-	ev_io_start(loop, &v->probe_w);
-	ev_timer_set(&v->probe_t, v->s->recover_wait, 0);
-	ev_timer_start(loop, &v->probe_t);
+	ev_io_start(v->s->loop, &v->probe_w);
+}
+
+/* The udp heartbeat: one byte 00; in_forward answers any datagram with
+ * 00 from its port, which counts when it comes from the server's
+ * address. */
+static void
+udp_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct send *s = w->data;
+	struct sockaddr_storage from;
+	socklen_t fl;
+	char b[128];
+	int i;
+
+	(void)revents;
+	for (;;) {
+		fl = sizeof from;
+		if (recvfrom(w->fd, b, sizeof b, 0, (struct sockaddr *)&from,
+		    &fl) == -1)
+			return;
+		for (i = 0; i < s->nserver; i++)
+			if (s->srv[i].ualen == fl &&
+			    memcmp(&s->srv[i].ua, &from, fl) == 0)
+				break;
+		if (i < s->nserver)
+			server_beat(&s->srv[i], ev_now(loop));
+		else
+			LOG_WARN_LIMITED("a heartbeat reply from an unknown "
+			    "address, ignored");
+	}
 }
 
 static void
-probe_start(struct server *v)
+udp_send(struct server *v)
 {
-	probe_end(v);
-	ev_timer_stop(v->s->loop, &v->probe_t);
-	ev_timer_set(&v->probe_t, v->s->recover_wait, 0);
-	ev_timer_start(v->s->loop, &v->probe_t);
+	struct send *s = v->s;
+	int fd = v->ua.ss_family == AF_INET6 ? s->udp6 : s->udp4;
+
+	if (sendto(fd, "", 1, 0, (struct sockaddr *)&v->ua, v->ualen) == -1)
+		log_debug("%s: heartbeat: %s", v->name, strerror(errno));
+}
+
+/* Each round: judge every server on the beats so far (Fluentd's tick),
+ * then send the next beats. */
+static void
+hb_round(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct send *s = w->data;
+	struct server *v;
+	double now = ev_now(loop), phi;
+	char why[128];
+	int i;
+
+	(void)revents;
+	for (i = 0; i < s->nserver; i++) {
+		v = &s->srv[i];
+		phi = phi_value(&v->phi, now);
+		if (v->up && now - v->phi.last > s->hard_timeout) {
+			snprintf(why, sizeof why, "no heartbeat for %.1fs "
+			    "(hard timeout %gs)", now - v->phi.last,
+			    s->hard_timeout);
+			server_down(v, why);
+		} else if (v->up && s->phi_on && phi > s->phi_threshold) {
+			snprintf(why, sizeof why, "phi %.1f > %g (no heartbeat "
+			    "for %.1fs)", phi, s->phi_threshold,
+			    now - v->phi.last);
+			server_down(v, why);
+		} else if (!v->up && now - v->phi.last > s->hard_timeout)
+			phi_clear(&v->phi);
+		if (s->hb_type == HB_UDP)
+			udp_send(v);
+		else
+			probe_start(v);
+	}
+}
+
+/* Resolve the servers once for udp heartbeats and open the sockets.
+ * Exits on a usage error. */
+static void
+udp_setup(struct send *s)
+{
+	struct addrinfo hints, *res;
+	struct server *v;
+	int i, rc, *fd;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_DGRAM;
+	s->udp4 = s->udp6 = -1;
+	for (i = 0; i < s->nserver; i++) {
+		v = &s->srv[i];
+		if (v->addr.unix_)
+			log_fatal(EX_USAGE, "--heartbeat-type udp: %s is a Unix "
+			    "socket", v->name);
+		if ((rc = getaddrinfo(v->addr.host, v->addr.port, &hints,
+		    &res)) != 0)
+			log_fatal(EX_NOHOST, "%s: %s", v->name, gai_strerror(rc));
+		memcpy(&v->ua, res->ai_addr, res->ai_addrlen);
+		v->ualen = res->ai_addrlen;
+		freeaddrinfo(res);
+		fd = v->ua.ss_family == AF_INET6 ? &s->udp6 : &s->udp4;
+		if (*fd == -1 && (*fd = socket(v->ua.ss_family, SOCK_DGRAM |
+		    SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+			log_fatal(EX_OSERR, "udp socket: %s", strerror(errno));
+	}
+	ev_io_init(&s->udp4_w, udp_read, s->udp4, EV_READ);
+	ev_io_init(&s->udp6_w, udp_read, s->udp6, EV_READ);
+	s->udp4_w.data = s->udp6_w.data = s;
+	if (s->udp4 != -1)
+		ev_io_start(s->loop, &s->udp4_w);
+	if (s->udp6 != -1)
+		ev_io_start(s->loop, &s->udp6_w);
 }
 
 /* ---- signals (lf(7)) ---- */
@@ -374,26 +532,11 @@ sig_term(void *ctx)
 	consume_stop(((struct send *)ctx)->consume);
 }
 
-/* SIGUSR1: probe the down servers now, and retry now if one is up (a
- * probe that succeeds kicks consume too). */
+/* SIGUSR1: a pending retry is due now (consume_kick). */
 static void
 sig_now(void *ctx)
 {
-	struct send *s = ctx;
-	struct server *v;
-	int i, any = 0;
-
-	for (i = 0; i < s->nserver; i++) {
-		v = &s->srv[i];
-		any |= v->up;
-		if (!v->up && v->probe_fd == -1) {
-			ev_timer_stop(s->loop, &v->probe_t);
-			ev_timer_set(&v->probe_t, 0, 0);
-			ev_timer_start(s->loop, &v->probe_t);
-		}
-	}
-	if (any)
-		consume_kick(s->consume);
+	consume_kick(((struct send *)ctx)->consume);
 }
 
 static const struct sig_actions send_sig_actions = {
@@ -478,7 +621,7 @@ deliver(void *ctx, struct consume_job *job)
 		consume_job_done(job, CONSUME_RETRY, err);
 		return;
 	}
-	if (route(s, j, err, sizeof err) == -1) {
+	if (route(s, j, NULL, err, sizeof err) == -1) {
 		sjob_free(j);
 		consume_job_done(job, errno == EMSGSIZE ? CONSUME_FAIL :
 		    CONSUME_RETRY, err);
@@ -538,6 +681,11 @@ parse_server(struct send *s, char *spec, int standby)
 	v->dctx = &v->addr;
 }
 
+static const struct conf_name hb_names[] = {
+	{ "transport", HB_TRANSPORT }, { "tcp", HB_TRANSPORT },
+	{ "udp", HB_UDP }, { "none", HB_NONE }, { NULL, 0 }
+};
+
 static const struct conf_name compress_names[] = {
 	{ "text", 0 }, { "gzip", 1 }, { NULL, 0 }
 };
@@ -545,12 +693,18 @@ static const struct conf_name compress_names[] = {
 static void
 parse_args(struct send *s, int argc, char **argv)
 {
-	enum { O_SERVER = 256, O_STANDBY, O_RECOVER, O_ACK, O_COMPRESS, O_ACKTIME, O_SENDTIME,
+	enum { O_SERVER = 256, O_STANDBY, O_RECOVER, O_HBTYPE, O_HBINT, O_PHI,
+		O_PHITHR, O_HARD, O_ACK, O_COMPRESS, O_ACKTIME, O_SENDTIME,
 		O_CONNTIME, O_SHUTTIME, O_NOTIFY, O_LOG, O_VERSION };
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "standby", required_argument, NULL, O_STANDBY },
 		{ "recover-wait", required_argument, NULL, O_RECOVER },
+		{ "heartbeat-type", required_argument, NULL, O_HBTYPE },
+		{ "heartbeat-interval", required_argument, NULL, O_HBINT },
+		{ "phi-failure-detector", optional_argument, NULL, O_PHI },
+		{ "phi-threshold", required_argument, NULL, O_PHITHR },
+		{ "hard-timeout", required_argument, NULL, O_HARD },
 		{ "require-ack-response", optional_argument, NULL, O_ACK },
 		{ "compress", required_argument, NULL, O_COMPRESS },
 		{ "ack-response-timeout", required_argument, NULL, O_ACKTIME },
@@ -576,6 +730,25 @@ parse_args(struct send *s, int argc, char **argv)
 		case O_STANDBY: parse_server(s, optarg, 1); break;
 		case O_RECOVER:
 			s->recover_wait = conf_opt_duration("recover-wait",
+			    optarg);
+			break;
+		case O_HBTYPE:
+			s->hb_type = conf_opt_enum("heartbeat-type", optarg,
+			    hb_names);
+			break;
+		case O_HBINT:
+			s->hb_interval = conf_opt_duration("heartbeat-interval",
+			    optarg);
+			break;
+		case O_PHI:
+			s->phi_on = conf_opt_bool("phi-failure-detector", optarg);
+			break;
+		case O_PHITHR:
+			s->phi_threshold = conf_opt_number("phi-threshold",
+			    optarg);
+			break;
+		case O_HARD:
+			s->hard_timeout = conf_opt_duration("hard-timeout",
 			    optarg);
 			break;
 		case O_ACK:
@@ -617,8 +790,14 @@ parse_args(struct send *s, int argc, char **argv)
 		usage(EX_USAGE);
 	if (s->nserver == 0)
 		log_fatal(EX_USAGE, "--server: at least one is needed");
-	if (!(s->recover_wait > 0))
-		log_fatal(EX_USAGE, "--recover-wait: more than 0");
+	if (!(s->recover_wait >= 0))
+		log_fatal(EX_USAGE, "--recover-wait: 0 or more");
+	if (!(s->hb_interval >= 0.01))
+		log_fatal(EX_USAGE, "--heartbeat-interval: at least 0.01s");
+	if (!(s->hard_timeout > 0))
+		log_fatal(EX_USAGE, "--hard-timeout: more than 0");
+	if (!(s->phi_threshold > 0))
+		log_fatal(EX_USAGE, "--phi-threshold: more than 0");
 	if (consume_conf_check(&s->cc, err, sizeof err) == -1)
 		log_fatal(EX_USAGE, "%s", err);
 	/* every chunk claimed fits in the window: hop_send never says
@@ -645,7 +824,11 @@ main(int argc, char **argv)
 	hop_conf_default(&s.hc);
 	s.hc.no_ack = 1;	/* out_forward's default: no acks */
 	s.notify_fd = -1;
-	s.recover_wait = 10;
+	s.recover_wait = 10;	/* Fluentd's defaults */
+	s.hb_interval = 1;
+	s.hard_timeout = 60;
+	s.phi_threshold = 16;
+	s.phi_on = 1;
 	parse_args(&s, argc, argv);
 	if (s.logfile && log_open(s.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", s.logfile, strerror(errno));
@@ -658,10 +841,16 @@ main(int argc, char **argv)
 		if ((v->hop = hop_new(s.loop, &s.hc, v->ops, v->dctx,
 		    &cbs)) == NULL)
 			log_fatal(EX_OSERR, "out of memory");
-		ev_timer_init(&v->probe_t, probe_timer, 0, 0);
 		ev_io_init(&v->probe_w, probe_io, -1, EV_WRITE);
-		v->probe_t.data = v->probe_w.data = v;
+		v->probe_w.data = v;
+		phi_init(&v->phi, s.hb_interval, ev_now(s.loop));
 	}
+	if (s.hb_type == HB_UDP)
+		udp_setup(&s);
+	ev_timer_init(&s.hb_t, hb_round, 0, s.hb_interval);
+	s.hb_t.data = &s;
+	if (s.hb_type != HB_NONE)
+		ev_timer_again(s.loop, &s.hb_t);
 	if ((s.consume = consume_new(s.loop, &s.spool, &s.cc, deliver, cancel,
 	    &s)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
@@ -687,7 +876,15 @@ main(int argc, char **argv)
 		hop_take(v->hop, forget, &s);
 		hop_free(v->hop);
 		probe_end(v);
-		ev_timer_stop(s.loop, &v->probe_t);
+	}
+	ev_timer_stop(s.loop, &s.hb_t);
+	if (s.hb_type == HB_UDP) {
+		ev_io_stop(s.loop, &s.udp4_w);
+		ev_io_stop(s.loop, &s.udp6_w);
+		if (s.udp4 != -1)
+			close(s.udp4);
+		if (s.udp6 != -1)
+			close(s.udp6);
 	}
 	consume_free(s.consume);
 	spool_close(&s.spool);

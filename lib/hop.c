@@ -693,7 +693,8 @@ build(struct hop *h, struct batch *b, const char *tag, size_t taglen,
 	if (buf_reserve(&b->msg, len + taglen + 64) == -1 ||
 	    stream_pack_head(&b->msg, tag, taglen, len) == -1 ||
 	    buf_add(&b->msg, payload, len) == -1 ||
-	    stream_pack_options(&b->msg, count, b->id.b64, h->conf.gzip) == -1)
+	    stream_pack_options(&b->msg, count, h->conf.no_ack ? NULL :
+	    b->id.b64, h->conf.gzip) == -1)
 		return -1;
 	return 0;
 }
@@ -758,7 +759,8 @@ hop_send_file(struct hop *h, const char *tag, size_t taglen, int fd,
 	else
 		hop_id_random(&b->id);
 	if (stream_pack_head(&b->msg, tag, taglen, len) == -1 ||
-	    stream_pack_options(&b->tail, count, b->id.b64, compressed) == -1) {
+	    stream_pack_options(&b->tail, count, h->conf.no_ack ? NULL :
+	    b->id.b64, compressed) == -1) {
 		batch_free(b);
 		errno = ENOMEM;
 		return -1;

@@ -28,7 +28,8 @@
  * of 256 KiB as the socket takes them, so memory does not grow with the
  * batch).  With no_ack a batch counts as delivered once written whole
  * (at-most-once, out_forward without require_ack_response): the acked
- * callback is made then, from the loop.
+ * callback is made then, from the loop, and the message has no "chunk"
+ * option, so the peer sends no ack.
  *
  * Everything runs in the caller's libev loop; nothing blocks in it but
  * the name resolution documented in dial.h.  Callbacks are only made

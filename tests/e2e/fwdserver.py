@@ -4,7 +4,8 @@ with Python's msgpack (independent of lf's encoder and decoder).
 It checks every message the way Fluentd's in_forward reads a
 PackedForward / CompressedPackedForward one: a 3-array of a str tag, bin
 entries and an options map whose "size" is the entry count, whose "chunk"
-is the base64 of 16 bytes (24 characters) and whose "compressed" is
+is the base64 of 16 bytes (24 characters; required unless need_chunk is
+False, and then only acked if present) and whose "compressed" is
 "gzip" when the entries are gzip members (several, concatenated, are
 allowed).  A message that breaks a rule is recorded in .errors.
 
@@ -16,6 +17,9 @@ repeats):
   wrong        answer {"ack": "<some other id>"}, never the right one
   closemid     read a few bytes of the first message, then close
   close        close at once after accepting
+
+With udp=True it also answers udp heartbeats on its port as in_forward
+does (a byte 00 to the sender), until udp_mute is set.
 """
 import base64
 import gzip
@@ -44,7 +48,12 @@ def _unpack(data):
 
 
 class FwdServer:
-    def __init__(self, script=("ack",), port=0, listen=True):
+    def __init__(self, script=("ack",), port=0, listen=True, need_chunk=True,
+                 udp=False):
+        self.need_chunk = need_chunk    # False: a message may have none
+        self.udp = udp                  # answer udp heartbeats (as in_forward)
+        self.udp_mute = False           # stop answering them
+        self.udp_beats = 0
         self.script = list(script)
         self.port = port
         self.msgs = []          # every well-formed message, in order
@@ -66,6 +75,22 @@ class FwdServer:
         self.port = s.getsockname()[1]
         self.sock = s
         threading.Thread(target=self._accept, daemon=True).start()
+        if self.udp:
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.bind(("127.0.0.1", self.port))
+            self.usock = u
+            threading.Thread(target=self._udp, daemon=True).start()
+
+    def _udp(self):
+        u = self.usock
+        while not self.stopping:
+            try:
+                data, src = u.recvfrom(128)
+            except OSError:
+                return
+            if not self.udp_mute:
+                self.udp_beats += 1
+                u.sendto(b"\x00", src)
 
     @property
     def addr(self):
@@ -73,6 +98,9 @@ class FwdServer:
 
     def close(self):
         self.stopping = True
+        if self.udp and self.usock:
+            self.usock.close()
+            self.usock = None
         if self.sock:
             try:
                 self.sock.shutdown(socket.SHUT_RDWR)
@@ -113,7 +141,9 @@ class FwdServer:
         if not isinstance(opt, dict):
             return "options are not a map"
         chunk = opt.get("chunk")
-        if not isinstance(chunk, str) or len(chunk) != 24 or \
+        if chunk is None and not self.need_chunk:
+            pass
+        elif not isinstance(chunk, str) or len(chunk) != 24 or \
                 len(base64.b64decode(chunk, validate=True)) != 16:
             return "bad chunk option %r" % (chunk,)
         comp = opt.get("compressed")
@@ -154,7 +184,8 @@ class FwdServer:
                     r.conn = i
                     with self.lock:
                         self.msgs.append(r)
-                    self._answer(c, mode, r.chunk)
+                    if r.chunk is not None:     # in_forward acks only then
+                        self._answer(c, mode, r.chunk)
         except OSError:
             pass
         finally:

@@ -121,7 +121,8 @@ def deliver_all(spool, tmp_path, srv, chunks, args, timeout=WAIT):
 
 
 ACK = ["--require-ack-response", "--retry-wait", "0.1s",
-       "--retry-randomize=false", "--recover-wait", "0.2s"]
+       "--retry-randomize=false", "--heartbeat-interval", "0.05s",
+       "--recover-wait", "0.2s"]
 
 
 def test_ack_bytes_as_in_forward_expects(spool, tmp_path):
@@ -203,7 +204,7 @@ def test_refused_then_listening(spool, tmp_path):
 
 def test_without_acks_written_is_delivered(spool, tmp_path):
     chunks = fill(spool, 4, 10)
-    srv = FwdServer(["never"])
+    srv = FwdServer(["ack"], need_chunk=False)
     s = Send(spool, tmp_path, ["--server", srv.addr])
     try:
         wait_for(lambda: not left(spool), what="delivery without acks")
@@ -212,8 +213,13 @@ def test_without_acks_written_is_delivered(spool, tmp_path):
         rc = s.stop()
         srv.close()
     assert rc == 0
-    assert check_delivered(srv, chunks) == 0
+    assert len(srv.msgs) == 4 and srv.errors == []
+    assert all(m.chunk is None for m in srv.msgs)   # no ack asked for
     assert srv.acked == []
+    assert "unknown chunk" not in s.text()
+    want = expected(chunks)
+    got = [m.events() for m in srv.msgs]
+    assert all(evs in got for evs in want.values())
 
 
 def test_once(spool, tmp_path):
@@ -260,7 +266,7 @@ def test_usr1_retries_now(spool, tmp_path):
     port = free_port()
     s = Send(spool, tmp_path, ["--server", "127.0.0.1:%d" % port,
                                "--require-ack-response", "--retry-wait",
-                               "1h", "--recover-wait", "1h"])
+                               "1h", "--heartbeat-type", "none"])
     srv = None
     try:
         wait_for(lambda: "Connection refused" in s.text(), what="a refusal")
@@ -330,7 +336,10 @@ def test_into_lf_buffer_over_unix_socket(spool, tmp_path):
     [],
     ["--server", "127.0.0.1:1,weight=0"],
     ["--server", "127.0.0.1:1,standby,color=red"],
-    ["--server", "127.0.0.1:1", "--recover-wait", "0"],
+    ["--server", "127.0.0.1:1", "--heartbeat-interval", "0"],
+    ["--server", "127.0.0.1:1", "--heartbeat-type", "icmp"],
+    ["--server", "unix:/x", "--heartbeat-type", "udp"],
+    ["--server", "127.0.0.1:1", "--phi-threshold", "0"],
     ["--server", "127.0.0.1:1,weight=x"],
     ["--server", "nope"],
     ["--server", "127.0.0.1:1", "--compress", "zstd"],
@@ -428,3 +437,73 @@ def test_chunk_of_a_failing_server_goes_to_a_live_one(spool, tmp_path):
     assert "mute: down: no ack for chunk" in s.text()
     assert a.msgs and not a.acked
     assert {base64.b64decode(c) for c in b.acked} == set(chunks)
+
+
+def test_phi_detector_on_udp_heartbeats(spool, tmp_path):
+    """The active stops answering heartbeats (its data port still works):
+    phi passes the threshold, it is down, chunks go to the standby; it
+    answers again: after recover_wait of beats it is up, chunks return."""
+    a = FwdServer(["ack"], udp=True)
+    b = FwdServer(["ack"], udp=True)
+    s = Send(spool, tmp_path, ["--server", a.addr + ",name=active",
+                               "--standby", b.addr,
+                               "--heartbeat-type", "udp",
+                               "--heartbeat-interval", "0.05s",
+                               "--phi-threshold", "1",
+                               "--recover-wait", "0.25s"] + ACK[:4])
+    try:
+        wait_for(lambda: a.udp_beats > 5, what="heartbeats")
+        fill(spool, 2, 5, seed=1)
+        wait_for(lambda: not left(spool), what="delivery to the active")
+        assert len(a.msgs) == 2 and not b.msgs
+        t0 = time.monotonic()
+        a.udp_mute = True
+        wait_for(lambda: "active: down: phi" in s.text(), what="phi > 1")
+        # phi = (t - 0.05 + 1) / ln 10 > 1 once t > 1.35 s of silence
+        assert time.monotonic() - t0 > 1.3
+        fill(spool, 2, 5, seed=2)
+        wait_for(lambda: not left(spool), what="delivery to the standby")
+        assert len(a.msgs) == 2 and len(b.msgs) == 2
+        a.udp_mute = False
+        wait_for(lambda: "active: up" in s.text(), what="the active back")
+        fill(spool, 2, 5, seed=3)
+        wait_for(lambda: not left(spool), what="delivery to the active")
+        assert len(a.msgs) == 4 and len(b.msgs) == 2
+    finally:
+        rc = s.stop()
+        a.close()
+        b.close()
+    assert rc == 0
+    assert a.errors == [] and b.errors == []
+
+
+def test_hard_timeout_without_phi(spool, tmp_path):
+    a = FwdServer(["ack"], udp=True)
+    s = Send(spool, tmp_path, ["--server", a.addr + ",name=x",
+                               "--heartbeat-type", "udp",
+                               "--heartbeat-interval", "0.05s",
+                               "--phi-failure-detector=false",
+                               "--hard-timeout", "0.5s"])
+    try:
+        wait_for(lambda: a.udp_beats > 3, what="heartbeats")
+        a.udp_mute = True
+        wait_for(lambda: "x: down: no heartbeat for" in s.text(),
+                 what="the hard timeout")
+        assert "phi" not in s.text()
+    finally:
+        rc = s.stop()
+        a.close()
+    assert rc == 0
+
+
+def test_transport_heartbeats_connect_and_send_nothing(spool, tmp_path):
+    a = FwdServer(["ack"])
+    s = Send(spool, tmp_path, ["--server", a.addr,
+                               "--heartbeat-interval", "0.05s"])
+    try:
+        wait_for(lambda: a.nconn >= 5, what="heartbeat connections")
+    finally:
+        rc = s.stop()
+        a.close()
+    assert rc == 0
+    assert a.msgs == [] and a.errors == []
