@@ -507,3 +507,17 @@ def test_transport_heartbeats_connect_and_send_nothing(spool, tmp_path):
         a.close()
     assert rc == 0
     assert a.msgs == [] and a.errors == []
+
+
+@pytest.mark.parametrize("script", [["ack"], ["closemid", "ack"]])
+def test_big_chunks_go_out_in_pieces(spool, tmp_path, script):
+    # bodies of ~1.3 MB: five 256 KiB pieces each, written from the file;
+    # closemid cuts the first connection inside the first body
+    chunks = fill(spool, 3, 9000, pad=120)
+    srv = FwdServer(script)
+    try:
+        deliver_all(spool, tmp_path, srv, chunks,
+                    ACK + ["--flush-thread-count", "2"])
+    finally:
+        srv.close()
+    assert check_delivered(srv, chunks) == 0
