@@ -285,11 +285,11 @@ gaveup(void *ctx, void *arg, size_t count)
 static void server_down(struct server *v, const char *why);
 static void server_beat(struct server *v, double now);
 
-/* A connection with chunks on it failed: the server is down, and its
- * chunks go elsewhere.  A connection without chunks (an idle one the
+/* A connection with chunks on it failed: the server is down (unless the
+ * fault was reading a chunk file), and its chunks go elsewhere.  A connection without chunks (an idle one the
  * server closed) is nothing: it is opened again with the next chunk. */
 static void
-failed(void *ctx, const char *why)
+failed(void *ctx, const char *why, int local)
 {
 	struct server *v = ctx;
 	size_t n = hop_batches(v->hop);
@@ -299,10 +299,14 @@ failed(void *ctx, const char *why)
 		log_debug("%s: %s", v->name, why);
 		return;
 	}
-	if (v->up)
+	if (local)	/* a chunk file could not be read: not the server's */
+		log_warn("%s: %s; %zu chunks (%zu events) to send again",
+		    v->name, why, n, hop_events(v->hop));
+	else if (v->up)
 		log_warn("%s: down: %s; %zu chunks (%zu events) to send again",
 		    v->name, why, n, hop_events(v->hop));
-	server_down(v, NULL);
+	if (!local)
+		server_down(v, NULL);
 	snprintf(reason, sizeof reason, "%s: %s", v->name, why);
 	fail_why = reason;
 	hop_take(v->hop, returned, v);

@@ -75,6 +75,7 @@ struct hop {
 	unsigned char *stage;	/* HOP_STAGE bytes, allocated on first use */
 	struct batch *staged;	/* whose body bytes are in stage, or NULL */
 	size_t stage_at, stage_len; /* their offset in that batch, length */
+	int readerr;		/* the failure is a batch file's, not the peer's */
 };
 
 static void	arm(struct hop *h);
@@ -234,7 +235,8 @@ fail(struct hop *h, const char *fmt, ...)
 	/* the caller may take the batches back (hop_take) to send them
 	 * elsewhere; then there is nothing left to retry here */
 	if (h->cbs.failed)
-		h->cbs.failed(h->cbs.ctx, why);
+		h->cbs.failed(h->cbs.ctx, why, h->readerr);
+	h->readerr = 0;
 	if (h->nbatches == 0) {
 		log_debug("%s: %s", peer(h), why);
 		arm(h);
@@ -264,10 +266,10 @@ stage_fill(struct hop *h, struct batch *b, size_t off)
 	do
 		r = pread(b->fd, h->stage, n, b->foff + (off_t)boff);
 	while (r == -1 && errno == EINTR);
-	if (r == -1)
-		return -1;
-	if ((size_t)r != n) {	/* the file shrank under us */
-		errno = EIO;
+	if (r == -1 || (size_t)r != n) {	/* or the file shrank */
+		if (r != -1)
+			errno = EIO;
+		h->readerr = 1;
 		return -1;
 	}
 	h->staged = b;
@@ -319,6 +321,15 @@ batch_iov(struct hop *h, struct batch *b, size_t off, struct iovec *iov,
 	iov[n++].iov_len = b->tail.len - (off - flend);
 	*whole = 1;
 	return n;
+}
+
+static void
+fail_write(struct hop *h)
+{
+	if (h->readerr)
+		fail(h, "reading a batch's file: %s", strerror(errno));
+	else
+		fail(h, "write: %s", strerror(errno));
 }
 
 /* Write what is unwritten, without blocking: 0 (the rest waits for the
@@ -397,7 +408,7 @@ up(struct hop *h)
 	h->woff = 0;
 	ev_io_start(h->loop, &h->rio);
 	if (flush_out(h) == -1) {
-		fail(h, "write: %s", strerror(errno));
+		fail_write(h);
 		return;
 	}
 	arm(h);
@@ -589,7 +600,7 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (flush_out(h) == -1) {
-		fail(h, "write: %s", strerror(errno));
+		fail_write(h);
 		return;
 	}
 	arm(h);

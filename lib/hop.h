@@ -81,8 +81,10 @@ struct hop_cbs {
 	void	(*gaveup)(void *ctx, void *arg, size_t count);
 	/* hop_send said HOP_FULL before, and there is room again */
 	void	(*writable)(void *ctx);
-	/* the connection failed (why: for a log line); NULL: retry here */
-	void	(*failed)(void *ctx, const char *why);
+	/* the connection failed (why: for a log line); NULL: retry here.
+	 * local is 1 when the fault is ours, not the peer's: a file-backed
+	 * batch could not be read. */
+	void	(*failed)(void *ctx, const char *why, int local);
 };
 
 enum { HOP_OK = 0, HOP_FULL = 1 };

@@ -19,7 +19,7 @@ import time
 import pytest
 
 import lfchunk
-from conftest import _env, check_no_sanitizer, tool
+from conftest import _env, check_no_sanitizer, fault_env, fault_log, tool
 from fwdserver import FwdServer
 
 WAIT = 30           # seconds: generous, the binary may run under ASan
@@ -520,4 +520,24 @@ def test_big_chunks_go_out_in_pieces(spool, tmp_path, script):
                     ACK + ["--flush-thread-count", "2"])
     finally:
         srv.close()
+    assert check_delivered(srv, chunks) == 0
+
+
+def test_chunk_file_read_error_is_not_the_servers(spool, tmp_path):
+    # lf-send's preads of a chunk: the header (claim), the body (verify),
+    # then the body again as it goes out: the third fails
+    chunks = fill(spool, 1, 10)
+    srv = FwdServer(["ack"])
+    fl = tmp_path / "faults"
+    s = Send(spool, tmp_path, ["--server", srv.addr + ",name=x"] + ACK,
+             env=fault_env("pread@new/:3:EIO", log=fl))
+    try:
+        wait_for(lambda: not left(spool), what="delivery after the EIO")
+    finally:
+        rc = s.stop()
+        srv.close()
+    assert rc == 0
+    assert [f[0] for f in fault_log(fl)] == ["pread"]
+    assert "x: reading a batch's file: Input/output error" in s.text()
+    assert "down" not in s.text()       # the server did nothing wrong
     assert check_delivered(srv, chunks) == 0
