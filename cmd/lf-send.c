@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include <ev.h>
+#include <yajl/yajl_gen.h>
 #include <openssl/evp.h>
 
 #include "buf.h"
@@ -74,7 +75,8 @@ enum { HB_TRANSPORT, HB_UDP, HB_NONE };
 "               [--require-ack-response]\n" \
 "               [--compress text|gzip] [--ack-response-timeout DUR]\n" \
 "               [--send-timeout DUR] [--connect-timeout DUR]\n" \
-"               [--shutdown-timeout DUR] [--notify-fd N] [--log-file FILE]\n" \
+"               [--shutdown-timeout DUR] [--state-file PATH] [--notify-fd N]\n" \
+"               [--log-file FILE]\n" \
 "               [consume options] SPOOL\n"
 
 /* One server: its address and the operations that reach it (a plain
@@ -96,7 +98,9 @@ struct server {
 	int probe_fd;
 	struct sockaddr_storage ua;	/* udp heartbeats go there */
 	socklen_t ualen;
-	unsigned long long chunks;	/* acked (or written) here */
+	/* for the state file */
+	unsigned long long chunks, events, bytes, retries;
+	char last_error[256];
 };
 
 struct send {
@@ -115,6 +119,8 @@ struct send {
 	ev_io udp4_w, udp6_w;
 	int notify_fd;
 	const char *logfile;
+	char *state_file;	/* SPOOL/state/send, or --state-file */
+	ev_timer state_t;
 	unsigned long long chunks, events, bytes, retries;
 };
 
@@ -151,6 +157,7 @@ usage(int code)
 "  --send-timeout DUR         no write progress in this long: resend (60s)\n"
 "  --connect-timeout DUR      (60s)\n"
 "  --shutdown-timeout DUR     on TERM, wait this long for acks (30s)\n"
+"  --state-file PATH          the state for an operator (SPOOL/state/send)\n"
 "  --notify-fd N              write a newline to fd N once started\n"
 "  --log-file FILE            log there (reopened on SIGHUP)\n"
 "  -v, --verbose              log more\n"
@@ -231,6 +238,7 @@ route(struct send *s, struct sjob *j, const struct server *not, char *err,
 	}
 	j->on = v;
 	s->bytes += len;
+	v->bytes += len;
 	return 0;
 }
 
@@ -245,6 +253,7 @@ acked(void *ctx, void *arg, size_t count)
 	if (v->up)	/* a sample, but no way back up for a down one */
 		phi_add(&v->phi, ev_now(v->s->loop));
 	v->chunks++;
+	v->events += count;
 	v->s->chunks++;
 	v->s->events += count;
 	consume_job_done(j->job, CONSUME_OK, NULL);
@@ -264,6 +273,7 @@ returned(void *ctx, void *arg, size_t count)
 
 	(void)count;
 	s->retries++;
+	v->retries++;
 	/* with --heartbeat-type none v is still up: not v again */
 	if (route(s, j, v, err, sizeof err) == 0) {
 		log_debug("chunk %s: sent again to %s", j->job->chunk.name,
@@ -299,6 +309,7 @@ failed(void *ctx, const char *why, int local)
 		log_debug("%s: %s", v->name, why);
 		return;
 	}
+	snprintf(v->last_error, sizeof v->last_error, "%s", why);
 	if (local)	/* a chunk file could not be read: not the server's */
 		log_warn("%s: %s; %zu chunks (%zu events) to send again",
 		    v->name, why, n, hop_events(v->hop));
@@ -528,6 +539,115 @@ udp_setup(struct send *s)
 		ev_io_start(s->loop, &s->udp6_w);
 }
 
+/* ---- the state file ---- */
+
+static void
+js(yajl_gen g, const char *str)
+{
+	yajl_gen_string(g, (const unsigned char *)str, strlen(str));
+}
+
+static void
+jint(yajl_gen g, const char *key, unsigned long long v)
+{
+	js(g, key);
+	yajl_gen_integer(g, (long long)v);
+}
+
+static void
+state_server(yajl_gen g, const struct server *v, double now)
+{
+	char b[32];
+	int n;
+
+	yajl_gen_map_open(g);
+	js(g, "name");
+	js(g, v->name);
+	js(g, "address");
+	js(g, v->addr.desc);
+	js(g, "standby");
+	yajl_gen_bool(g, v->standby);
+	jint(g, "weight", v->weight);
+	js(g, "up");
+	yajl_gen_bool(g, v->up);
+	js(g, "phi");
+	n = snprintf(b, sizeof b, "%.3f", phi_value(&v->phi, now));
+	yajl_gen_number(g, b, (size_t)n);
+	js(g, "last_heartbeat_age");
+	n = snprintf(b, sizeof b, "%.3f", now - v->phi.last);
+	yajl_gen_number(g, b, (size_t)n);
+	jint(g, "in_flight_chunks", hop_batches(v->hop));
+	jint(g, "in_flight_events", hop_events(v->hop));
+	jint(g, "chunks", v->chunks);
+	jint(g, "events", v->events);
+	jint(g, "bytes", v->bytes);
+	jint(g, "retries", v->retries);
+	js(g, "last_error");
+	if (v->last_error[0])
+		js(g, v->last_error);
+	else
+		yajl_gen_null(g);
+	yajl_gen_map_close(g);
+}
+
+/* The state for an operator, as one JSON object, replaced whole (write
+ * then rename) every second and at exit.  It is a report, not a record:
+ * it is not fsync'd, and a failure to write it is logged (limited) and
+ * changes nothing else. */
+static void
+state_write(struct send *s)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *out;
+	double now = ev_now(s->loop);
+	char tmp[PATH_MAX];
+	size_t len;
+	int fd, i, ok = 0;
+
+	if (g == NULL)
+		return;
+	yajl_gen_map_open(g);
+	jint(g, "pid", (unsigned long long)getpid());
+	js(g, "time");
+	{
+		char b[32];
+		int n = snprintf(b, sizeof b, "%.3f", ev_time());
+
+		yajl_gen_number(g, b, (size_t)n);
+	}
+	jint(g, "chunks", s->chunks);
+	jint(g, "events", s->events);
+	jint(g, "bytes", s->bytes);
+	jint(g, "retries", s->retries);
+	js(g, "servers");
+	yajl_gen_array_open(g);
+	for (i = 0; i < s->nserver; i++)
+		state_server(g, &s->srv[i], now);
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &out, &len);
+	snprintf(tmp, sizeof tmp, "%s.tmp", s->state_file);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0644)) != -1) {
+		ok = io_write_all(fd, out, len) == 0 &&
+		    io_write_all(fd, "\n", 1) == 0;
+		ok = close(fd) == 0 && ok;
+		ok = ok && rename(tmp, s->state_file) == 0;
+	}
+	if (!ok)
+		LOG_WARN_LIMITED("%s: cannot write the state: %s",
+		    s->state_file, strerror(errno));
+	yajl_gen_free(g);
+}
+
+static void
+state_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	state_write(w->data);
+}
+
 /* ---- signals (lf(7)) ---- */
 
 static void
@@ -698,7 +818,7 @@ static void
 parse_args(struct send *s, int argc, char **argv)
 {
 	enum { O_SERVER = 256, O_STANDBY, O_RECOVER, O_HBTYPE, O_HBINT, O_PHI,
-		O_PHITHR, O_HARD, O_ACK, O_COMPRESS, O_ACKTIME, O_SENDTIME,
+		O_PHITHR, O_HARD, O_STATE, O_ACK, O_COMPRESS, O_ACKTIME, O_SENDTIME,
 		O_CONNTIME, O_SHUTTIME, O_NOTIFY, O_LOG, O_VERSION };
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, O_SERVER },
@@ -709,6 +829,7 @@ parse_args(struct send *s, int argc, char **argv)
 		{ "phi-failure-detector", optional_argument, NULL, O_PHI },
 		{ "phi-threshold", required_argument, NULL, O_PHITHR },
 		{ "hard-timeout", required_argument, NULL, O_HARD },
+		{ "state-file", required_argument, NULL, O_STATE },
 		{ "require-ack-response", optional_argument, NULL, O_ACK },
 		{ "compress", required_argument, NULL, O_COMPRESS },
 		{ "ack-response-timeout", required_argument, NULL, O_ACKTIME },
@@ -784,6 +905,11 @@ parse_args(struct send *s, int argc, char **argv)
 			    INT_MAX);
 			break;
 		case O_LOG: s->logfile = optarg; break;
+		case O_STATE:
+			free(s->state_file);
+			if ((s->state_file = strdup(optarg)) == NULL)
+				log_fatal(EX_OSERR, "out of memory");
+			break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(0); break;
 		case O_VERSION: puts("lf-send " LF_VERSION); exit(0);
@@ -839,6 +965,9 @@ main(int argc, char **argv)
 	if (spool_open(&s.spool, argv[optind], 0, err, sizeof err) == -1)
 		log_fatal(EX_NOINPUT, "%s", err);
 	s.loop = EV_DEFAULT;
+	if (s.state_file == NULL && asprintf(&s.state_file, "%s/state/send",
+	    s.spool.path) == -1)
+		log_fatal(EX_OSERR, "out of memory");
 	for (i = 0; i < s.nserver; i++) {
 		v = &s.srv[i];
 		cbs.ctx = v;
@@ -855,6 +984,9 @@ main(int argc, char **argv)
 	s.hb_t.data = &s;
 	if (s.hb_type != HB_NONE)
 		ev_timer_again(s.loop, &s.hb_t);
+	ev_timer_init(&s.state_t, state_timer, 0, 1);
+	s.state_t.data = &s;
+	ev_timer_again(s.loop, &s.state_t);
 	if ((s.consume = consume_new(s.loop, &s.spool, &s.cc, deliver, cancel,
 	    &s)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
@@ -873,6 +1005,9 @@ main(int argc, char **argv)
 	log_info("stats: chunks=%llu events=%llu bytes=%llu retries=%llu",
 	    s.chunks, s.events, s.bytes, s.retries);
 	log_limit_summary();
+	ev_timer_stop(s.loop, &s.state_t);
+	state_write(&s);
+	free(s.state_file);
 	for (i = 0; i < s.nserver; i++) {
 		v = &s.srv[i];
 		log_info("%s: %s, %llu chunks", v->name, v->up ? "up" : "down",

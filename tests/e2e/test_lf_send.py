@@ -541,3 +541,41 @@ def test_chunk_file_read_error_is_not_the_servers(spool, tmp_path):
     assert "x: reading a batch's file: Input/output error" in s.text()
     assert "down" not in s.text()       # the server did nothing wrong
     assert check_delivered(srv, chunks) == 0
+
+
+def test_state_file(spool, tmp_path):
+    import json
+    a, b = FwdServer(["ack"]), FwdServer(["ack"])
+    chunks = fill(spool, 3, 7)
+    sf = os.path.join(spool, "state", "send")
+    s = Send(spool, tmp_path, ["--server", a.addr + ",name=a,weight=5",
+                               "--standby", b.addr, "--phi-threshold", "1"]
+             + ACK)
+    try:
+        wait_for(lambda: not left(spool), what="delivery")
+        b.close()               # the standby goes away: its heartbeats fail
+
+        def seen():
+            try:
+                st = json.load(open(sf))
+            except (OSError, ValueError):
+                return None
+            return st if st["chunks"] == 3 and not st["servers"][1]["up"] \
+                else None
+        st = wait_for(seen, what="the state file")
+    finally:
+        rc = s.stop()
+        a.close()
+    assert rc == 0
+    assert st["events"] == 21 and st["retries"] == 0
+    sa, sb = st["servers"]
+    assert (sa["name"], sa["weight"], sa["standby"], sa["up"]) == \
+        ("a", 5, False, True)
+    assert (sa["chunks"], sa["events"], sa["in_flight_chunks"]) == (3, 21, 0)
+    assert sa["bytes"] == sum(len(lfchunk.pack_events(e))
+                              for e in chunks.values())
+    assert sb["standby"] is True and sb["chunks"] == 0
+    assert sb["last_heartbeat_age"] > 1 and sb["last_error"] is None
+    # at exit it is written once more, whole
+    assert json.load(open(sf))["pid"] == s.p.pid
+    assert not os.path.exists(sf + ".tmp")
