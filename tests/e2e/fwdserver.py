@@ -25,11 +25,24 @@ import base64
 import gzip
 import socket
 import threading
+import zlib
 import time
 
 import msgpack
 
 from lfchunk import _ext_hook
+
+
+def gzip_members(data):
+    """How many gzip members data holds, one after another."""
+    n = 0
+    while data:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        d.decompress(data)
+        assert d.eof, "a truncated member"
+        data = d.unused_data
+        n += 1
+    return n
 
 
 class Message:
@@ -149,6 +162,7 @@ class FwdServer:
         comp = opt.get("compressed")
         if comp not in (None, "gzip", "text"):
             return "bad compressed %r" % (comp,)
+        raw = ent
         if comp == "gzip":
             ent = gzip.decompress(ent)   # all members
         evs = _unpack(ent)
@@ -158,7 +172,9 @@ class FwdServer:
             if not (isinstance(e, list) and len(e) == 2 and
                     isinstance(e[1], dict)):
                 return "bad entry %r" % (e,)
-        return Message(tag, ent, len(evs), chunk, comp, None)
+        m = Message(tag, ent, len(evs), chunk, comp, None)
+        m.raw = raw
+        return m
 
     def _serve(self, c, i, mode):
         u = msgpack.Unpacker(raw=False, ext_hook=_ext_hook,

@@ -20,7 +20,7 @@ import pytest
 
 import lfchunk
 from conftest import _env, check_no_sanitizer, fault_env, fault_log, tool
-from fwdserver import FwdServer
+from fwdserver import FwdServer, gzip_members
 
 WAIT = 30           # seconds: generous, the binary may run under ASan
 
@@ -147,6 +147,10 @@ def test_gzip_in_pieces(spool, tmp_path):
         srv.close()
     assert check_delivered(srv, chunks) == 0
     assert all(m.compressed == "gzip" for m in srv.msgs)
+    # one member per 256 KiB of body, in_forward inflates them all
+    for m in srv.msgs:
+        assert gzip_members(m.raw) == (len(m.entries) + (256 << 10) - 1) \
+            // (256 << 10) >= 2
     # nothing left behind in tmp/ (the gzipped copies are unnamed)
     assert os.listdir(os.path.join(spool, "tmp")) == []
 
