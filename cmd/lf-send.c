@@ -33,7 +33,10 @@
  * --recover-wait / --heartbeat-interval heartbeats, and being preferred,
  * an active server then takes the traffic back from the standbys.  With
  * --heartbeat-type none every server is always up, and the chunks of a
- * failed connection go to another server if there is one. */
+ * failed connection go to another server if there is one.
+ *
+ * Every second the state (per server: up, phi, in flight, counts, the
+ * last error) replaces SPOOL/state/send, for an operator. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -290,6 +293,7 @@ gaveup(void *ctx, void *arg, size_t count)
 {
 	fail_why = "given up";
 	returned(ctx, arg, count);
+	fail_why = NULL;
 }
 
 static void server_down(struct server *v, const char *why);
