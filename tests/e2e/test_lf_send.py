@@ -288,17 +288,20 @@ def test_usr1_retries_now(spool, tmp_path):
 
 
 def test_kill9_during_acked_delivery_loses_nothing(spool, tmp_path):
+    # acks 50 ms late, 4 in flight: ~1.5 s of delivery, cut by a kill -9
+    # at a seeded instant 0-250 ms after each start (before, during and
+    # after writes, acks and deletions)
     rnd = random.Random(8)
-    chunks = fill(spool, 40, 200, seed=8)
-    srv = FwdServer(["late:0.02"])
+    chunks = fill(spool, 120, 50, seed=8)
+    srv = FwdServer(["late:0.05"])
     kills = 0
     try:
-        for _ in range(12):
+        for _ in range(25):
             if not left(spool):
                 break
             s = Send(spool, tmp_path, ["--server", srv.addr,
                                        "--flush-thread-count", "4"] + ACK)
-            time.sleep(rnd.uniform(0.0, 0.3))
+            time.sleep(rnd.uniform(0.0, 0.25))
             s.stop(signal.SIGKILL)
             kills += 1
         s = Send(spool, tmp_path, ["--server", srv.addr] + ACK)
@@ -308,6 +311,7 @@ def test_kill9_during_acked_delivery_loses_nothing(spool, tmp_path):
         srv.close()
     dups = check_delivered(srv, chunks)
     print("kill -9 x%d: %d chunks, %d duplicates" % (kills, len(chunks), dups))
+    assert kills >= 5
 
 
 def test_into_lf_buffer_over_unix_socket(spool, tmp_path):
@@ -583,3 +587,25 @@ def test_state_file(spool, tmp_path):
     # at exit it is written once more, whole
     assert json.load(open(sf))["pid"] == s.p.pid
     assert not os.path.exists(sf + ".tmp")
+
+
+def test_hup_reopens_the_log(spool, tmp_path):
+    a = FwdServer(["ack"], udp=True)
+    s = Send(spool, tmp_path, ["--server", a.addr + ",name=x",
+                               "--heartbeat-type", "udp",
+                               "--heartbeat-interval", "0.05s",
+                               "--phi-failure-detector=false",
+                               "--hard-timeout", "0.3s"])
+    try:
+        wait_for(lambda: a.udp_beats > 3, what="heartbeats")
+        old = s.log.with_suffix(".1")
+        os.rename(s.log, old)
+        s.p.send_signal(signal.SIGHUP)
+        wait_for(lambda: s.log.exists(), what="the log reopened")
+        a.udp_mute = True
+        wait_for(lambda: "x: down" in s.text(), what="a line in the new log")
+        assert "x: down" not in old.read_text()
+    finally:
+        rc = s.stop()
+        a.close()
+    assert rc == 0
