@@ -1,15 +1,15 @@
 /* lf-buffer: write events durably into one or more spools.
  *
- * lf-buffer [options] [--listen unix:PATH [--stdin]] SPOOL...
+ * lf-buffer [options] [--listen unix:PATH ... [--stdin]] SPOOL...
  *
- * Reads forward-protocol messages from stdin and/or a Unix socket, puts
- * their events into staged chunks, and commits them in groups: one write
- * and one fdatasync per staged chunk for everything read since the last
- * commit, then the acks for all of it.  Several spools are out_copy. */
+ * Reads forward-protocol messages from stdin and/or Unix sockets, puts their
+ * events into staged chunks, and commits them in groups: one write and
+ * one fdatasync per staged chunk for everything read since the last
+ * commit, then the acks for all of it (deferred acks of lib/ingest,
+ * released after the commit).  Several spools are out_copy. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +22,10 @@
 #include "conf.h"
 #include "ingest.h"
 #include "log.h"
-#include "sock.h"
+#include "sig.h"
 #include "window.h"
 
-#define USAGE "usage: lf-buffer [-v] [--listen unix:PATH [--stdin]] [--notify-fd N]\n" \
+#define USAGE "usage: lf-buffer [-v] [--listen unix:PATH ... [--stdin]] [--notify-fd N]\n" \
 	"                 [--chunk-limit-size SIZE] [--chunk-limit-records N]\n" \
 	"                 [--total-limit-size SIZE] [--flush-mode MODE]\n" \
 	"                 [--flush-interval TIME] [--flush-at-shutdown BOOL]\n" \
@@ -43,7 +43,8 @@ struct lfb {
 	int nspools;
 	struct ingest in;
 	struct stream_limits lim;
-	const char *listen, *logfile;
+	const char **listen, *logfile;	/* --listen addresses */
+	int nlisten;
 	int use_stdin, notify_fd;
 	double commit_wait;
 	size_t max_client_memory;
@@ -54,10 +55,29 @@ struct lfb {
 	int stopping;
 	int exit_code;
 	unsigned long events, dups, commits;
+	ingest_ack_t *acks;		/* deferred until the commit */
+	size_t nacks, capacks;
 	ev_prepare prep;
 	ev_timer commit_timer, tick;
-	ev_signal sigterm, sigint, sigusr1, sighup;
+	struct sig sig;
 };
+
+/* Room for one more deferred ack, so that keeping it cannot fail. */
+static int
+ack_room(struct lfb *x)
+{
+	size_t cap;
+	ingest_ack_t *a;
+
+	if (x->nacks < x->capacks)
+		return 0;
+	cap = x->capacks ? 2 * x->capacks : 64;
+	if ((a = reallocarray(x->acks, cap, sizeof *a)) == NULL)
+		return -1;
+	x->acks = a;
+	x->capacks = cap;
+	return 0;
+}
 
 /* Take a batch into every spool that has not got it yet: a batch held
  * and offered again is not stored twice in the spools that took it. */
@@ -66,10 +86,13 @@ take(void *ctx, struct stream_batch *b)
 {
 	struct lfb *x = ctx;
 	unsigned char h[16];
+	ingest_ack_t a;
 	int i, seen = 0;
 
 	if (x->stuck)
 		return INGEST_HOLD;
+	if (ack_room(x) == -1)
+		return INGEST_HOLD;	/* out of memory: offered again later */
 	if (b->chunk)
 		window_hash(b->chunk, b->chunklen, h);
 	for (i = 0; i < x->nspools; i++) {
@@ -84,12 +107,12 @@ take(void *ctx, struct stream_batch *b)
 			if (x->conf.overflow == OVERFLOW_BLOCK) {
 				if (!x->blocked)
 					log_warn("%s: total_limit_size reached: input "
-					    "blocked until there is room", bf->spool.path);
+					    "blocked until there is room", buffer_path(bf));
 				x->blocked = 1;
 				return INGEST_HOLD;
 			}
 			LOG_WARN_LIMITED("%s: total_limit_size reached: refusing a "
-			    "message of %zu events", bf->spool.path, b->count);
+			    "message of %zu events", buffer_path(bf), b->count);
 			return INGEST_REFUSE;
 		}
 	}
@@ -101,7 +124,7 @@ take(void *ctx, struct stream_batch *b)
 		    b->chunk ? h : NULL) == -1) {
 			/* a full disk while making a chunk: wait, as block does */
 			LOG_WARN_LIMITED("%s: cannot store events: %s (holding input)",
-			    bf->spool.path, strerror(errno));
+			    buffer_path(bf), strerror(errno));
 			return INGEST_HOLD;
 		}
 		b->taken |= 1ull << i;
@@ -116,10 +139,28 @@ take(void *ctx, struct stream_batch *b)
 		x->blocked = 0;
 	}
 	x->events += b->count;
-	if (ingest_ack(&x->in, b) == -1)
+	if ((a = ingest_ack_defer(&x->in, b)) == INGEST_ACK_FAIL)
 		return INGEST_REFUSE;
+	if (a != 0)
+		x->acks[x->nacks++] = a;
 	x->dirty = 1;
 	return INGEST_TAKE;
+}
+
+/* The commit is durable: every ack deferred until it goes out, in the
+ * order the messages came (a client gone meanwhile is skipped). */
+static void
+release_acks(struct lfb *x)
+{
+	for (size_t i = 0; i < x->nacks; i++)
+		ingest_ack_release(&x->in, x->acks[i]);
+	x->nacks = 0;
+	ingest_flush(&x->in);
+	if (x->capacks > 4096) {
+		free(x->acks);
+		x->acks = NULL;
+		x->capacks = 0;
+	}
 }
 
 /* The group commit: everything taken since the last one is made durable
@@ -127,14 +168,14 @@ take(void *ctx, struct stream_batch *b)
 static void
 commit(struct lfb *x)
 {
-	int sync = ingest_acks_waiting(&x->in) > 0;
+	int sync = x->nacks > 0;
 
 	if (!x->dirty)
 		return;
 	for (int i = 0; i < x->nspools; i++) {
 		if (buffer_commit(&x->spools[i], sync) == -1) {
 			LOG_WARN_LIMITED("%s: commit failed: %s; input held until it "
-			    "succeeds", x->spools[i].spool.path, strerror(errno));
+			    "succeeds", buffer_path(&x->spools[i]), strerror(errno));
 			if (!x->stuck)
 				ingest_pause(&x->in);
 			x->stuck = 1;
@@ -143,7 +184,7 @@ commit(struct lfb *x)
 	}
 	x->dirty = 0;
 	x->commits++;
-	ingest_send_acks(&x->in);
+	release_acks(x);
 	if (x->stuck) {
 		x->stuck = 0;
 		log_warn("commit succeeded again: input resumed");
@@ -166,9 +207,11 @@ static void
 prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct lfb *x = w->data;
+	struct ingest_stats st;
 
 	(void)revents;
-	if (!x->listen && x->in.pipes_open == 0 && !x->stopping) {
+	ingest_stats(&x->in, &st);
+	if (x->nlisten == 0 && st.pipes_open == 0 && !x->stopping) {
 		x->stopping = 1;	/* stdin is done: commit, seal, exit */
 		shutdown_now(x);
 		return;
@@ -193,26 +236,26 @@ shutdown_now(struct lfb *x)
 		uint64_t lost;
 		if (x->conf.flush_at_shutdown && buffer_flush(b, 1) == -1) {
 			log_error("%s: cannot seal at shutdown: %s (staged chunks "
-			    "are sealed at the next start)", b->spool.path, strerror(errno));
+			    "are sealed at the next start)", buffer_path(b), strerror(errno));
 			x->exit_code = EX_IOERR;
 		}
 		/* what a failed commit held is in memory only, and unacked */
 		if ((lost = buffer_uncommitted(b)) > 0) {
 			log_error("%s: cannot commit at shutdown: %llu events read "
-			    "were not stored and not acknowledged", b->spool.path,
+			    "were not stored and not acknowledged", buffer_path(b),
 			    (unsigned long long)lost);
 			x->exit_code = EX_TEMPFAIL;
 		}
 		if (buffer_sync_dirs(b) == -1) {
 			log_error("%s: cannot sync new/ or tmp/ at shutdown: %s (sealed "
 			    "chunks are stored, but a crash may put some back in "
-			    "tmp/, to be sealed again)", b->spool.path, strerror(errno));
+			    "tmp/, to be sealed again)", buffer_path(b), strerror(errno));
 			if (x->exit_code == 0)
 				x->exit_code = EX_IOERR;
 		}
-		if (window_sync(&b->window) == -1)
+		if (buffer_sync_window(b) == -1)
 			log_warn("%s: state/window: %s (a message sent again may be "
-			    "stored twice)", b->spool.path, strerror(errno));
+			    "stored twice)", buffer_path(b), strerror(errno));
 	}
 	ev_break(x->loop, EVBREAK_ALL);
 }
@@ -222,48 +265,60 @@ static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct lfb *x = w->data;
+	struct ingest_stats st;
 
 	(void)loop;
 	(void)revents;
 	if (x->stuck)
 		commit(x);
-	if (x->in.held)
+	ingest_stats(&x->in, &st);
+	if (st.held)
 		ingest_retry(&x->in);
 	for (int i = 0; i < x->nspools; i++) {
 		buffer_recount(&x->spools[i]);
 		if (!x->stuck && buffer_flush(&x->spools[i], 0) == -1)
-			LOG_WARN_LIMITED("%s: cannot seal: %s", x->spools[i].spool.path,
-			    strerror(errno));
+			LOG_WARN_LIMITED("%s: cannot seal: %s",
+			    buffer_path(&x->spools[i]), strerror(errno));
 		if (buffer_sync_dirs(&x->spools[i]) == -1)
 			LOG_WARN_LIMITED("%s: cannot sync new/ or tmp/: %s (will "
-			    "retry)", x->spools[i].spool.path, strerror(errno));
-		window_sync(&x->spools[i].window);
+			    "retry)", buffer_path(&x->spools[i]), strerror(errno));
+		buffer_sync_window(&x->spools[i]);
+	}
+}
+
+/* The signals of lf(7): TERM and INT stop, USR1 seals now, HUP reopens
+ * the log (lib/sig's default). */
+static void
+stop_cb(void *ctx)
+{
+	struct lfb *x = ctx;
+
+	if (!x->stopping) {
+		x->stopping = 1;
+		shutdown_now(x);
 	}
 }
 
 static void
-signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+now_cb(void *ctx)
 {
-	struct lfb *x = w->data;
+	struct lfb *x = ctx;
 
-	(void)loop;
-	(void)revents;
-	switch (w->signum) {
-	case SIGUSR1:
-		commit(x);
-		for (int i = 0; i < x->nspools; i++)
-			buffer_flush(&x->spools[i], 1);
-		break;
-	case SIGHUP:
-		log_reopen();
-		break;
-	default:
-		if (!x->stopping) {
-			x->stopping = 1;
-			shutdown_now(x);
-		}
-	}
+	commit(x);
+	for (int i = 0; i < x->nspools; i++)
+		buffer_flush(&x->spools[i], 1);
 }
+
+static const struct sig_actions sig_acts = { stop_cb, now_cb, NULL };
+
+static const struct conf_name flush_modes[] = {
+	{ "default", FLUSH_DEFAULT }, { "interval", FLUSH_INTERVAL },
+	{ "immediate", FLUSH_IMMEDIATE }, { "lazy", FLUSH_LAZY }, { NULL, 0 },
+};
+static const struct conf_name overflow_actions[] = {
+	{ "throw_exception", OVERFLOW_THROW }, { "block", OVERFLOW_BLOCK },
+	{ "drop_oldest_chunk", OVERFLOW_DROP_OLDEST }, { NULL, 0 },
+};
 
 static void usage(int code)
 {
@@ -271,7 +326,8 @@ static void usage(int code)
 	exit(code);
 }
 
-/* --chunk-key a,b: tag and time are implied by lf's chunks and --timekey */
+/* --chunk-key a,b: tag and time are implied by lf's chunks and --timekey;
+ * the keys are checked by buffer_conf_check */
 static void
 opt_keys(struct buffer_conf *c, char *arg)
 {
@@ -281,9 +337,6 @@ opt_keys(struct buffer_conf *c, char *arg)
 		k += strspn(k, " ");
 		if (*k == '\0' || strcmp(k, "tag") == 0 || strcmp(k, "time") == 0)
 			continue;
-		if (strlen(k) > 31 || strspn(k, "-_.@abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != strlen(k))
-			log_fatal(EX_USAGE, "--chunk-key: bad key \"%s\"", k);
 		if (c->nkeys == BUFFER_MAXKEYS)
 			log_fatal(EX_USAGE, "--chunk-key: at most %d keys", BUFFER_MAXKEYS);
 		c->keys[c->nkeys++] = k;
@@ -324,52 +377,36 @@ parse_args(struct lfb *x, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct buffer_conf *c = &x->conf;
-	int ch, b;
+	char err[256];
+	int ch;
+
+	if ((x->listen = calloc((size_t)argc, sizeof *x->listen)) == NULL)
+		log_fatal(EX_OSERR, "out of memory");
 
 	while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (ch) {
 		case O_LISTEN:
+			/* lib/ingest takes TCP too, but a network port wants
+			 * TLS, auth and source addresses: lf-recv's job */
 			if (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0')
 				log_fatal(EX_USAGE, "--listen: want unix:PATH "
 				    "(network listening is lf-recv's job)");
-			x->listen = optarg + 5;
+			x->listen[x->nlisten++] = optarg;
 			break;
 		case O_STDIN: x->use_stdin = 1; break;
 		case O_NOTIFY: x->notify_fd = (int)conf_opt_uint("notify-fd", optarg, INT_MAX); break;
 		case O_CLS: c->chunk_limit_size = conf_opt_size("chunk-limit-size", optarg); break;
 		case O_CLR: c->chunk_limit_records = conf_opt_uint("chunk-limit-records", optarg, UINT32_MAX); break;
 		case O_TLS: c->total_limit_size = conf_opt_size("total-limit-size", optarg); break;
-		case O_FMODE:
-			if (strcmp(optarg, "interval") == 0)
-				c->flush_mode = FLUSH_INTERVAL;
-			else if (strcmp(optarg, "immediate") == 0)
-				c->flush_mode = FLUSH_IMMEDIATE;
-			else if (strcmp(optarg, "lazy") == 0)
-				c->flush_mode = FLUSH_LAZY;
-			else if (strcmp(optarg, "default") != 0)
-				log_fatal(EX_USAGE, "--flush-mode: unknown \"%s\"", optarg);
-			break;
+		case O_FMODE: c->flush_mode = conf_opt_enum("flush-mode", optarg, flush_modes); break;
 		case O_FINT: c->flush_interval = conf_opt_duration("flush-interval", optarg); break;
-		case O_FSHUT:
-			if (conf_bool(optarg, &b) == -1)
-				log_fatal(EX_USAGE, "--flush-at-shutdown: want true or false");
-			c->flush_at_shutdown = b;
-			break;
+		case O_FSHUT: c->flush_at_shutdown = conf_opt_bool("flush-at-shutdown", optarg); break;
 		case O_QCL: c->queued_chunks_limit_size = conf_opt_uint("queued-chunks-limit-size", optarg, UINT32_MAX); break;
 		case O_TK: c->timekey = conf_opt_duration("timekey", optarg); break;
 		case O_TKW: c->timekey_wait = conf_opt_duration("timekey-wait", optarg); break;
 		case O_TKU: c->timekey_use_utc = 1; break;
 		case O_CKEY: opt_keys(c, optarg); break;
-		case O_OVF:
-			if (strcmp(optarg, "block") == 0)
-				c->overflow = OVERFLOW_BLOCK;
-			else if (strcmp(optarg, "throw_exception") == 0)
-				c->overflow = OVERFLOW_THROW;
-			else if (strcmp(optarg, "drop_oldest_chunk") == 0)
-				c->overflow = OVERFLOW_DROP_OLDEST;
-			else
-				log_fatal(EX_USAGE, "--overflow-action: unknown \"%s\"", optarg);
-			break;
+		case O_OVF: c->overflow = conf_opt_enum("overflow-action", optarg, overflow_actions); break;
 		case O_CWAIT: x->commit_wait = conf_opt_duration("commit-wait", optarg); break;
 		case O_DEDUP: c->dedup_window = conf_opt_uint("dedup-window", optarg, UINT32_MAX); break;
 		case O_MAXMSG: x->lim.max_message = conf_opt_size("max-message-size", optarg); break;
@@ -384,26 +421,14 @@ parse_args(struct lfb *x, int argc, char **argv)
 	}
 	if (optind == argc)
 		usage(EX_USAGE);
-	if (!x->listen)
+	if (x->nlisten == 0)
 		x->use_stdin = 1;
-	if (c->timekey > 0 && c->timekey < 1)
-		log_fatal(EX_USAGE, "--timekey: at least 1s");
-	if (c->chunk_limit_size < 1024)
-		log_fatal(EX_USAGE, "--chunk-limit-size: at least 1k");
-	if (c->dedup_window == 0)
-		log_fatal(EX_USAGE, "--dedup-window: at least 1");
+	if (buffer_conf_check(c, err, sizeof err) == -1)
+		log_fatal(EX_USAGE, "%s", err);
 	if (x->max_client_memory < (1u << 20))
 		log_fatal(EX_USAGE, "--max-client-memory: at least 1m");
 	if (x->message_timeout <= 0)
 		log_fatal(EX_USAGE, "--message-timeout: more than 0");
-}
-
-static void
-watch_signal(struct lfb *x, ev_signal *w, int sig)
-{
-	ev_signal_init(w, signal_cb, sig);
-	w->data = x;
-	ev_signal_start(x->loop, w);
 }
 
 static void
@@ -428,11 +453,13 @@ int
 main(int argc, char **argv)
 {
 	static struct lfb x;
+	struct ingest_listener *l;
+	struct ingest_stats ist;
+	struct buffer_stats bst;
+	char err[512];
 	double tick;
-	int lfd;
 
 	log_init(argv[0]);
-	signal(SIGPIPE, SIG_IGN);
 	buffer_conf_default(&x.conf);
 	stream_limits_default(&x.lim);
 	x.notify_fd = -1;
@@ -445,12 +472,11 @@ main(int argc, char **argv)
 	open_spools(&x, argv + optind, argc - optind);
 
 	ingest_init(&x.in, x.loop, &x.lim, take, &x);
-	x.in.max_memory = x.max_client_memory;
-	x.in.msg_timeout = x.message_timeout;
-	if (x.listen) {
-		if ((lfd = sock_unix_listen(x.listen)) == -1)
-			log_fatal(EX_UNAVAILABLE, "%s: %s", x.listen, strerror(errno));
-		ingest_listen(&x.in, lfd);
+	ingest_set_bounds(&x.in, x.max_client_memory, x.message_timeout);
+	for (int i = 0; i < x.nlisten; i++) {
+		if ((l = ingest_listen_addr(&x.in, x.listen[i], err, sizeof err)) == NULL)
+			log_fatal(EX_UNAVAILABLE, "%s", err);
+		log_info("listening on %s", ingest_listener_name(l));
 	}
 	if (x.use_stdin)
 		ingest_pipe(&x.in, STDIN_FILENO);
@@ -465,33 +491,32 @@ main(int argc, char **argv)
 	ev_timer_init(&x.tick, tick_cb, tick, tick);
 	x.tick.data = &x;
 	ev_timer_start(x.loop, &x.tick);
-	watch_signal(&x, &x.sigterm, SIGTERM);
-	watch_signal(&x, &x.sigint, SIGINT);
-	watch_signal(&x, &x.sigusr1, SIGUSR1);
-	watch_signal(&x, &x.sighup, SIGHUP);
+	sig_start(&x.sig, x.loop, &sig_acts, &x);
 
 	if (x.notify_fd >= 0) {
 		(void)!write(x.notify_fd, "\n", 1);
 		close(x.notify_fd);
 	}
-	log_info("ready: %d spool(s)%s%s", x.nspools, x.listen ? ", listening on " : "",
-	    x.listen ? x.listen : "");
+	log_info("ready: %d spool(s), %d listener(s)", x.nspools, x.nlisten);
 	ev_run(x.loop, 0);
+	sig_stop(&x.sig);
 
-	if (x.listen)
-		unlink(x.listen);
-	for (int i = 0; i < x.nspools; i++)
+	for (int i = 0; i < x.nspools; i++) {
+		buffer_stats(&x.spools[i], &bst);
 		log_info("%s: stats: events=%lu duplicates=%lu commits=%lu "
 		    "fdatasyncs=%lu dropped_chunks=%lu oversize_events=%lu",
-		    x.spools[i].spool.path, x.events, x.dups, x.commits,
-		    x.spools[i].syncs, x.spools[i].dropped_chunks,
-		    x.spools[i].oversize_events);
+		    buffer_path(&x.spools[i]), x.events, x.dups, x.commits,
+		    bst.syncs, bst.dropped_chunks, bst.oversize_events);
+	}
 	log_limit_summary();
+	ingest_stats(&x.in, &ist);
 	ingest_free(&x.in);
 	for (int i = 0; i < x.nspools; i++)
 		buffer_close(&x.spools[i]);
 	free(x.spools);
-	if (x.exit_code == 0 && x.in.bad && !x.listen)
+	free(x.acks);
+	free(x.listen);
+	if (x.exit_code == 0 && ist.bad && x.nlisten == 0)
 		x.exit_code = EX_DATAERR;
 	return x.exit_code;
 }

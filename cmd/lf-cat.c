@@ -608,6 +608,17 @@ opt_limit(const char *opt, const char *arg)
 	return (size_t)v;
 }
 
+static const struct conf_name in_formats[] = {
+	{ "msgpack", 0 }, { "json", 1 }, { NULL, 0 },
+};
+static const struct conf_name out_formats[] = {
+	{ "json", OUT_JSON }, { "ltsv", OUT_LTSV }, { "out_file", OUT_OUTFILE },
+	{ "msgpack", OUT_MSGPACK }, { NULL, 0 },
+};
+static const struct conf_name compressions[] = {
+	{ "text", 0 }, { "gzip", 1 }, { NULL, 0 },
+};
+
 static void
 parse_args(struct cat *c, int argc, char **argv)
 {
@@ -646,36 +657,17 @@ parse_args(struct cat *c, int argc, char **argv)
 
 	while ((ch = getopt_long(argc, argv, "i:o:t:vh", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'i':
-			if (strcmp(optarg, "json") == 0)
-				c->in_json = 1;
-			else if (strcmp(optarg, "msgpack") != 0)
-				log_fatal(EX_USAGE, "-i: unknown format \"%s\"", optarg);
-			break;
+		case 'i': c->in_json = conf_opt_enum("input", optarg, in_formats); break;
 		case 'o':
 			out_set = 1;
-			if (strcmp(optarg, "json") == 0)
-				c->out = OUT_JSON;
-			else if (strcmp(optarg, "ltsv") == 0)
-				c->out = OUT_LTSV;
-			else if (strcmp(optarg, "out_file") == 0)
-				c->out = OUT_OUTFILE;
-			else if (strcmp(optarg, "msgpack") == 0)
-				c->out = OUT_MSGPACK;
-			else
-				log_fatal(EX_USAGE, "-o: unknown format \"%s\"", optarg);
+			c->out = conf_opt_enum("output", optarg, out_formats);
 			break;
 		case 't': c->tag = optarg; break;
 		case O_TIMEKEY: c->jin.time_key = optarg; break;
 		case O_TIMEFMT: c->jin.time_format = optarg; break;
 		case O_KEEP: c->jin.keep_time_key = 1; break;
 		case O_UTC: c->utc = c->jin.utc = 1; break;
-		case O_COMPRESS:
-			if (strcmp(optarg, "gzip") == 0)
-				c->w.gzip = 1;
-			else if (strcmp(optarg, "text") != 0)
-				log_fatal(EX_USAGE, "--compress: unknown \"%s\"", optarg);
-			break;
+		case O_COMPRESS: c->w.gzip = conf_opt_enum("compress", optarg, compressions); break;
 		case O_CHUNK: c->w.chunk = 1; break;
 		case O_MAXMSG: c->lim.max_message = opt_limit("max-message-size", optarg); break;
 		case O_MAXDEC: c->lim.max_decompressed = opt_limit("max-decompressed-size", optarg); break;

@@ -38,6 +38,35 @@ buffer_flush_mode(const struct buffer_conf *c)
 	return c->timekey > 0 ? FLUSH_LAZY : FLUSH_INTERVAL;
 }
 
+static int
+conf_err(char *err, size_t errlen, const char *fmt, const char *arg)
+{
+	snprintf(err, errlen, fmt, arg);
+	return -1;
+}
+
+int
+buffer_conf_check(const struct buffer_conf *c, char *err, size_t errlen)
+{
+	if (c->timekey > 0 && c->timekey < 1)
+		return conf_err(err, errlen, "--timekey: at least 1s", NULL);
+	if (c->chunk_limit_size < 1024)
+		return conf_err(err, errlen, "--chunk-limit-size: at least 1k", NULL);
+	if (c->dedup_window == 0)
+		return conf_err(err, errlen, "--dedup-window: at least 1", NULL);
+	if (c->nkeys > BUFFER_MAXKEYS)
+		return conf_err(err, errlen, "--chunk-key: at most 8 keys", NULL);
+	for (int i = 0; i < c->nkeys; i++) {
+		const char *k = c->keys[i];
+		/* a key names a part of the chunk's file name: kept plain */
+		if (*k == '\0' || strlen(k) > 31 ||
+		    strspn(k, "-_.@abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != strlen(k))
+			return conf_err(err, errlen, "--chunk-key: bad key \"%s\"", k);
+	}
+	return 0;
+}
+
 /* ---- opening: recovery, then the window ---- */
 
 struct kept {
@@ -743,4 +772,27 @@ buffer_flush(struct buffer *b, int force)
 			rc = -1;
 	}
 	return rc;
+}
+
+/* ---- what a tool may read ---- */
+
+const char *
+buffer_path(const struct buffer *b)
+{
+	return b->spool.path;
+}
+
+void
+buffer_stats(const struct buffer *b, struct buffer_stats *st)
+{
+	st->syncs = b->syncs;
+	st->dropped_chunks = b->dropped_chunks;
+	st->dropped_events = b->dropped_events;
+	st->oversize_events = b->oversize_events;
+}
+
+int
+buffer_sync_window(struct buffer *b)
+{
+	return window_sync(&b->window);
 }

@@ -56,6 +56,8 @@ struct buffer {
 void buffer_conf_default(struct buffer_conf *c);
 /* The effective flush mode, as Fluentd resolves "default". */
 enum buffer_flush buffer_flush_mode(const struct buffer_conf *c);
+/* After the options: 0, or -1 with a message naming the option. */
+int buffer_conf_check(const struct buffer_conf *c, char *err, size_t errlen);
 
 #define BUFFER_LOCKED (-2)
 
@@ -94,5 +96,15 @@ int buffer_sync_dirs(struct buffer *b);
 int buffer_flush(struct buffer *b, int force);
 /* Count tmp/ and new/ again (consumers delete what they deliver). */
 void buffer_recount(struct buffer *b);
+
+/* What a tool may read of a buffer, rather than its fields. */
+struct buffer_stats {
+	unsigned long syncs;		/* fdatasyncs by commits */
+	unsigned long dropped_chunks, dropped_events, oversize_events;
+};
+const char *buffer_path(const struct buffer *b);
+void buffer_stats(const struct buffer *b, struct buffer_stats *st);
+/* fsync the window's log (each tick and at exit).  0 or -1. */
+int buffer_sync_window(struct buffer *b);
 
 #endif

@@ -1,4 +1,8 @@
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,23 +14,54 @@
 #define INGEST_READ (1u << 20)	/* bytes read from one input per wake-up */
 #define INGEST_STEP (1u << 20)	/* bytes of one message decoded per turn */
 #define INGEST_KEEP (64u << 10)	/* ack buffers kept when idle */
+#define SLOT_NONE UINT32_MAX
+#define SLOT_TOK 40		/* ids up to this long are kept in the slot */
+
+/* A deferred ack.  Free slots are chained by next; a slot's generation
+ * changes each time it is freed, so an old handle no longer matches. */
+struct ingest_slot {
+	uint32_t gen;
+	uint32_t prev, next;		/* the connection's acks, or free */
+	uint32_t len;
+	struct ingest_conn *c;		/* NULL: free */
+	unsigned char *big;		/* a longer id */
+	unsigned char tok[SLOT_TOK];
+};
+
+struct ingest_listener {
+	struct ingest_listener *next;
+	struct ingest *in;
+	int fd;
+	const struct ingest_ops *ops;
+	void *arg;
+	ev_io io;
+	char *unlink_path;		/* a Unix socket file we made */
+	char name[128];
+};
 
 struct ingest_conn {
 	struct ingest_conn *next, **prevp;
 	struct ingest *in;
 	int fd, pipe, eof;
+	const struct ingest_ops *ops;
+	void *octx;			/* the transport's, for this connection */
+	struct ingest_listener *l;	/* NULL: a pipe */
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	uint32_t acks;			/* its deferred acks, a list of slots */
+	size_t nacks;			/* how many */
+	size_t ackmem;			/* their memory */
 	ev_io rio, wio;
 	ev_idle step;			/* a large message decoded in turns */
 	struct stream_reader r;
 	struct buf out;			/* acks not yet written */
-	size_t owed;			/* bytes of acks queued in in->acks */
+	size_t owed;			/* bytes of acks deferred */
 	size_t mem;			/* bytes counted in in->mem */
 	unsigned long seq;		/* its unfinished message began; 0: none */
 	ev_tstamp last_in, last_out;	/* last progress reading, writing */
 	int held;			/* hb is waiting to be taken */
 	struct stream_batch hb;
 	struct buf htag, hentries, hchunk;
-	struct stream_batch *cur;	/* the batch being offered */
 };
 
 static void conn_read(struct ev_loop *loop, ev_io *w, int revents);
@@ -35,6 +70,56 @@ static void conn_step(struct ev_loop *loop, ev_idle *w, int revents);
 static void conn_close(struct ingest_conn *c);
 static void accept_again(struct ev_loop *loop, ev_timer *w, int revents);
 static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static ssize_t
+plain_read(void *ctx, int fd, void *p, size_t n)
+{
+	(void)ctx;
+	return read(fd, p, n);
+}
+
+static ssize_t
+plain_write(void *ctx, int fd, const void *p, size_t n)
+{
+	(void)ctx;
+	return write(fd, p, n);
+}
+
+static void
+plain_close(void *ctx, int fd)
+{
+	(void)ctx;
+	close(fd);
+}
+
+/* Acks are small writes answering the client's: no Nagle delay. */
+static int
+tcp_open(void *arg, int fd, void **ctx)
+{
+	int one = 1;
+
+	(void)arg;
+	*ctx = NULL;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	return 0;
+}
+
+static void
+pipe_close(void *ctx, int fd)
+{
+	(void)ctx;
+	(void)fd;	/* the tool's descriptor (stdin): left open */
+}
+
+const struct ingest_ops ingest_unix = {
+	"unix", NULL, plain_read, plain_write, plain_close,
+};
+const struct ingest_ops ingest_tcp = {
+	"tcp", tcp_open, plain_read, plain_write, plain_close,
+};
+static const struct ingest_ops pipe_ops = {
+	"pipe", NULL, plain_read, NULL, pipe_close,
+};
 
 static const char *
 kind(const struct ingest_conn *c)
@@ -53,7 +138,7 @@ ingest_init(struct ingest *in, struct ev_loop *loop,
 		in->lim.step = INGEST_STEP;
 	in->fn = fn;
 	in->ctx = ctx;
-	in->lfd = -1;
+	in->free_slot = SLOT_NONE;
 	in->max_memory = INGEST_MAX_MEMORY;
 	in->msg_timeout = INGEST_MSG_TIMEOUT;
 	ev_init(&in->accept_wait, accept_again);
@@ -62,17 +147,31 @@ ingest_init(struct ingest *in, struct ev_loop *loop,
 	in->sweep.data = in;
 }
 
+void
+ingest_set_bounds(struct ingest *in, size_t max_memory, double msg_timeout)
+{
+	in->max_memory = max_memory;
+	in->msg_timeout = msg_timeout;
+}
+
 static size_t
 owing(const struct ingest_conn *c)
 {
 	return c->out.len + c->owed;
 }
 
+/* Owed too much: not read until acks go (released and read, or dropped). */
+static int
+owes_too_much(const struct ingest_conn *c)
+{
+	return owing(c) > INGEST_OUT_MAX || c->nacks >= INGEST_ACKS_MAX;
+}
+
 static int
 reading(const struct ingest *in, const struct ingest_conn *c)
 {
 	return !in->paused && !in->stopped && !c->held && !c->eof &&
-	    !stream_reader_busy(&c->r) && owing(c) <= INGEST_OUT_MAX &&
+	    !stream_reader_busy(&c->r) && !owes_too_much(c) &&
 	    (!in->over || c == in->eldest);
 }
 
@@ -88,12 +187,12 @@ update(struct ingest_conn *c)
 	}
 }
 
-/* Memory held for clients: each connection's buffers and the acks queued
- * for it, summed in in->mem. */
+/* Memory held for clients: each connection's buffers and the acks
+ * deferred for it, summed in in->mem. */
 static void
 account(struct ingest_conn *c)
 {
-	size_t m = stream_reader_mem(&c->r) + c->out.cap + c->owed +
+	size_t m = stream_reader_mem(&c->r) + c->out.cap + c->ackmem +
 	    c->htag.cap + c->hentries.cap + c->hchunk.cap;
 
 	c->in->mem = c->in->mem - c->mem + m;
@@ -105,7 +204,7 @@ static int
 candidate(const struct ingest_conn *c)
 {
 	return c->seq != 0 && !c->held && !c->eof &&
-	    !stream_reader_busy(&c->r) && owing(c) <= INGEST_OUT_MAX;
+	    !stream_reader_busy(&c->r) && !owes_too_much(c);
 }
 
 /* Over the budget, only the connection whose unfinished message is the
@@ -155,15 +254,21 @@ settle(struct ingest_conn *c)
 }
 
 static struct ingest_conn *
-conn_new(struct ingest *in, int fd, int pipe)
+conn_new(struct ingest *in, int fd, const struct ingest_ops *ops, void *octx,
+    struct ingest_listener *l)
 {
 	struct ingest_conn *c = calloc(1, sizeof *c);
+	int pipe = l == NULL;
 
 	if (c == NULL)
 		return NULL;
 	c->in = in;
 	c->fd = fd;
 	c->pipe = pipe;
+	c->ops = ops;
+	c->octx = octx;
+	c->l = l;
+	c->acks = SLOT_NONE;
 	stream_reader_init(&c->r, &in->lim);
 	ev_io_init(&c->rio, conn_read, fd, EV_READ);
 	c->rio.data = c;
@@ -178,6 +283,7 @@ conn_new(struct ingest *in, int fd, int pipe)
 	in->conns = c;
 	if (pipe)
 		in->pipes_open++;
+	in->nconns++;
 	update(c);
 	return c;
 }
@@ -224,9 +330,9 @@ offer(struct ingest_conn *c, struct stream_batch *b)
 {
 	int rc;
 
-	c->cur = b;
+	c->in->cur = c;
 	rc = c->in->fn(c->in->ctx, b);
-	c->cur = NULL;
+	c->in->cur = NULL;
 	if (rc == INGEST_TAKE)
 		return 0;
 	if (rc == INGEST_HOLD && hold(c, b) == 0)
@@ -334,7 +440,7 @@ conn_read(struct ev_loop *loop, ev_io *w, int revents)
 			conn_close(c);
 			return;
 		}
-		if ((n = read(c->fd, p, avail)) == -1) {
+		if ((n = c->ops->read(c->octx, c->fd, p, avail)) == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN)
@@ -363,7 +469,8 @@ conn_read(struct ev_loop *loop, ev_io *w, int revents)
 static void
 accept_pause(struct ingest *in)
 {
-	ev_io_stop(in->loop, &in->lio);
+	for (struct ingest_listener *l = in->listeners; l; l = l->next)
+		ev_io_stop(in->loop, &l->io);
 	ev_timer_set(&in->accept_wait, INGEST_ACCEPT_PAUSE, 0);
 	ev_timer_start(in->loop, &in->accept_wait);
 }
@@ -375,8 +482,10 @@ accept_again(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	ev_timer_stop(loop, w);
-	if (!in->stopped && in->lfd != -1)
-		ev_io_start(loop, &in->lio);
+	if (in->stopped)
+		return;
+	for (struct ingest_listener *l = in->listeners; l; l = l->next)
+		ev_io_start(loop, &l->io);
 }
 
 /* A failed accept leaves the connection waiting and the socket readable:
@@ -385,13 +494,18 @@ accept_again(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 listen_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct ingest *in = w->data;
+	struct ingest_listener *l = w->data;
+	struct ingest *in = l->in;
+	struct ingest_conn *c;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	void *octx = l->arg;
 	int fd;
 
 	(void)loop;
 	(void)revents;
 	for (;;) {
-		if ((fd = sock_accept(in->lfd)) == -1) {
+		if ((fd = sock_accept_from(l->fd, &ss, &sslen)) == -1) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -401,13 +515,22 @@ listen_cb(struct ev_loop *loop, ev_io *w, int revents)
 			accept_pause(in);
 			return;
 		}
-		if (conn_new(in, fd, 0) == NULL) {
+		if (l->ops->open && l->ops->open(l->arg, fd, &octx) == -1) {
+			LOG_WARN_LIMITED("%s: accept: %s", l->name, strerror(errno));
+			close(fd);
+			continue;
+		}
+		if ((c = conn_new(in, fd, l->ops, octx, l)) == NULL) {
 			LOG_WARN_LIMITED("accept: out of memory: connection closed, "
 			    "not accepting for %g s", INGEST_ACCEPT_PAUSE);
-			close(fd);
+			l->ops->close(octx, fd);
 			accept_pause(in);
 			return;
 		}
+		if (sslen > sizeof c->peer)
+			sslen = sizeof c->peer;
+		memcpy(&c->peer, &ss, sslen);
+		c->peerlen = sslen;
 	}
 }
 
@@ -458,59 +581,271 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	budget(in);
 }
 
-int
-ingest_listen(struct ingest *in, int lfd)
+static void
+sweep_start(struct ingest *in)
 {
 	double t = in->msg_timeout / 4;
 
-	in->lfd = lfd;
-	ev_io_init(&in->lio, listen_cb, lfd, EV_READ);
-	in->lio.data = in;
-	ev_io_start(in->loop, &in->lio);
+	if (ev_is_active(&in->sweep))
+		return;
 	t = t < 0.05 ? 0.05 : t > 1 ? 1 : t;
 	ev_timer_set(&in->sweep, t, t);
 	ev_timer_start(in->loop, &in->sweep);
-	return 0;
+}
+
+struct ingest_listener *
+ingest_listen(struct ingest *in, int lfd, const struct ingest_ops *ops, void *arg)
+{
+	struct ingest_listener *l = calloc(1, sizeof *l), **lp;
+
+	if (l == NULL)
+		return NULL;
+	l->in = in;
+	l->fd = lfd;
+	l->ops = ops;
+	l->arg = arg;
+	if (sock_name(lfd, 0, l->name, sizeof l->name) == -1)
+		snprintf(l->name, sizeof l->name, "%s:%d", ops->name, lfd);
+	ev_io_init(&l->io, listen_cb, lfd, EV_READ);
+	l->io.data = l;
+	for (lp = &in->listeners; *lp; lp = &(*lp)->next)
+		;
+	*lp = l;
+	if (!ev_is_active(&in->accept_wait))
+		ev_io_start(in->loop, &l->io);
+	sweep_start(in);
+	return l;
+}
+
+struct ingest_listener *
+ingest_listen_addr(struct ingest *in, const char *spec, char *err, size_t errlen)
+{
+	struct ingest_listener *l;
+	enum sock_kind kind;
+	int fd, e;
+
+	if ((fd = sock_listen(spec, &kind, err, errlen)) == -1)
+		return NULL;
+	if ((l = ingest_listen(in, fd, kind == SOCK_TCP ? &ingest_tcp :
+	    &ingest_unix, NULL)) == NULL ||
+	    (kind == SOCK_UNIX && (l->unlink_path = strdup(spec + 5)) == NULL)) {
+		e = errno;
+		snprintf(err, errlen, "%s: %s", spec, strerror(e));
+		if (l == NULL)
+			close(fd);
+		errno = e;
+		return NULL;	/* a listener made is closed by ingest_free */
+	}
+	return l;
+}
+
+const char *
+ingest_listener_name(const struct ingest_listener *l)
+{
+	return l->name;
+}
+
+const struct ingest_ops *
+ingest_listener_ops(const struct ingest_listener *l)
+{
+	return l->ops;
 }
 
 int
 ingest_pipe(struct ingest *in, int fd)
 {
-	return conn_new(in, fd, 1) ? 0 : -1;
+	return conn_new(in, fd, &pipe_ops, NULL, NULL) ? 0 : -1;
 }
 
 int
-ingest_ack(struct ingest *in, const struct stream_batch *b)
+ingest_peer(const struct ingest *in, struct ingest_peer *p)
 {
-	struct ingest_conn *c;
+	const struct ingest_conn *c = in->cur;
 
-	for (c = in->conns; c && c->cur != b; c = c->next)
-		;
-	if (c == NULL || c->pipe || b->chunk == NULL)
-		return 0;
-	if (in->nacks == in->capacks) {
-		size_t cap = in->capacks ? 2 * in->capacks : 64;
-		struct ingest_ack *a = realloc(in->acks, cap * sizeof *a);
-		if (a == NULL)
-			return -1;
-		in->acks = a;
-		in->capacks = cap;
-	}
-	in->acks[in->nacks].c = c;
-	in->acks[in->nacks].off = in->toks.len;
-	in->acks[in->nacks].len = b->chunklen;
-	if (buf_add(&in->toks, b->chunk, b->chunklen) == -1)
+	if (c == NULL)
 		return -1;
-	in->nacks++;
-	/* counted against the connection: it is not read past INGEST_OUT_MAX */
-	c->owed += 5 + b->chunklen;
+	p->listener = c->l;
+	p->addr = c->pipe ? NULL : (const struct sockaddr *)&c->peer;
+	p->addrlen = c->pipe ? 0 : c->peerlen;
 	return 0;
 }
 
-size_t
-ingest_acks_waiting(const struct ingest *in)
+int
+ingest_peer_host(const struct ingest_peer *p, char *buf, size_t n)
 {
-	return in->nacks;
+	if (p->addr == NULL || p->addrlen == 0) {
+		if (n == 0)
+			return -1;
+		buf[0] = '\0';
+		return 0;
+	}
+	return sock_host(p->addr, p->addrlen, buf, n, NULL);
+}
+
+/* Deferred acks: a table of slots, a handle is (generation, index). */
+static int
+slot_grow(struct ingest *in)
+{
+	uint32_t n = in->nslots ? in->nslots * 2 : 64;
+	struct ingest_slot *t;
+
+	if (in->nslots >= (UINT32_MAX >> 1) ||
+	    (t = realloc(in->slots, (size_t)n * sizeof *t)) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (uint32_t i = n; i-- > in->nslots; ) {
+		t[i].gen = 1;
+		t[i].c = NULL;
+		t[i].big = NULL;
+		t[i].next = in->free_slot;
+		in->free_slot = i;
+	}
+	in->slots = t;
+	in->nslots = n;
+	return 0;
+}
+
+static const unsigned char *
+slot_tok(const struct ingest_slot *s)
+{
+	return s->big ? s->big : s->tok;
+}
+
+/* Take a slot off its connection and put it on the free list. */
+static void
+slot_free(struct ingest *in, uint32_t i)
+{
+	struct ingest_slot *s = &in->slots[i];
+	struct ingest_conn *c = s->c;
+
+	if (s->prev != SLOT_NONE)
+		in->slots[s->prev].next = s->next;
+	else
+		c->acks = s->next;
+	if (s->next != SLOT_NONE)
+		in->slots[s->next].prev = s->prev;
+	c->nacks--;
+	c->owed -= 5 + s->len;
+	c->ackmem -= sizeof *s + (s->big ? s->len : 0);
+	in->deferred--;
+	free(s->big);
+	s->big = NULL;
+	s->c = NULL;
+	if (++s->gen == 0)
+		s->gen = 1;
+	s->next = in->free_slot;
+	in->free_slot = i;
+}
+
+static struct ingest_slot *
+slot_of(struct ingest *in, ingest_ack_t h)
+{
+	uint32_t i = (uint32_t)h, gen = (uint32_t)(h >> 32);
+
+	if (h == 0 || h == INGEST_ACK_FAIL || i >= in->nslots ||
+	    in->slots[i].gen != gen || in->slots[i].c == NULL)
+		return NULL;
+	return &in->slots[i];
+}
+
+ingest_ack_t
+ingest_ack_defer(struct ingest *in, const struct stream_batch *b)
+{
+	struct ingest_conn *c = in->cur;
+	struct ingest_slot *s;
+	uint32_t i;
+
+	if (c == NULL || c->pipe || b->chunk == NULL)
+		return 0;
+	if (in->free_slot == SLOT_NONE && slot_grow(in) == -1)
+		return INGEST_ACK_FAIL;
+	s = &in->slots[i = in->free_slot];
+	s->big = NULL;
+	if (b->chunklen > SLOT_TOK && (s->big = malloc(b->chunklen)) == NULL)
+		return INGEST_ACK_FAIL;
+	in->free_slot = s->next;
+	memcpy(s->big ? s->big : s->tok, b->chunk, b->chunklen);
+	s->len = (uint32_t)b->chunklen;
+	s->c = c;
+	s->prev = SLOT_NONE;
+	s->next = c->acks;
+	if (c->acks != SLOT_NONE)
+		in->slots[c->acks].prev = i;
+	c->acks = i;
+	c->nacks++;
+	in->deferred++;
+	/* counted against the connection: it is not read past its bounds */
+	c->owed += 5 + s->len;
+	c->ackmem += sizeof *s + (s->big ? s->len : 0);
+	return (ingest_ack_t)s->gen << 32 | i;
+}
+
+/* An ended connection closes once nothing more is owed to it. */
+static int
+conn_done(struct ingest_conn *c)
+{
+	if (c->eof && owing(c) == 0) {
+		conn_close(c);
+		return 1;
+	}
+	return 0;
+}
+
+int
+ingest_ack_release(struct ingest *in, ingest_ack_t h)
+{
+	struct ingest_slot *s = slot_of(in, h);
+	struct ingest_conn *c;
+	int rc;
+
+	if (s == NULL)
+		return 0;
+	c = s->c;
+	if (c->out.len == 0)
+		c->last_out = ev_now(in->loop);	/* the clock starts */
+	/* {"ack": <the chunk option, byte for byte>} */
+	rc = buf_add(&c->out, "\x81\xa3" "ack", 5) == -1 ||
+	    buf_add(&c->out, slot_tok(s), s->len) == -1 ? -1 : 1;
+	slot_free(in, (uint32_t)(s - in->slots));
+	if (rc == -1) {
+		LOG_WARN_LIMITED("connection %d: out of memory for its acks: "
+		    "closing", c->fd);
+		conn_close(c);
+		return -1;
+	}
+	/* written at the next turn of the loop, or by ingest_flush */
+	ev_io_start(in->loop, &c->wio);
+	return 1;
+}
+
+void
+ingest_ack_drop(struct ingest *in, ingest_ack_t h)
+{
+	struct ingest_slot *s = slot_of(in, h);
+	struct ingest_conn *c;
+
+	if (s == NULL)
+		return;
+	c = s->c;
+	slot_free(in, (uint32_t)(s - in->slots));
+	if (conn_done(c))
+		return;
+	account(c);
+	budget(in);
+	update(c);
+}
+
+void
+ingest_stats(const struct ingest *in, struct ingest_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	st->bad = in->bad;
+	st->held = in->held;
+	st->pipes_open = in->pipes_open;
+	st->deferred = in->deferred;
+	st->mem = in->mem;
+	st->conns = in->nconns;
 }
 
 static void
@@ -521,7 +856,7 @@ conn_write(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)revents;
 	while (c->out.len > 0) {
-		n = write(c->fd, c->out.p, c->out.len);
+		n = c->ops->write(c->octx, c->fd, c->out.p, c->out.len);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && errno == EAGAIN)
@@ -535,10 +870,8 @@ conn_write(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (c->out.len == 0) {
 		ev_io_stop(loop, &c->wio);
-		if (c->eof && c->owed == 0) {
-			conn_close(c);
+		if (conn_done(c))
 			return;
-		}
 		buf_shrink(&c->out, INGEST_KEEP);
 	} else {
 		ev_io_start(loop, &c->wio);
@@ -548,34 +881,14 @@ conn_write(struct ev_loop *loop, ev_io *w, int revents)
 	update(c);
 }
 
+/* Write the acks released so far now, not at the next turn of the loop:
+ * a tool calls it after releasing a group commit's acks, and before it
+ * stops. */
 void
-ingest_send_acks(struct ingest *in)
+ingest_flush(struct ingest *in)
 {
 	struct ingest_conn *c, *next;
 
-	for (size_t i = 0; i < in->nacks; i++) {
-		if ((c = in->acks[i].c) == NULL)
-			continue;
-		if (c->out.len == 0)
-			c->last_out = ev_now(in->loop);	/* the clock starts */
-		c->owed -= 5 + in->acks[i].len;
-		/* {"ack": <the chunk option, byte for byte>} */
-		if (buf_add(&c->out, "\x81\xa3" "ack", 5) == -1 ||
-		    buf_add(&c->out, in->toks.p + in->acks[i].off, in->acks[i].len) == -1) {
-			LOG_WARN_LIMITED("connection %d: out of memory for its acks: "
-			    "closing", c->fd);
-			conn_close(c);
-			continue;
-		}
-	}
-	in->nacks = 0;
-	buf_reset(&in->toks);
-	buf_shrink(&in->toks, INGEST_KEEP);
-	if (in->capacks > 4096) {
-		free(in->acks);
-		in->acks = NULL;
-		in->capacks = 0;
-	}
 	for (c = in->conns; c; c = next) {
 		next = c->next;
 		if (c->out.len > 0 || c->eof)
@@ -588,9 +901,11 @@ conn_close(struct ingest_conn *c)
 {
 	struct ingest *in = c->in;
 
-	for (size_t i = 0; i < in->nacks; i++)
-		if (in->acks[i].c == c)
-			in->acks[i].c = NULL;
+	/* its handles go stale: released later, they do nothing */
+	while (c->acks != SLOT_NONE)
+		slot_free(in, c->acks);
+	if (in->cur == c)
+		in->cur = NULL;
 	ev_io_stop(in->loop, &c->rio);
 	ev_io_stop(in->loop, &c->wio);
 	ev_idle_stop(in->loop, &c->step);
@@ -601,8 +916,8 @@ conn_close(struct ingest_conn *c)
 	*c->prevp = c->next;
 	if (c->next)
 		c->next->prevp = c->prevp;
-	if (!c->pipe)
-		close(c->fd);
+	c->ops->close(c->octx, c->fd);
+	in->nconns--;
 	in->mem -= c->mem;
 	if (in->eldest == c)
 		in->eldest = NULL;
@@ -657,10 +972,14 @@ void
 ingest_stop(struct ingest *in)
 {
 	in->stopped = 1;
-	if (in->lfd != -1) {
-		ev_io_stop(in->loop, &in->lio);
-		close(in->lfd);
-		in->lfd = -1;
+	for (struct ingest_listener *l = in->listeners; l; l = l->next) {
+		if (l->fd == -1)
+			continue;
+		ev_io_stop(in->loop, &l->io);
+		close(l->fd);
+		l->fd = -1;
+		if (l->unlink_path)
+			unlink(l->unlink_path);
 	}
 	ev_timer_stop(in->loop, &in->accept_wait);
 	ev_timer_stop(in->loop, &in->sweep);
@@ -673,10 +992,19 @@ ingest_stop(struct ingest *in)
 void
 ingest_free(struct ingest *in)
 {
+	struct ingest_listener *l;
+
+	if (!in->stopped)
+		ingest_stop(in);
 	while (in->conns)
 		conn_close(in->conns);
-	ev_timer_stop(in->loop, &in->accept_wait);
-	ev_timer_stop(in->loop, &in->sweep);
-	free(in->acks);
-	buf_free(&in->toks);
+	while ((l = in->listeners) != NULL) {
+		in->listeners = l->next;
+		free(l->unlink_path);
+		free(l);
+	}
+	free(in->slots);
+	in->slots = NULL;
+	in->nslots = 0;
+	in->free_slot = SLOT_NONE;
 }

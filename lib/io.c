@@ -45,35 +45,18 @@ io_writev_all(int fd, struct iovec *iov, int iovcnt)
 	return 0;
 }
 
-int
-io_read_all(int fd, void *p, size_t n)
+/* read(2) when off is -1, else pread(2) at off: whole, over short counts */
+static ssize_t
+read_whole(int fd, void *p, size_t n, off_t off)
 {
 	char *s = p;
 	size_t got = 0;
 	ssize_t r;
 
 	while (got < n) {
-		if ((r = read(fd, s + got, n - got)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (int)got;
-}
-
-ssize_t
-io_pread_all(int fd, void *p, size_t n, off_t off)
-{
-	char *s = p;
-	size_t got = 0;
-	ssize_t r;
-
-	while (got < n) {
-		if ((r = pread(fd, s + got, n - got, off + (off_t)got)) == -1) {
+		r = off == -1 ? read(fd, s + got, n - got) :
+		    pread(fd, s + got, n - got, off + (off_t)got);
+		if (r == -1) {
 			if (errno == EINTR)
 				continue;
 			return -1;
@@ -83,4 +66,16 @@ io_pread_all(int fd, void *p, size_t n, off_t off)
 		got += (size_t)r;
 	}
 	return (ssize_t)got;
+}
+
+int
+io_read_all(int fd, void *p, size_t n)
+{
+	return (int)read_whole(fd, p, n, -1);
+}
+
+ssize_t
+io_pread_all(int fd, void *p, size_t n, off_t off)
+{
+	return read_whole(fd, p, n, off);
 }

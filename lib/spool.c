@@ -585,6 +585,7 @@ spool_bury(struct spool *s, int dirfd, const char *name, const char *reason)
 {
 	char rname[SPOOL_NAMELEN + 8];
 	struct buf r = BUF_INIT;
+	struct stat st;
 	int rc, e;
 
 	snprintf(rname, sizeof rname, "%s.reason", name);
@@ -597,7 +598,10 @@ spool_bury(struct spool *s, int dirfd, const char *name, const char *reason)
 	switch (durable_commit(-1, NULL, 0, 0, dirfd, name, s->dead, name, 0)) {
 	case DURABLE_NOT_MOVED:
 		e = errno;
-		unlinkat(s->dead, rname, 0);
+		/* gone from under us into dead/: another process buried it,
+		 * and the reason beside it is its own */
+		if (e != ENOENT || fstatat(s->dead, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			unlinkat(s->dead, rname, 0);
 		errno = e;
 		return -1;
 	case DURABLE_MOVED_UNSYNCED:

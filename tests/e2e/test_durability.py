@@ -17,13 +17,14 @@ Figures asserted, with why:
   happens in the failed commit itself, so seconds is generous.
 """
 import os
+import select
 import time
 
 import pytest
 
 import lfchunk
 from conftest import fault_env, fault_log, run
-from fwdclient import fluentd_token, pack_entries
+from fwdclient import fluentd_token, message, pack_entries
 from test_lf_buffer import (WAIT, all_files, chunk_names, consume, fill,
                             fsck, id_counts, lfb, log_lines, mkspool,
                             msg_events, procs, read_chunks, send_acked,
@@ -52,20 +53,37 @@ def messages(n, per=20, pad=150, tag="full", first=0):
 
 class Feeder:
     """Sends messages with up to `window` in flight, collects acks in
-    order; progress() returns the time of the last ack."""
+    order; self.last is the time of the last ack.
+
+    The sender never blocks: lf-buffer's back pressure is to stop
+    reading, and a blocking send would stop the test's loop, and with it
+    the consumer that frees the disk (see disk_full_run in
+    test_lf_buffer.py)."""
 
     def __init__(self, c, msgs, window=16):
         self.c, self.msgs, self.window = c, msgs, window
         self.inflight, self.acked, self.nxt = [], [], 0
+        self.out = b""
         self.last = time.monotonic()
 
     def step(self, limit=None):
         limit = len(self.msgs) if limit is None else limit
         while len(self.inflight) < self.window and self.nxt < limit:
             tag, ents, size, tok = self.msgs[self.nxt]
-            self.c.send(tag, ents, token=tok, size=size)
+            self.out += message(tag, ents, tok, size)
             self.inflight.append(self.nxt)
             self.nxt += 1
+        if self.out:
+            _, w, _ = select.select([], [self.c.sock], [], 0)
+            if w:
+                t = self.c.sock.gettimeout()
+                self.c.sock.setblocking(False)
+                try:
+                    self.out = self.out[self.c.sock.send(self.out):]
+                except BlockingIOError:
+                    pass
+                finally:
+                    self.c.sock.settimeout(t)
         for tok in self.c.poll_acks(0.1):
             i = self.inflight.pop(0)
             assert tok == self.msgs[i][3]

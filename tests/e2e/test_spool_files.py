@@ -865,3 +865,23 @@ def test_lf_buffer_does_not_count_a_link_target(env, tmp_path):
                          spool], input_bytes=stream)
     assert rc == 0 and b"total_limit_size" not in err, err
     assert len(os.listdir(os.path.join(spool, "new"))) == 2
+
+
+def test_bury_race_keeps_the_winners_reason(env, tmp_path):
+    """Two processes bury the same chunk: the loser's move finds it gone
+    (ENOENT) and already in dead/; it must not remove the reason beside
+    it (it used to unlink it, leaving a dead letter without a reason)."""
+    spool, _ = env
+    bad = lfchunk.write_chunk(spool, "t", EV, corrupt="flip-body")
+    # the winner got there first: its copy and reason are in dead/
+    with open(os.path.join(spool, "new", bad), "rb") as f:
+        data = f.read()
+    with open(os.path.join(spool, "dead", bad), "wb") as f:
+        f.write(data)
+    log = tmp_path / "out"
+    rc, out, err, made = faulty(fakedest(), ["--once", "--log", log, spool],
+                                "rename@/spool/new/%s:1:ENOENT" % bad,
+                                tmp_path)
+    assert made == [("rename", os.path.join(spool, "new", bad), "ENOENT")]
+    assert lexists(spool, "dead", bad)
+    assert reason(spool, bad), "the reason beside dead/%s was removed" % bad
