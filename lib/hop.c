@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <bsd/stdlib.h>
 #include <openssl/evp.h>
@@ -20,11 +21,23 @@
 /* Replies are acks of ~30 bytes; one that does not fit here is not an
  * ack, and the peer gets no more of our memory than this. */
 #define HOP_RBUF	4096
-#define HOP_IOV		64	/* batches handed to one writev */
+#define HOP_IOV		64	/* pieces handed to one writev */
+/* A file-backed batch's body goes out through this much memory, read
+ * with pread(2) a piece at a time: the body is never in memory whole. */
+#define HOP_STAGE	(256u << 10)
 
+/* A batch in memory is its whole message in msg.  A file-backed one is
+ * msg (array, tag and bin header), flen bytes of the file fd from foff,
+ * then tail (the options map); the caller keeps fd open until the batch
+ * is acked, given up or taken back. */
 struct batch {
 	TAILQ_ENTRY(batch) q;
-	struct buf msg;		/* the whole PackedForward message */
+	struct buf msg;		/* the message, or its head */
+	int fd;			/* -1: in memory */
+	off_t foff;
+	size_t flen;
+	struct buf tail;
+	size_t len;		/* msg.len + flen + tail.len */
 	struct hop_id id;
 	size_t count;
 	void *arg;
@@ -58,9 +71,15 @@ struct hop {
 	size_t rlen;
 	struct buf gz;
 	struct hop_stats st;
+	ev_timer reap;		/* without acks: written batches are done */
+	unsigned char *stage;	/* HOP_STAGE bytes, allocated on first use */
+	struct batch *staged;	/* whose body bytes are in stage, or NULL */
+	size_t stage_at, stage_len; /* their offset in that batch, length */
+	int readerr;		/* the failure is a batch file's, not the peer's */
 };
 
 static void	arm(struct hop *h);
+static void	queue(struct hop *h, struct batch *b, size_t count, void *arg);
 static void	fail(struct hop *h, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -146,8 +165,10 @@ static void
 batch_remove(struct hop *h, struct batch *b)
 {
 	TAILQ_REMOVE(&h->q, b, q);
+	if (h->staged == b)
+		h->staged = NULL;
 	h->nbatches--;
-	h->bytes -= b->msg.len;
+	h->bytes -= b->len;
 	h->events -= b->count;
 }
 
@@ -155,6 +176,7 @@ static void
 batch_free(struct batch *b)
 {
 	buf_free(&b->msg);
+	buf_free(&b->tail);
 	free(b);
 }
 
@@ -210,6 +232,11 @@ fail(struct hop *h, const char *fmt, ...)
 		b->written = 0;
 	h->wnext = TAILQ_FIRST(&h->q);
 	h->woff = 0;
+	/* the caller may take the batches back (hop_take) to send them
+	 * elsewhere; then there is nothing left to retry here */
+	if (h->cbs.failed)
+		h->cbs.failed(h->cbs.ctx, why, h->readerr);
+	h->readerr = 0;
 	if (h->nbatches == 0) {
 		log_debug("%s: %s", peer(h), why);
 		arm(h);
@@ -223,6 +250,88 @@ fail(struct hop *h, const char *fmt, ...)
 	arm(h);
 }
 
+/* Bring the body bytes of file batch b at offset off (off >= msg.len)
+ * into the stage: 0, or -1 with errno. */
+static int
+stage_fill(struct hop *h, struct batch *b, size_t off)
+{
+	size_t boff = off - b->msg.len, n = b->flen - boff;
+	ssize_t r;
+
+	if (h->stage == NULL && (h->stage = malloc(HOP_STAGE)) == NULL)
+		return -1;
+	if (n > HOP_STAGE)
+		n = HOP_STAGE;
+	h->staged = NULL;
+	do
+		r = pread(b->fd, h->stage, n, b->foff + (off_t)boff);
+	while (r == -1 && errno == EINTR);
+	if (r == -1 || (size_t)r != n) {	/* or the file shrank */
+		if (r != -1)
+			errno = EIO;
+		h->readerr = 1;
+		return -1;
+	}
+	h->staged = b;
+	h->stage_at = off;
+	h->stage_len = n;
+	return 0;
+}
+
+/* Pieces of batch b from offset off into iov (at most max): how many.
+ * *whole says whether they reach the batch's end.  A file batch gives
+ * its staged body bytes (filling the stage first if nothing else is in
+ * iov yet, *n == 0), so only one file batch is ever in one writev. */
+static int
+batch_iov(struct hop *h, struct batch *b, size_t off, struct iovec *iov,
+    int max, int first, int *whole)
+{
+	size_t flend = b->msg.len + b->flen;
+	int n = 0;
+
+	*whole = 0;
+	if (b->fd == -1) {
+		iov[0].iov_base = b->msg.p + off;
+		iov[0].iov_len = b->msg.len - off;
+		*whole = 1;
+		return 1;
+	}
+	if (max < 3)
+		return 0;
+	if (off < b->msg.len) {
+		iov[n].iov_base = b->msg.p + off;
+		iov[n++].iov_len = b->msg.len - off;
+		off = b->msg.len;
+	}
+	if (off < flend) {
+		if (h->staged != b || off < h->stage_at ||
+		    off >= h->stage_at + h->stage_len) {
+			if (!first || (h->staged != NULL && h->staged != b))
+				return n;
+			if (stage_fill(h, b, off) == -1)
+				return -1;
+		}
+		iov[n].iov_base = h->stage + (off - h->stage_at);
+		iov[n++].iov_len = h->stage_at + h->stage_len - off;
+		if (h->stage_at + h->stage_len < flend)
+			return n;
+		off = flend;
+	}
+	iov[n].iov_base = b->tail.p + (off - flend);
+	iov[n++].iov_len = b->tail.len - (off - flend);
+	*whole = 1;
+	return n;
+}
+
+static void
+fail_write(struct hop *h)
+{
+	if (h->readerr)
+		fail(h, "reading a batch's file: %s", strerror(errno));
+	else
+		fail(h, "write: %s", strerror(errno));
+}
+
 /* Write what is unwritten, without blocking: 0 (the rest waits for the
  * socket), or -1 with errno. */
 static int
@@ -232,14 +341,22 @@ flush_out(struct hop *h)
 	struct batch *b;
 	size_t off, rem;
 	ssize_t w;
-	int n;
+	int n, k, whole;
 
 	while (h->wnext != NULL) {
 		n = 0;
+		/* a stage no batch still needs is free for the next one */
+		if (h->staged != h->wnext)
+			h->staged = NULL;
 		for (b = h->wnext, off = h->woff; b && n < HOP_IOV;
 		    b = TAILQ_NEXT(b, q), off = 0) {
-			iov[n].iov_base = b->msg.p + off;
-			iov[n++].iov_len = b->msg.len - off;
+			k = batch_iov(h, b, off, iov + n, HOP_IOV - n, n == 0,
+			    &whole);
+			if (k == -1)
+				return -1;
+			n += k;
+			if (!whole)
+				break;
 		}
 		if ((w = h->ops->writev(h->dctx, h->fd, iov, n)) == -1) {
 			if (errno == EINTR)
@@ -256,7 +373,7 @@ flush_out(struct hop *h)
 		}
 		h->progress = ev_now(h->loop);
 		while (w > 0) {
-			rem = h->wnext->msg.len - h->woff;
+			rem = h->wnext->len - h->woff;
 			if ((size_t)w < rem) {
 				h->woff += (size_t)w;
 				break;
@@ -266,6 +383,8 @@ flush_out(struct hop *h)
 			h->wnext->sent_at = h->progress;
 			h->wnext = TAILQ_NEXT(h->wnext, q);
 			h->woff = 0;
+			if (h->conf.no_ack && !ev_is_active(&h->reap))
+				ev_timer_start(h->loop, &h->reap);
 		}
 	}
 	ev_io_stop(h->loop, &h->wio);
@@ -289,7 +408,7 @@ up(struct hop *h)
 	h->woff = 0;
 	ev_io_start(h->loop, &h->rio);
 	if (flush_out(h) == -1) {
-		fail(h, "write: %s", strerror(errno));
+		fail_write(h);
 		return;
 	}
 	arm(h);
@@ -336,7 +455,7 @@ arm(struct hop *h)
 		break;
 	case HOP_UP:
 		/* batches are written in order: the head is the oldest */
-		if (head && head->written)
+		if (head && head->written && !h->conf.no_ack)
 			at = head->sent_at + h->conf.ack_response_timeout;
 		if (h->wnext && h->progress + h->conf.send_timeout < at)
 			at = h->progress + h->conf.send_timeout;
@@ -481,7 +600,7 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (flush_out(h) == -1) {
-		fail(h, "write: %s", strerror(errno));
+		fail_write(h);
 		return;
 	}
 	arm(h);
@@ -511,7 +630,7 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	now = ev_now(loop);
 	head = TAILQ_FIRST(&h->q);
-	if (head && head->written &&
+	if (head && head->written && !h->conf.no_ack &&
 	    now >= head->sent_at + h->conf.ack_response_timeout) {
 		fail(h, "no ack for chunk %s in %gs", head->id.b64,
 		    h->conf.ack_response_timeout);
@@ -522,6 +641,26 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		    h->conf.send_timeout);
 		return;
 	}
+	arm(h);
+}
+
+/* Without acks a batch is done once written whole (at-most-once). */
+static void
+reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct hop *h = w->data;
+	struct batch *b;
+
+	(void)loop;
+	(void)revents;
+	while ((b = TAILQ_FIRST(&h->q)) != NULL && b->written) {
+		batch_remove(h, b);
+		h->st.acked++;
+		if (h->cbs.acked)
+			h->cbs.acked(h->cbs.ctx, b->arg, b->count);
+		batch_free(b);
+	}
+	maybe_writable(h);
 	arm(h);
 }
 
@@ -544,7 +683,8 @@ hop_new(struct ev_loop *loop, const struct hop_conf *conf,
 	ev_io_init(&h->rio, read_cb, -1, EV_READ);
 	ev_io_init(&h->wio, write_cb, -1, EV_WRITE);
 	ev_timer_init(&h->tm, timer_cb, 0, 0);
-	h->rio.data = h->wio.data = h->tm.data = h;
+	ev_timer_init(&h->reap, reap_cb, 0, 0);
+	h->rio.data = h->wio.data = h->tm.data = h->reap.data = h;
 	return h;
 }
 
@@ -564,7 +704,8 @@ build(struct hop *h, struct batch *b, const char *tag, size_t taglen,
 	if (buf_reserve(&b->msg, len + taglen + 64) == -1 ||
 	    stream_pack_head(&b->msg, tag, taglen, len) == -1 ||
 	    buf_add(&b->msg, payload, len) == -1 ||
-	    stream_pack_options(&b->msg, count, b->id.b64, h->conf.gzip) == -1)
+	    stream_pack_options(&b->msg, count, h->conf.no_ack ? NULL :
+	    b->id.b64, h->conf.gzip) == -1)
 		return -1;
 	return 0;
 }
@@ -588,6 +729,7 @@ hop_send(struct hop *h, const char *tag, size_t taglen, const void *entries,
 	}
 	if ((b = calloc(1, sizeof *b)) == NULL)
 		return -1;
+	b->fd = -1;
 	if (id)
 		b->id = *id;
 	else
@@ -597,11 +739,57 @@ hop_send(struct hop *h, const char *tag, size_t taglen, const void *entries,
 		errno = ENOMEM;
 		return -1;
 	}
+	b->len = b->msg.len;
+	queue(h, b, count, arg);
+	return HOP_OK;
+}
+
+int
+hop_send_file(struct hop *h, const char *tag, size_t taglen, int fd,
+    off_t off, size_t len, size_t count, int compressed,
+    const struct hop_id *id, void *arg)
+{
+	struct batch *b;
+
+	ev_now_update(h->loop);
+	if (len > h->conf.max_message || taglen > h->conf.max_message) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if (full(h, len)) {
+		h->want_writable = 1;
+		return HOP_FULL;
+	}
+	if ((b = calloc(1, sizeof *b)) == NULL)
+		return -1;
+	b->fd = fd;
+	b->foff = off;
+	b->flen = len;
+	if (id)
+		b->id = *id;
+	else
+		hop_id_random(&b->id);
+	if (stream_pack_head(&b->msg, tag, taglen, len) == -1 ||
+	    stream_pack_options(&b->tail, count, h->conf.no_ack ? NULL :
+	    b->id.b64, compressed) == -1) {
+		batch_free(b);
+		errno = ENOMEM;
+		return -1;
+	}
+	b->len = b->msg.len + len + b->tail.len;
+	queue(h, b, count, arg);
+	return HOP_OK;
+}
+
+/* Put a new batch at the end of the queue and write what can be. */
+static void
+queue(struct hop *h, struct batch *b, size_t count, void *arg)
+{
 	b->count = count;
 	b->arg = arg;
 	TAILQ_INSERT_TAIL(&h->q, b, q);
 	h->nbatches++;
-	h->bytes += b->msg.len;
+	h->bytes += b->len;
 	h->events += count;
 	h->st.sent++;
 	if (h->wnext == NULL) {
@@ -620,7 +808,6 @@ hop_send(struct hop *h, const char *tag, size_t taglen, const void *entries,
 	}
 	if (!ev_is_active(&h->tm) || h->state == HOP_UP)
 		arm(h);
-	return HOP_OK;
 }
 
 size_t
@@ -648,6 +835,26 @@ hop_get_stats(const struct hop *h, struct hop_stats *st)
 }
 
 void
+hop_take(struct hop *h, void (*fn)(void *ctx, void *arg, size_t count),
+    void *ctx)
+{
+	struct batch *b;
+
+	if (h->fd != -1 && h->nbatches > 0)
+		close_conn(h);
+	ev_timer_stop(h->loop, &h->reap);
+	while ((b = TAILQ_FIRST(&h->q)) != NULL) {
+		batch_remove(h, b);
+		if (fn)
+			fn(ctx, b->arg, b->count);
+		batch_free(b);
+	}
+	h->wnext = NULL;
+	h->woff = 0;
+	arm(h);
+}
+
+void
 hop_free(struct hop *h)
 {
 	struct batch *b;
@@ -656,6 +863,8 @@ hop_free(struct hop *h)
 		return;
 	close_conn(h);
 	ev_timer_stop(h->loop, &h->tm);
+	ev_timer_stop(h->loop, &h->reap);
+	free(h->stage);
 	while ((b = TAILQ_FIRST(&h->q)) != NULL) {
 		batch_remove(h, b);
 		batch_free(b);

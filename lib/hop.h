@@ -18,6 +18,19 @@
  * retry_max_times) every unacked batch is given up, in order, through the
  * gaveup callback, and the schedule starts afresh with the next batch.
  *
+ * A tool that can send elsewhere (lf-send, with several servers) sets
+ * the failed callback: it hears why the connection failed, and may take
+ * every unacked batch back with hop_take() instead of leaving it to this
+ * hop's reconnect and retry schedule.
+ *
+ * A batch is in memory (hop_send: its bytes are copied) or backed by a
+ * file (hop_send_file: a spool chunk's body, read with pread(2) in pieces
+ * of 256 KiB as the socket takes them, so memory does not grow with the
+ * batch).  With no_ack a batch counts as delivered once written whole
+ * (at-most-once, out_forward without require_ack_response): the acked
+ * callback is made then, from the loop, and the message has no "chunk"
+ * option, so the peer sends no ack.
+ *
  * Everything runs in the caller's libev loop; nothing blocks in it but
  * the name resolution documented in dial.h.  Callbacks are only made
  * from the loop, never from inside hop_send; they may call hop_send, but
@@ -54,6 +67,7 @@ struct hop_conf {
 	double	send_timeout;		/* 60 s without write progress */
 	double	connect_timeout;	/* 60 s */
 	int	gzip;			/* CompressedPackedForward */
+	int	no_ack;			/* done once written: no acks */
 	struct retry_conf retry;	/* Fluentd's defaults */
 };
 
@@ -67,6 +81,10 @@ struct hop_cbs {
 	void	(*gaveup)(void *ctx, void *arg, size_t count);
 	/* hop_send said HOP_FULL before, and there is room again */
 	void	(*writable)(void *ctx);
+	/* the connection failed (why: for a log line); NULL: retry here.
+	 * local is 1 when the fault is ours, not the peer's: a file-backed
+	 * batch could not be read. */
+	void	(*failed)(void *ctx, const char *why, int local);
 };
 
 enum { HOP_OK = 0, HOP_FULL = 1 };
@@ -84,6 +102,22 @@ struct hop *hop_new(struct ev_loop *loop, const struct hop_conf *conf,
 int	hop_send(struct hop *h, const char *tag, size_t taglen,
 	    const void *entries, size_t len, size_t count,
 	    const struct hop_id *id, void *arg);
+
+/* A batch whose body is len bytes of fd from off, sent as they are (the
+ * caller gzipped them if compressed is set: "compressed": "gzip" goes
+ * into the options).  fd must stay open and unchanged until the batch is
+ * acked, given up or taken back.  As hop_send otherwise; -1 with EIO
+ * later (a failed connection) if the file cannot be read. */
+int	hop_send_file(struct hop *h, const char *tag, size_t taglen, int fd,
+	    off_t off, size_t len, size_t count, int compressed,
+	    const struct hop_id *id, void *arg);
+
+/* Take every unacked batch back, in order: fn (may be NULL) gets each
+ * arg and count, and the batch is forgotten.  A connection with batches
+ * on it is closed first, so no part of one is left on the wire.  May be
+ * called from the callbacks. */
+void	hop_take(struct hop *h, void (*fn)(void *ctx, void *arg, size_t count),
+	    void *ctx);
 
 size_t	hop_batches(const struct hop *h);	/* unacked batches */
 size_t	hop_events(const struct hop *h);	/* unacked events */

@@ -158,7 +158,7 @@ static struct fix *
 fix_new(void (*tune)(struct hop_conf *))
 {
 	struct fix *f = calloc(1, sizeof *f);
-	struct hop_cbs cbs;
+	struct hop_cbs cbs = { 0 };
 	char err[256];
 
 	assert_non_null(f);

@@ -1,0 +1,1035 @@
+/* lf-send: deliver a spool to a forward-protocol server (Fluentd's
+ * out_forward as a tool).
+ *
+ * lf-send [options] --server HOST:PORT[,weight=N][,standby][,name=NAME]...
+ *         [--standby HOST:PORT]... SPOOL
+ *
+ * lib/consume claims the chunks, oldest first; each goes out whole as one
+ * PackedForward message (CompressedPackedForward with --compress gzip)
+ * whose "chunk" option is the base64 of the chunk's 16-byte id, so a
+ * chunk sent again after a failure is the same chunk to the server.  The
+ * body goes from the chunk file to the socket through lib/hop's
+ * file-backed batches, a bounded piece at a time; with gzip it is first
+ * compressed, one gzip member per SPOOL_BLOCK, into an unnamed file in
+ * SPOOL/tmp, so memory stays bounded there too.
+ *
+ * Each server has its own hop (lib/hop) over its own dial_ops (a plain
+ * socket; TLS or the handshake swap in per server).  A chunk goes to an
+ * up active server, chosen by weight (smooth weighted round robin); only
+ * when no active server is up, to an up standby.  When a server's
+ * connection fails with chunks on it (refused, closed, a write error, no
+ * ack within --ack-response-timeout), the server is marked down and its
+ * hop gives every unacked chunk back (hop_take): each goes at once, with
+ * the same id, to another up server; with none up, it is handed back to
+ * consume as a temporary failure, and consume's retry schedule (Fluentd's
+ * retry_* options) decides when the oldest is tried again.
+ *
+ * Heartbeats are Fluentd's: every --heartbeat-interval a connection is
+ * opened to each server and closed (transport), or a byte 00 sent over
+ * UDP and its echo awaited (udp); each one that succeeds, and each chunk
+ * acked, is a sample for the phi accrual failure detector (lib/phi).  A
+ * server whose phi passes --phi-threshold, or that has had no heartbeat
+ * for --hard-timeout, is down; a down server is up again after more than
+ * --recover-wait / --heartbeat-interval heartbeats, and being preferred,
+ * an active server then takes the traffic back from the standbys.  With
+ * --heartbeat-type none every server is always up, and the chunks of a
+ * failed connection go to another server if there is one.
+ *
+ * Every second the state (per server: up, phi, in flight, counts, the
+ * last error) replaces SPOOL/state/send, for an operator. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <yajl/yajl_gen.h>
+#include <openssl/evp.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "consume.h"
+#include "dial.h"
+#include "gz.h"
+#include "hop.h"
+#include "io.h"
+#include "log.h"
+#include "phi.h"
+#include "sig.h"
+#include "spool.h"
+
+#define MAXSERVERS 32
+
+enum { HB_TRANSPORT, HB_UDP, HB_NONE };
+
+#define USAGE \
+"usage: lf-send [-v] --server HOST:PORT[,weight=N][,standby][,name=NAME]...\n" \
+"               [--standby HOST:PORT]... [--heartbeat-type TYPE]\n" \
+"               [--heartbeat-interval DUR] [--phi-failure-detector[=BOOL]]\n" \
+"               [--phi-threshold N] [--hard-timeout DUR] [--recover-wait DUR]\n" \
+"               [--require-ack-response]\n" \
+"               [--compress text|gzip] [--ack-response-timeout DUR]\n" \
+"               [--send-timeout DUR] [--connect-timeout DUR]\n" \
+"               [--shutdown-timeout DUR] [--state-file PATH] [--notify-fd N]\n" \
+"               [--log-file FILE]\n" \
+"               [consume options] SPOOL\n"
+
+/* One server: its address and the operations that reach it (a plain
+ * socket here; TLS and the handshake are other dial_ops over the same
+ * address), and the hop that talks to it. */
+struct server {
+	struct send *s;
+	char name[400];	/* as dial_addr.desc */
+	struct dial_addr addr;
+	const struct dial_ops *ops;
+	void *dctx;
+	struct hop *hop;
+	unsigned weight;	/* 60, Fluentd's */
+	int standby;
+	int up;			/* taken as up at the start */
+	long cur;		/* smooth weighted round robin */
+	struct phi phi;		/* its heartbeats */
+	ev_io probe_w;		/* a transport heartbeat connecting */
+	int probe_fd;
+	struct sockaddr_storage ua;	/* udp heartbeats go there */
+	socklen_t ualen;
+	/* for the state file */
+	unsigned long long chunks, events, bytes, retries;
+	char last_error[256];
+};
+
+struct send {
+	struct ev_loop *loop;
+	struct spool spool;
+	struct consume *consume;
+	struct consume_conf cc;
+	struct hop_conf hc;
+	struct server srv[MAXSERVERS];
+	int nserver;
+	int hb_type;
+	double hb_interval, recover_wait, hard_timeout, phi_threshold;
+	int phi_on;
+	ev_timer hb_t;
+	int udp4, udp6;
+	ev_io udp4_w, udp6_w;
+	int notify_fd;
+	const char *logfile;
+	char *state_file;	/* SPOOL/state/send, or --state-file */
+	ev_timer state_t;
+	unsigned long long chunks, events, bytes, retries;
+};
+
+/* A chunk on its way: the claim (consume's) and the gzipped copy. */
+struct sjob {
+	struct send *s;
+	struct server *on;	/* whose hop has it */
+	struct consume_job *job;
+	int gzfd;		/* -1 unless --compress gzip */
+	uint64_t gzlen;
+};
+
+static void
+usage(int code)
+{
+	fputs(USAGE, code ? stderr : stdout);
+	if (code == 0)
+		fputs("\n"
+"  --server HOST:PORT[,weight=N][,standby][,name=NAME]\n"
+"                             a forward server (unix:PATH too); repeatable\n"
+"  --standby HOST:PORT        a standby server (--server ...,standby)\n"
+"  --heartbeat-type TYPE      transport (or tcp), udp or none (transport)\n"
+"  --heartbeat-interval DUR   (1s)\n"
+"  --phi-failure-detector[=BOOL]  a server is down when phi passes\n"
+"                             --phi-threshold (true)\n"
+"  --phi-threshold N          (16)\n"
+"  --hard-timeout DUR         down after this long without a heartbeat (60s)\n"
+"  --recover-wait DUR         heartbeats for this long bring a down\n"
+"                             server back up (10s)\n"
+"  --require-ack-response     delete a chunk only once the server acks it\n"
+"                             (without it: once written, at-most-once)\n"
+"  --compress text|gzip       send CompressedPackedForward with gzip (text)\n"
+"  --ack-response-timeout DUR no ack in this long: resend (190s)\n"
+"  --send-timeout DUR         no write progress in this long: resend (60s)\n"
+"  --connect-timeout DUR      (60s)\n"
+"  --shutdown-timeout DUR     on TERM, wait this long for acks (30s)\n"
+"  --state-file PATH          the state for an operator (SPOOL/state/send)\n"
+"  --notify-fd N              write a newline to fd N once started\n"
+"  --log-file FILE            log there (reopened on SIGHUP)\n"
+"  -v, --verbose              log more\n"
+CONSUME_USAGE, stdout);
+	exit(code);
+}
+
+static void
+sjob_free(struct sjob *j)
+{
+	if (j->gzfd != -1)
+		close(j->gzfd);
+	free(j);
+}
+
+/* ---- routing ---- */
+
+/* The server for the next chunk: an up active one by weight, else an up
+ * standby by weight, else NULL. */
+static struct server *
+pick(struct send *s, const struct server *not)
+{
+	struct server *v, *best;
+	long total;
+	int i, standby;
+
+	for (standby = 0; standby <= 1; standby++) {
+		best = NULL;
+		total = 0;
+		for (i = 0; i < s->nserver; i++) {
+			v = &s->srv[i];
+			if (!v->up || v->standby != standby || v == not)
+				continue;
+			v->cur += v->weight;
+			total += v->weight;
+			if (best == NULL || v->cur > best->cur)
+				best = v;
+		}
+		if (best) {
+			best->cur -= total;
+			return best;
+		}
+	}
+	return NULL;
+}
+
+/* Put j on a server: 0, or -1 with a reason (nothing up; EMSGSIZE). */
+static int
+route(struct send *s, struct sjob *j, const struct server *not, char *err,
+    size_t errlen)
+{
+	struct spool_chunk *c = &j->job->chunk;
+	struct hop_id id;
+	struct server *v;
+	int fd = c->fd, rc;
+	off_t off = c->h.hlen;
+	uint64_t len = c->h.bodylen;
+
+	if ((v = pick(s, not)) == NULL) {
+		snprintf(err, errlen, "no server is up");
+		errno = 0;
+		return -1;
+	}
+	if (j->gzfd != -1) {
+		fd = j->gzfd;
+		off = 0;
+		len = j->gzlen;
+	}
+	memcpy(id.raw, c->h.id, sizeof id.raw);
+	EVP_EncodeBlock((unsigned char *)id.b64, id.raw, sizeof id.raw);
+	rc = hop_send_file(v->hop, c->h.tag, c->h.taglen, fd, off, (size_t)len,
+	    (size_t)c->h.count, s->hc.gzip, &id, j);
+	if (rc != HOP_OK) {
+		/* the window is flush_thread_count chunks: never full */
+		snprintf(err, errlen, "cannot send: %s", rc == HOP_FULL ?
+		    "window full" : strerror(errno));
+		return -1;
+	}
+	j->on = v;
+	s->bytes += len;
+	v->bytes += len;
+	return 0;
+}
+
+/* ---- hop callbacks ---- */
+
+static void
+acked(void *ctx, void *arg, size_t count)
+{
+	struct server *v = ctx;
+	struct sjob *j = arg;
+
+	if (v->up)	/* a sample, but no way back up for a down one */
+		phi_add(&v->phi, ev_now(v->s->loop));
+	v->chunks++;
+	v->events += count;
+	v->s->chunks++;
+	v->s->events += count;
+	consume_job_done(j->job, CONSUME_OK, NULL);
+	sjob_free(j);
+}
+
+static const char *fail_why;
+
+/* A chunk taken back from a failed server: to another, or to consume. */
+static void
+returned(void *ctx, void *arg, size_t count)
+{
+	struct server *v = ctx;
+	struct send *s = v->s;
+	struct sjob *j = arg;
+	char err[256];
+
+	(void)count;
+	s->retries++;
+	v->retries++;
+	/* with --heartbeat-type none v is still up: not v again */
+	if (route(s, j, v, err, sizeof err) == 0) {
+		log_debug("chunk %s: sent again to %s", j->job->chunk.name,
+		    j->on->name);
+		return;
+	}
+	consume_job_done(j->job, errno == EMSGSIZE ? CONSUME_FAIL :
+	    CONSUME_RETRY, fail_why);
+	sjob_free(j);
+}
+
+static void
+gaveup(void *ctx, void *arg, size_t count)
+{
+	fail_why = "given up";
+	returned(ctx, arg, count);
+	fail_why = NULL;
+}
+
+static void server_down(struct server *v, const char *why);
+static void server_beat(struct server *v, double now);
+
+/* A connection with chunks on it failed: the server is down (unless the
+ * fault was reading a chunk file), and its chunks go elsewhere.  A connection without chunks (an idle one the
+ * server closed) is nothing: it is opened again with the next chunk. */
+static void
+failed(void *ctx, const char *why, int local)
+{
+	struct server *v = ctx;
+	size_t n = hop_batches(v->hop);
+	char reason[512];
+
+	if (n == 0) {
+		log_debug("%s: %s", v->name, why);
+		return;
+	}
+	snprintf(v->last_error, sizeof v->last_error, "%s", why);
+	if (local)	/* a chunk file could not be read: not the server's */
+		log_warn("%s: %s; %zu chunks (%zu events) to send again",
+		    v->name, why, n, hop_events(v->hop));
+	else if (v->up)
+		log_warn("%s: down: %s; %zu chunks (%zu events) to send again",
+		    v->name, why, n, hop_events(v->hop));
+	if (!local)
+		server_down(v, NULL);
+	snprintf(reason, sizeof reason, "%s: %s", v->name, why);
+	fail_why = reason;
+	hop_take(v->hop, returned, v);
+	fail_why = NULL;
+}
+
+static void
+forget(void *ctx, void *arg, size_t count)
+{
+	(void)ctx;
+	(void)count;
+	sjob_free(arg);
+}
+
+/* ---- heartbeats and the failure detector ---- */
+
+/* A server is down: it gets no chunks until heartbeats bring it back. */
+static void
+server_down(struct server *v, const char *why)
+{
+	if (v->s->hb_type == HB_NONE)
+		return;
+	if (v->up && why)
+		log_warn("%s: down: %s", v->name, why);
+	v->up = 0;
+	phi_clear(&v->phi);
+}
+
+/* A heartbeat (or a chunk acked) from v at now.  A down server is up again
+ * after more than recover_wait / heartbeat_interval of them, Fluentd's
+ * recover_sample_size. */
+static void
+server_beat(struct server *v, double now)
+{
+	struct send *s = v->s;
+
+	phi_add(&v->phi, now);
+	if (v->up ||
+	    (double)phi_samples(&v->phi) <= s->recover_wait / s->hb_interval)
+		return;
+	v->up = 1;
+	v->cur = 0;
+	log_warn("%s: up: %zu heartbeats in a row", v->name,
+	    phi_samples(&v->phi));
+	/* chunks put off for want of a server need not wait out a backoff */
+	consume_kick(s->consume);
+}
+
+static void
+probe_end(struct server *v)
+{
+	if (v->probe_fd != -1) {
+		ev_io_stop(v->s->loop, &v->probe_w);
+		v->ops->close(v->dctx, v->probe_fd);
+		v->probe_fd = -1;
+	}
+}
+
+static void
+probe_result(struct server *v, int ok, const char *why)
+{
+	probe_end(v);
+	if (ok)
+		server_beat(v, ev_now(v->s->loop));
+	else
+		log_debug("%s: heartbeat: %s", v->name, why);
+}
+
+static void
+probe_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct server *v = w->data;
+	int rc, events = 0;
+
+	(void)loop;
+	(void)revents;
+	if ((rc = v->ops->finish(v->dctx, v->probe_fd, &events)) == 0)
+		probe_result(v, 1, NULL);
+	else if (rc == -1)
+		probe_result(v, 0, strerror(errno));
+	else {
+		ev_io_stop(v->s->loop, &v->probe_w);
+		ev_io_set(&v->probe_w, v->probe_fd, events);
+		ev_io_start(v->s->loop, &v->probe_w);
+	}
+}
+
+/* The transport heartbeat: open a connection (with the handshake, if
+ * the server's dial_ops has one), send nothing, close it.  One that is
+ * still connecting at the next round counts for nothing. */
+static void
+probe_start(struct server *v)
+{
+	int rc;
+
+	if (v->probe_fd != -1)
+		probe_result(v, 0, "connect took a whole heartbeat interval");
+	if ((rc = v->ops->open(v->dctx, &v->probe_fd)) == -1) {
+		v->probe_fd = -1;
+		probe_result(v, 0, strerror(errno));
+		return;
+	}
+	if (rc == 0) {
+		probe_result(v, 1, NULL);
+		return;
+	}
+	ev_io_set(&v->probe_w, v->probe_fd, EV_WRITE);
+	ev_io_start(v->s->loop, &v->probe_w);
+}
+
+/* The udp heartbeat: one byte 00; in_forward answers any datagram with
+ * 00 from its port, which counts when it comes from the server's
+ * address. */
+static void
+udp_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct send *s = w->data;
+	struct sockaddr_storage from;
+	socklen_t fl;
+	char b[128];
+	int i;
+
+	(void)revents;
+	for (;;) {
+		fl = sizeof from;
+		if (recvfrom(w->fd, b, sizeof b, 0, (struct sockaddr *)&from,
+		    &fl) == -1)
+			return;
+		for (i = 0; i < s->nserver; i++)
+			if (s->srv[i].ualen == fl &&
+			    memcmp(&s->srv[i].ua, &from, fl) == 0)
+				break;
+		if (i < s->nserver)
+			server_beat(&s->srv[i], ev_now(loop));
+		else
+			LOG_WARN_LIMITED("a heartbeat reply from an unknown "
+			    "address, ignored");
+	}
+}
+
+static void
+udp_send(struct server *v)
+{
+	struct send *s = v->s;
+	int fd = v->ua.ss_family == AF_INET6 ? s->udp6 : s->udp4;
+
+	if (sendto(fd, "", 1, 0, (struct sockaddr *)&v->ua, v->ualen) == -1)
+		log_debug("%s: heartbeat: %s", v->name, strerror(errno));
+}
+
+/* Each round: judge every server on the beats so far (Fluentd's tick),
+ * then send the next beats. */
+static void
+hb_round(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct send *s = w->data;
+	struct server *v;
+	double now = ev_now(loop), phi;
+	char why[128];
+	int i;
+
+	(void)revents;
+	for (i = 0; i < s->nserver; i++) {
+		v = &s->srv[i];
+		phi = phi_value(&v->phi, now);
+		if (v->up && now - v->phi.last > s->hard_timeout) {
+			snprintf(why, sizeof why, "no heartbeat for %.1fs "
+			    "(hard timeout %gs)", now - v->phi.last,
+			    s->hard_timeout);
+			server_down(v, why);
+		} else if (v->up && s->phi_on && phi > s->phi_threshold) {
+			snprintf(why, sizeof why, "phi %.1f > %g (no heartbeat "
+			    "for %.1fs)", phi, s->phi_threshold,
+			    now - v->phi.last);
+			server_down(v, why);
+		} else if (!v->up && now - v->phi.last > s->hard_timeout)
+			phi_clear(&v->phi);
+		if (s->hb_type == HB_UDP)
+			udp_send(v);
+		else
+			probe_start(v);
+	}
+}
+
+/* Resolve the servers once for udp heartbeats and open the sockets.
+ * Exits on a usage error. */
+static void
+udp_setup(struct send *s)
+{
+	struct addrinfo hints, *res;
+	struct server *v;
+	int i, rc, *fd;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_DGRAM;
+	s->udp4 = s->udp6 = -1;
+	for (i = 0; i < s->nserver; i++) {
+		v = &s->srv[i];
+		if (v->addr.unix_)
+			log_fatal(EX_USAGE, "--heartbeat-type udp: %s is a Unix "
+			    "socket", v->name);
+		if ((rc = getaddrinfo(v->addr.host, v->addr.port, &hints,
+		    &res)) != 0)
+			log_fatal(EX_NOHOST, "%s: %s", v->name, gai_strerror(rc));
+		memcpy(&v->ua, res->ai_addr, res->ai_addrlen);
+		v->ualen = res->ai_addrlen;
+		freeaddrinfo(res);
+		fd = v->ua.ss_family == AF_INET6 ? &s->udp6 : &s->udp4;
+		if (*fd == -1 && (*fd = socket(v->ua.ss_family, SOCK_DGRAM |
+		    SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+			log_fatal(EX_OSERR, "udp socket: %s", strerror(errno));
+	}
+	ev_io_init(&s->udp4_w, udp_read, s->udp4, EV_READ);
+	ev_io_init(&s->udp6_w, udp_read, s->udp6, EV_READ);
+	s->udp4_w.data = s->udp6_w.data = s;
+	if (s->udp4 != -1)
+		ev_io_start(s->loop, &s->udp4_w);
+	if (s->udp6 != -1)
+		ev_io_start(s->loop, &s->udp6_w);
+}
+
+/* ---- the state file ---- */
+
+static void
+js(yajl_gen g, const char *str)
+{
+	yajl_gen_string(g, (const unsigned char *)str, strlen(str));
+}
+
+static void
+jint(yajl_gen g, const char *key, unsigned long long v)
+{
+	js(g, key);
+	yajl_gen_integer(g, (long long)v);
+}
+
+static void
+state_server(yajl_gen g, const struct server *v, double now)
+{
+	char b[32];
+	int n;
+
+	yajl_gen_map_open(g);
+	js(g, "name");
+	js(g, v->name);
+	js(g, "address");
+	js(g, v->addr.desc);
+	js(g, "standby");
+	yajl_gen_bool(g, v->standby);
+	jint(g, "weight", v->weight);
+	js(g, "up");
+	yajl_gen_bool(g, v->up);
+	js(g, "phi");
+	n = snprintf(b, sizeof b, "%.3f", phi_value(&v->phi, now));
+	yajl_gen_number(g, b, (size_t)n);
+	js(g, "last_heartbeat_age");
+	n = snprintf(b, sizeof b, "%.3f", now - v->phi.last);
+	yajl_gen_number(g, b, (size_t)n);
+	jint(g, "in_flight_chunks", hop_batches(v->hop));
+	jint(g, "in_flight_events", hop_events(v->hop));
+	jint(g, "chunks", v->chunks);
+	jint(g, "events", v->events);
+	jint(g, "bytes", v->bytes);
+	jint(g, "retries", v->retries);
+	js(g, "last_error");
+	if (v->last_error[0])
+		js(g, v->last_error);
+	else
+		yajl_gen_null(g);
+	yajl_gen_map_close(g);
+}
+
+/* The state for an operator, as one JSON object, replaced whole (write
+ * then rename) every second and at exit.  It is a report, not a record:
+ * it is not fsync'd, and a failure to write it is logged (limited) and
+ * changes nothing else. */
+static void
+state_write(struct send *s)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *out;
+	double now = ev_now(s->loop);
+	char tmp[PATH_MAX];
+	size_t len;
+	int fd, i, ok = 0;
+
+	if (g == NULL)
+		return;
+	yajl_gen_map_open(g);
+	jint(g, "pid", (unsigned long long)getpid());
+	js(g, "time");
+	{
+		char b[32];
+		int n = snprintf(b, sizeof b, "%.3f", ev_time());
+
+		yajl_gen_number(g, b, (size_t)n);
+	}
+	jint(g, "chunks", s->chunks);
+	jint(g, "events", s->events);
+	jint(g, "bytes", s->bytes);
+	jint(g, "retries", s->retries);
+	js(g, "servers");
+	yajl_gen_array_open(g);
+	for (i = 0; i < s->nserver; i++)
+		state_server(g, &s->srv[i], now);
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &out, &len);
+	snprintf(tmp, sizeof tmp, "%s.tmp", s->state_file);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0644)) != -1) {
+		ok = io_write_all(fd, out, len) == 0 &&
+		    io_write_all(fd, "\n", 1) == 0;
+		ok = close(fd) == 0 && ok;
+		ok = ok && rename(tmp, s->state_file) == 0;
+	}
+	if (!ok)
+		LOG_WARN_LIMITED("%s: cannot write the state: %s",
+		    s->state_file, strerror(errno));
+	yajl_gen_free(g);
+}
+
+static void
+state_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	state_write(w->data);
+}
+
+/* ---- signals (lf(7)) ---- */
+
+static void
+sig_term(void *ctx)
+{
+	consume_stop(((struct send *)ctx)->consume);
+}
+
+/* SIGUSR1: a pending retry is due now (consume_kick). */
+static void
+sig_now(void *ctx)
+{
+	consume_kick(((struct send *)ctx)->consume);
+}
+
+static const struct sig_actions send_sig_actions = {
+	sig_term, sig_now, NULL
+};
+
+/* ---- consume callbacks ---- */
+
+/* Gzip the body of job into an unnamed file in SPOOL/tmp, one member per
+ * SPOOL_BLOCK: the fd, or -1 with a reason in err. */
+static int
+gzip_body(struct send *s, struct consume_job *job, uint64_t *outlen,
+    char *err, size_t errlen)
+{
+	struct spool_chunk *c = &job->chunk;
+	struct buf in = BUF_INIT, out = BUF_INIT;
+	uint64_t off = 0, total = 0;
+	size_t n;
+	ssize_t r;
+	int fd;
+
+	fd = openat(s->spool.tmp, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		snprintf(err, errlen, "%s/tmp: cannot make a file for the "
+		    "gzipped chunk: %s", s->spool.path, strerror(errno));
+		return -1;
+	}
+	if (buf_reserve(&in, SPOOL_BLOCK) == -1)
+		goto nomem;
+	while (off < c->h.bodylen) {
+		n = c->h.bodylen - off > SPOOL_BLOCK ? SPOOL_BLOCK :
+		    (size_t)(c->h.bodylen - off);
+		do
+			r = pread(c->fd, in.p, n, (off_t)(c->h.hlen + off));
+		while (r == -1 && errno == EINTR);
+		if (r != (ssize_t)n) {
+			snprintf(err, errlen, "%s: read: %s", c->name,
+			    r == -1 ? strerror(errno) : "short read");
+			goto fail;
+		}
+		buf_reset(&out);
+		if (gz_deflate(in.p, n, &out, 6) == -1)
+			goto nomem;
+		if (io_write_all(fd, out.p, out.len) == -1) {
+			snprintf(err, errlen, "%s/tmp: write: %s",
+			    s->spool.path, strerror(errno));
+			goto fail;
+		}
+		off += n;
+		total += out.len;
+	}
+	buf_free(&in);
+	buf_free(&out);
+	*outlen = total;
+	return fd;
+nomem:
+	snprintf(err, errlen, "out of memory");
+fail:
+	buf_free(&in);
+	buf_free(&out);
+	close(fd);
+	return -1;
+}
+
+static void
+deliver(void *ctx, struct consume_job *job)
+{
+	struct send *s = ctx;
+	struct sjob *j;
+	char err[512];
+
+	if ((j = calloc(1, sizeof *j)) == NULL) {
+		consume_job_done(job, CONSUME_RETRY, "out of memory");
+		return;
+	}
+	j->s = s;
+	j->job = job;
+	j->gzfd = -1;
+	if (s->hc.gzip && (j->gzfd = gzip_body(s, job, &j->gzlen, err,
+	    sizeof err)) == -1) {
+		free(j);
+		consume_job_done(job, CONSUME_RETRY, err);
+		return;
+	}
+	if (route(s, j, NULL, err, sizeof err) == -1) {
+		sjob_free(j);
+		consume_job_done(job, errno == EMSGSIZE ? CONSUME_FAIL :
+		    CONSUME_RETRY, err);
+	}
+}
+
+/* The shutdown timeout: the chunks still unacked are forgotten (consume
+ * releases their claims: they stay in new/).  The first cancel takes
+ * them all. */
+static void
+cancel(void *ctx, struct consume_job *job)
+{
+	struct send *s = ctx;
+	int i;
+
+	(void)job;
+	for (i = 0; i < s->nserver; i++)
+		hop_take(s->srv[i].hop, forget, s);
+}
+
+/* ---- options ---- */
+
+static void
+parse_server(struct send *s, char *spec, int standby)
+{
+	struct server *v;
+	char *p = spec, *k, err[256];
+
+	if (s->nserver == MAXSERVERS)
+		log_fatal(EX_USAGE, "--server: at most %d servers", MAXSERVERS);
+	v = &s->srv[s->nserver++];
+	v->s = s;
+	v->weight = 60;
+	v->standby = standby;
+	v->up = 1;
+	v->probe_fd = -1;
+	k = strsep(&p, ",");
+	if (dial_parse(&v->addr, k, err, sizeof err) == -1)
+		log_fatal(EX_USAGE, "--server: %s: '%s'", err, k);
+	memcpy(v->name, v->addr.desc, sizeof v->name);	/* both 400 */
+	while (!standby && (k = strsep(&p, ",")) != NULL) {
+		if (strncmp(k, "name=", 5) == 0 && k[5] != '\0' &&
+		    strlen(k + 5) < sizeof v->name)
+			snprintf(v->name, sizeof v->name, "%s", k + 5);
+		else if (strncmp(k, "weight=", 7) == 0)
+			v->weight = (unsigned)conf_opt_uint("server weight",
+			    k + 7, 1000000);
+		else if (strcmp(k, "standby") == 0)
+			v->standby = 1;
+		else
+			log_fatal(EX_USAGE, "--server: unknown parameter "
+			    "'%s' (want weight=N, standby or name=NAME)", k);
+	}
+	if (v->weight == 0)
+		log_fatal(EX_USAGE, "--server: weight=0: at least 1");
+	v->ops = &dial_sock_ops;
+	v->dctx = &v->addr;
+}
+
+static const struct conf_name hb_names[] = {
+	{ "transport", HB_TRANSPORT }, { "tcp", HB_TRANSPORT },
+	{ "udp", HB_UDP }, { "none", HB_NONE }, { NULL, 0 }
+};
+
+static const struct conf_name compress_names[] = {
+	{ "text", 0 }, { "gzip", 1 }, { NULL, 0 }
+};
+
+static void
+parse_args(struct send *s, int argc, char **argv)
+{
+	enum { O_SERVER = 256, O_STANDBY, O_RECOVER, O_HBTYPE, O_HBINT, O_PHI,
+		O_PHITHR, O_HARD, O_STATE, O_ACK, O_COMPRESS, O_ACKTIME, O_SENDTIME,
+		O_CONNTIME, O_SHUTTIME, O_NOTIFY, O_LOG, O_VERSION };
+	static const struct option opts[] = {
+		{ "server", required_argument, NULL, O_SERVER },
+		{ "standby", required_argument, NULL, O_STANDBY },
+		{ "recover-wait", required_argument, NULL, O_RECOVER },
+		{ "heartbeat-type", required_argument, NULL, O_HBTYPE },
+		{ "heartbeat-interval", required_argument, NULL, O_HBINT },
+		{ "phi-failure-detector", optional_argument, NULL, O_PHI },
+		{ "phi-threshold", required_argument, NULL, O_PHITHR },
+		{ "hard-timeout", required_argument, NULL, O_HARD },
+		{ "state-file", required_argument, NULL, O_STATE },
+		{ "require-ack-response", optional_argument, NULL, O_ACK },
+		{ "compress", required_argument, NULL, O_COMPRESS },
+		{ "ack-response-timeout", required_argument, NULL, O_ACKTIME },
+		{ "send-timeout", required_argument, NULL, O_SENDTIME },
+		{ "connect-timeout", required_argument, NULL, O_CONNTIME },
+		{ "shutdown-timeout", required_argument, NULL, O_SHUTTIME },
+		{ "notify-fd", required_argument, NULL, O_NOTIFY },
+		{ "log-file", required_argument, NULL, O_LOG },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },
+		CONSUME_LONG_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	char err[256];
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		if (consume_opt(&s->cc, ch, optarg))
+			continue;
+		switch (ch) {
+		case O_SERVER: parse_server(s, optarg, 0); break;
+		case O_STANDBY: parse_server(s, optarg, 1); break;
+		case O_RECOVER:
+			s->recover_wait = conf_opt_duration("recover-wait",
+			    optarg);
+			break;
+		case O_HBTYPE:
+			s->hb_type = conf_opt_enum("heartbeat-type", optarg,
+			    hb_names);
+			break;
+		case O_HBINT:
+			s->hb_interval = conf_opt_duration("heartbeat-interval",
+			    optarg);
+			break;
+		case O_PHI:
+			s->phi_on = conf_opt_bool("phi-failure-detector", optarg);
+			break;
+		case O_PHITHR:
+			s->phi_threshold = conf_opt_number("phi-threshold",
+			    optarg);
+			break;
+		case O_HARD:
+			s->hard_timeout = conf_opt_duration("hard-timeout",
+			    optarg);
+			break;
+		case O_ACK:
+			s->hc.no_ack = !conf_opt_bool("require-ack-response",
+			    optarg);
+			break;
+		case O_COMPRESS:
+			s->hc.gzip = conf_opt_enum("compress", optarg,
+			    compress_names);
+			break;
+		case O_ACKTIME:
+			s->hc.ack_response_timeout = conf_opt_duration(
+			    "ack-response-timeout", optarg);
+			break;
+		case O_SENDTIME:
+			s->hc.send_timeout = conf_opt_duration("send-timeout",
+			    optarg);
+			break;
+		case O_CONNTIME:
+			s->hc.connect_timeout = conf_opt_duration(
+			    "connect-timeout", optarg);
+			break;
+		case O_SHUTTIME:
+			s->cc.shutdown_timeout = conf_opt_duration(
+			    "shutdown-timeout", optarg);
+			break;
+		case O_NOTIFY:
+			s->notify_fd = (int)conf_opt_uint("notify-fd", optarg,
+			    INT_MAX);
+			break;
+		case O_LOG: s->logfile = optarg; break;
+		case O_STATE:
+			free(s->state_file);
+			if ((s->state_file = strdup(optarg)) == NULL)
+				log_fatal(EX_OSERR, "out of memory");
+			break;
+		case 'v': log_verbose++; break;
+		case 'h': usage(0); break;
+		case O_VERSION: puts("lf-send " LF_VERSION); exit(0);
+		default: usage(EX_USAGE);
+		}
+	}
+	if (optind != argc - 1)
+		usage(EX_USAGE);
+	if (s->nserver == 0)
+		log_fatal(EX_USAGE, "--server: at least one is needed");
+	if (!(s->recover_wait >= 0))
+		log_fatal(EX_USAGE, "--recover-wait: 0 or more");
+	if (!(s->hb_interval >= 0.01))
+		log_fatal(EX_USAGE, "--heartbeat-interval: at least 0.01s");
+	if (!(s->hard_timeout > 0))
+		log_fatal(EX_USAGE, "--hard-timeout: more than 0");
+	if (!(s->phi_threshold > 0))
+		log_fatal(EX_USAGE, "--phi-threshold: more than 0");
+	if (consume_conf_check(&s->cc, err, sizeof err) == -1)
+		log_fatal(EX_USAGE, "%s", err);
+	/* every chunk claimed fits in the window: hop_send never says
+	 * HOP_FULL, consume's flush_thread_count is the bound */
+	s->hc.window_batches = s->cc.flush_thread_count;
+	s->hc.window_bytes = SIZE_MAX / 2;
+	s->hc.max_message = UINT32_MAX;
+	if (hop_conf_check(&s->hc, err, sizeof err) == -1)
+		log_fatal(EX_USAGE, "%s", err);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct send s;
+	struct hop_cbs cbs = { NULL, acked, gaveup, NULL, failed };
+	struct server *v;
+	struct sig sig;
+	char err[512];
+	int i, rc;
+
+	log_init(argv[0]);
+	consume_conf_default(&s.cc);
+	hop_conf_default(&s.hc);
+	s.hc.no_ack = 1;	/* out_forward's default: no acks */
+	s.notify_fd = -1;
+	s.recover_wait = 10;	/* Fluentd's defaults */
+	s.hb_interval = 1;
+	s.hard_timeout = 60;
+	s.phi_threshold = 16;
+	s.phi_on = 1;
+	parse_args(&s, argc, argv);
+	if (s.logfile && log_open(s.logfile) == -1)
+		log_fatal(EX_CANTCREAT, "%s: %s", s.logfile, strerror(errno));
+	if (spool_open(&s.spool, argv[optind], 0, err, sizeof err) == -1)
+		log_fatal(EX_NOINPUT, "%s", err);
+	s.loop = EV_DEFAULT;
+	if (s.state_file == NULL && asprintf(&s.state_file, "%s/state/send",
+	    s.spool.path) == -1)
+		log_fatal(EX_OSERR, "out of memory");
+	for (i = 0; i < s.nserver; i++) {
+		v = &s.srv[i];
+		cbs.ctx = v;
+		if ((v->hop = hop_new(s.loop, &s.hc, v->ops, v->dctx,
+		    &cbs)) == NULL)
+			log_fatal(EX_OSERR, "out of memory");
+		ev_io_init(&v->probe_w, probe_io, -1, EV_WRITE);
+		v->probe_w.data = v;
+		phi_init(&v->phi, s.hb_interval, ev_now(s.loop));
+	}
+	if (s.hb_type == HB_UDP)
+		udp_setup(&s);
+	ev_timer_init(&s.hb_t, hb_round, 0, s.hb_interval);
+	s.hb_t.data = &s;
+	if (s.hb_type != HB_NONE)
+		ev_timer_again(s.loop, &s.hb_t);
+	ev_timer_init(&s.state_t, state_timer, 0, 1);
+	s.state_t.data = &s;
+	ev_timer_again(s.loop, &s.state_t);
+	if ((s.consume = consume_new(s.loop, &s.spool, &s.cc, deliver, cancel,
+	    &s)) == NULL)
+		log_fatal(EX_OSERR, "out of memory");
+	sig_start(&sig, s.loop, &send_sig_actions, &s);
+	if (consume_start(s.consume) == -1)
+		log_fatal(EX_IOERR, "%s/new: cannot list it", s.spool.path);
+	if (s.notify_fd >= 0) {
+		(void)!write(s.notify_fd, "\n", 1);
+		close(s.notify_fd);
+	}
+	log_info("ready: %s to %d servers%s%s", s.spool.path, s.nserver,
+	    s.hc.no_ack ? "" : ", with acks", s.hc.gzip ? ", gzip" : "");
+	ev_run(s.loop, 0);
+	sig_stop(&sig);
+	rc = consume_status(s.consume);
+	log_info("stats: chunks=%llu events=%llu bytes=%llu retries=%llu",
+	    s.chunks, s.events, s.bytes, s.retries);
+	log_limit_summary();
+	ev_timer_stop(s.loop, &s.state_t);
+	state_write(&s);
+	free(s.state_file);
+	for (i = 0; i < s.nserver; i++) {
+		v = &s.srv[i];
+		log_info("%s: %s, %llu chunks", v->name, v->up ? "up" : "down",
+		    v->chunks);
+		hop_take(v->hop, forget, &s);
+		hop_free(v->hop);
+		probe_end(v);
+	}
+	ev_timer_stop(s.loop, &s.hb_t);
+	if (s.hb_type == HB_UDP) {
+		ev_io_stop(s.loop, &s.udp4_w);
+		ev_io_stop(s.loop, &s.udp6_w);
+		if (s.udp4 != -1)
+			close(s.udp4);
+		if (s.udp6 != -1)
+			close(s.udp6);
+	}
+	consume_free(s.consume);
+	spool_close(&s.spool);
+	return rc;
+}
