@@ -525,9 +525,10 @@ reply(struct hop *h, const unsigned char *p, size_t len)
 	    peer(h));
 }
 
-/* Read and act on the peer's replies.  -1 if the connection failed. */
+/* One read of the peer's replies, acted on.  1 if bytes came, 0 if
+ * none are there now, -1 if the connection failed. */
 static int
-read_replies(struct hop *h)
+read_once(struct hop *h)
 {
 	size_t off = 0, len;
 	ssize_t n;
@@ -565,6 +566,25 @@ read_replies(struct hop *h)
 	}
 	memmove(h->rbuf, h->rbuf + off, h->rlen - off);
 	h->rlen -= off;
+	return 1;
+}
+
+/* Read until nothing is left: a transport may hold bytes the socket no
+ * longer signals (TLS keeps decrypted records), so one read per wake-up
+ * could leave acks unread until the ack timeout.  A busy peer gets
+ * HOP_READS reads, then the loop comes round to the others first.  -1 if
+ * the connection failed. */
+#define HOP_READS 64
+static int
+read_replies(struct hop *h)
+{
+	int rc = 1;
+
+	for (int i = 0; i < HOP_READS && rc == 1; i++)
+		if ((rc = read_once(h)) == -1)
+			return -1;
+	if (rc == 1)
+		ev_feed_event(h->loop, &h->rio, EV_READ);
 	return 0;
 }
 

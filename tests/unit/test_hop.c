@@ -31,6 +31,9 @@ struct tp {
 	int opens;
 	int refuse;		/* open() fails with ECONNREFUSED */
 	int sndbuf;		/* small buffers, for partial writes */
+	int trickle;		/* read as TLS may: see tp_read */
+	unsigned char held[4096];
+	size_t heldlen;
 	struct stream_reader r;	/* the peer's reader */
 };
 
@@ -54,6 +57,7 @@ tp_open(void *ctx, int *fd)
 	if (t->peer != -1)
 		close(t->peer);
 	t->peer = sv[1];
+	t->heldlen = 0;
 	stream_reader_free(&t->r);
 	stream_reader_init(&t->r, NULL);
 	*fd = sv[0];
@@ -69,11 +73,27 @@ tp_finish(void *ctx, int fd, int *events)
 	return 0;
 }
 
+/* With trickle, as a TLS transport may: take all the socket has and
+ * hand it out one byte a call, so that bytes wait in the transport while
+ * the socket signals nothing more. */
 static ssize_t
 tp_read(void *ctx, int fd, void *p, size_t n)
 {
-	(void)ctx;
-	return read(fd, p, n);
+	struct tp *t = ctx;
+	ssize_t k;
+
+	if (!t->trickle)
+		return read(fd, p, n);
+	while (t->heldlen < sizeof t->held &&
+	    (k = read(fd, t->held + t->heldlen, sizeof t->held - t->heldlen)) > 0)
+		t->heldlen += (size_t)k;
+	if (t->heldlen == 0 || n == 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	*(unsigned char *)p = t->held[0];
+	memmove(t->held, t->held + 1, --t->heldlen);
+	return 1;
 }
 
 static ssize_t
@@ -311,6 +331,27 @@ send_n(struct fix *f, size_t count, intptr_t arg)
 }
 
 /* ---- tests ---- */
+
+/* Acks held inside the transport (TLS keeps decrypted records the socket
+ * no longer signals) are read at once, not at the ack timeout (190 s). */
+static void
+test_acks_held_in_the_transport_are_read(void **state)
+{
+	struct fix *f = fix_new(NULL);
+
+	(void)state;
+	f->tp.trickle = 1;
+	assert_int_equal(send_n(f, 2, 1), HOP_OK);
+	assert_int_equal(send_n(f, 3, 2), HOP_OK);
+	spin_until(f, &f->nids, 2);
+	peer_ack(f, f->ids[1]);
+	peer_ack(f, f->ids[0]);
+	spin_until(f, &f->nacked, 2);
+	assert_int_equal(f->acked[0], 2);
+	assert_int_equal(f->acked[1], 1);
+	assert_int_equal(f->tp.opens, 1);
+	fix_free(f);
+}
 
 static void
 test_id_derive(void **state)
@@ -626,6 +667,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_id_derive),
+		cmocka_unit_test(test_acks_held_in_the_transport_are_read),
 		cmocka_unit_test(test_window_batches_and_writable),
 		cmocka_unit_test(test_window_bytes),
 		cmocka_unit_test(test_unknown_and_bogus_acks_ignored),
