@@ -195,3 +195,45 @@ def test_tls_heartbeats_and_handshake(spool, tmp_path, pki):
         finally:
             assert s.stop() == 0, s.text()
     assert ": down:" not in s.text(), s.text()
+
+
+@pytest.mark.parametrize("mode,reason", [
+    ("pongfalse", "go away"),
+    ("baddigest", "does not know our shared key"),
+])
+def test_scripted_wrong_handshake(spool, tmp_path, mode, reason):
+    """fwdserver.py answering the handshake wrongly, as the active
+    server, with a right standby: the active is marked down, the chunks
+    go to the standby, none is lost or sent to the wrong server; when
+    the active answers right again it is back up and takes new chunks."""
+    from fwdserver import FwdServer
+    chunks = fill(spool, 4, 5)
+    kf = secret_file(tmp_path, "key", b"shared")
+    bad = FwdServer([mode])
+    good = FwdServer(["helo"])
+    try:
+        s = Send(spool, tmp_path, HB + ["--shared-key-file", kf,
+                                       "--server", bad.addr,
+                                       "--server", good.addr + ",standby"])
+        try:
+            wait_for(lambda: not left(spool) and
+                     set(base64.b64decode(a) for a in good.acked) >=
+                     set(chunks), what="delivery through the standby")
+            text = s.text()
+            assert ": down:" in text and reason in text, text
+            assert text.count(reason) == 1, text
+            # the heartbeats run the handshake too: they keep it down
+            wait_for(lambda: bad.handshakes >= 10, what="heartbeats")
+            assert ": up:" not in s.text() and bad.msgs == []
+            bad.script = ["helo"]
+            wait_for(lambda: ": up:" in s.text(), what="the active back up")
+            more = fill(spool, 2, 5, seed=1)
+            wait_for(lambda: not left(spool) and
+                     set(base64.b64decode(a) for a in bad.acked) >=
+                     set(more), what="new chunks to the active")
+        finally:
+            assert s.stop() == 0, s.text()
+    finally:
+        bad.close()
+        good.close()
+    assert bad.errors == [] and good.errors == []
