@@ -89,7 +89,8 @@ enum { HB_TRANSPORT, HB_UDP, HB_NONE };
 "               [--tls-verify-hostname BOOL] [--tls-cert-path FILE]\n" \
 "               [--tls-private-key-path FILE] [--shared-key-file FILE]\n" \
 "               [--self-hostname NAME] [--username NAME]\n" \
-"               [--password-file FILE]\n" \
+"               [--password-file FILE] [--keepalive BOOL]\n" \
+"               [--keepalive-timeout DUR]\n" \
 "               [--log-file FILE]\n" \
 "               [consume options] SPOOL\n"
 
@@ -973,7 +974,7 @@ parse_args(struct send *s, int argc, char **argv)
 		O_PHITHR, O_HARD, O_STATE, O_ACK, O_COMPRESS, O_ACKTIME, O_SENDTIME,
 		O_CONNTIME, O_SHUTTIME, O_NOTIFY, O_LOG, O_VERSION, O_TRANSPORT,
 		O_TLSCA, O_TLSVERIFY, O_TLSCERT, O_TLSKEY, O_KEYFILE, O_SELF,
-		O_USER, O_PWFILE };
+		O_USER, O_PWFILE, O_KEEPALIVE, O_KATIME };
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "standby", required_argument, NULL, O_STANDBY },
@@ -1001,6 +1002,8 @@ parse_args(struct send *s, int argc, char **argv)
 		{ "self-hostname", required_argument, NULL, O_SELF },
 		{ "username", required_argument, NULL, O_USER },
 		{ "password-file", required_argument, NULL, O_PWFILE },
+		{ "keepalive", required_argument, NULL, O_KEEPALIVE },
+		{ "keepalive-timeout", required_argument, NULL, O_KATIME },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -1083,6 +1086,13 @@ parse_args(struct send *s, int argc, char **argv)
 		case O_SELF: s->self_hostname = optarg; break;
 		case O_USER: s->username = optarg; break;
 		case O_PWFILE: s->pwfile = optarg; break;
+		case O_KEEPALIVE:
+			s->hc.close_idle = !conf_opt_bool("keepalive", optarg);
+			break;
+		case O_KATIME:
+			s->hc.idle_timeout = conf_opt_duration(
+			    "keepalive-timeout", optarg);
+			break;
 		case O_STATE:
 			free(s->state_file);
 			if ((s->state_file = strdup(optarg)) == NULL)

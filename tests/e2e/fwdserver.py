@@ -82,6 +82,7 @@ class FwdServer:
         self.acked = []         # chunk ids acked, in order
         self.errors = []
         self.nconn = 0
+        self.eofs = []          # when a client closed a connection
         self.lock = threading.Lock()
         self.stopping = False
         self.sock = None
@@ -199,6 +200,8 @@ class FwdServer:
             while not self.stopping:
                 data = c.recv(1 << 16)
                 if not data:
+                    with self.lock:
+                        self.eofs.append(time.monotonic())
                     return
                 got += len(data)
                 if mode == "closemid":
