@@ -378,8 +378,11 @@ server_down(struct server *v, const char *why)
 {
 	if (v->s->hb_type == HB_NONE)
 		return;
-	if (v->up && why)
+	if (v->up && why) {
 		log_warn("%s: down: %s", v->name, why);
+		/* for the state file: why it is down, a heartbeat's too */
+		snprintf(v->last_error, sizeof v->last_error, "%s", why);
+	}
 	v->up = 0;
 	phi_clear(&v->phi);
 }
