@@ -38,8 +38,14 @@
  * --heartbeat-type none every server is always up, and the chunks of a
  * failed connection go to another server if there is one.
  *
+ * A connection stays open while idle (--keepalive true, lf's default);
+ * --keepalive false closes it once nothing is in flight, as out_forward
+ * does without keepalive, and --keepalive-timeout closes it after an
+ * idle spell (lib/hop's close_idle and idle_timeout).
+ *
  * Every second the state (per server: up, phi, in flight, counts, the
- * last error) replaces SPOOL/state/send, for an operator. */
+ * last error) replaces SPOOL/state/send, for an operator; lf-spool stat
+ * shows it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

@@ -26,8 +26,9 @@ def delivered(spool, srv, chunks):
 
 
 def run(spool, tmp_path, args):
-    """Two rounds of chunks; returns the server and the time the first
-    round was acked and deleted."""
+    """Two rounds of chunks: yields the server and the time the first
+    round was acked and deleted, then again once the second round is,
+    and stops lf-send when resumed a third time."""
     srv = FwdServer(["ack"])
     first = fill(spool, 3, 5)
     s = Send(spool, tmp_path, ARGS + ["--server", srv.addr] + args)
@@ -37,6 +38,7 @@ def run(spool, tmp_path, args):
         yield srv, t
         more = fill(spool, 2, 5, seed=1)
         wait_for(lambda: delivered(spool, srv, more), what="second round")
+        yield srv, time.monotonic()
     finally:
         rc = s.stop()
         srv.close()
@@ -52,9 +54,10 @@ def test_no_keepalive_closes_when_idle(spool, tmp_path):
     wait_for(lambda: len(srv.eofs) == 1, timeout=10, what="a close")
     assert srv.nconn == 1
     assert srv.eofs[0] - t < 2.0
-    next(g, None)
+    next(g)
     wait_for(lambda: len(srv.eofs) == 2, timeout=10, what="a second close")
     assert srv.nconn == 2
+    next(g, None)
 
 
 def test_keepalive_timeout(spool, tmp_path):
@@ -65,8 +68,9 @@ def test_keepalive_timeout(spool, tmp_path):
     srv, t = next(g)
     wait_for(lambda: len(srv.eofs) == 1, timeout=10, what="a close")
     assert srv.eofs[0] - t >= 0.4
-    next(g, None)
+    next(g)
     assert srv.nconn == 2
+    next(g, None)
 
 
 def test_keepalive_default_keeps_the_connection(spool, tmp_path):
@@ -83,5 +87,6 @@ def test_keepalive_default_keeps_the_connection(spool, tmp_path):
     while time.monotonic() < end:
         assert srv.eofs == []
         time.sleep(0.05)
+    next(g)
+    assert srv.nconn == 1 and srv.eofs == []
     next(g, None)
-    assert srv.nconn == 1
