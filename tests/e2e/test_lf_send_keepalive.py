@@ -55,8 +55,10 @@ def test_no_keepalive_closes_when_idle(spool, tmp_path):
     assert srv.nconn == 1
     assert srv.eofs[0] - t < 2.0
     next(g)
-    wait_for(lambda: len(srv.eofs) == 2, timeout=10, what="a second close")
-    assert srv.nconn == 2
+    # a new connection for the second round (one per chunk if they came
+    # apart), each closed once idle
+    wait_for(lambda: srv.nconn >= 2 and len(srv.eofs) == srv.nconn,
+             timeout=10, what="every connection closed")
     next(g, None)
 
 
@@ -69,7 +71,7 @@ def test_keepalive_timeout(spool, tmp_path):
     wait_for(lambda: len(srv.eofs) == 1, timeout=10, what="a close")
     assert srv.eofs[0] - t >= 0.4
     next(g)
-    assert srv.nconn == 2
+    assert srv.nconn >= 2
     next(g, None)
 
 
