@@ -69,7 +69,8 @@ def test_keepalive_timeout(spool, tmp_path):
                               "--keepalive-timeout", "0.5s"])
     srv, t = next(g)
     wait_for(lambda: len(srv.eofs) == 1, timeout=10, what="a close")
-    assert srv.eofs[0] - t >= 0.4
+    # not at once (that takes milliseconds); t is a little after the ack
+    assert srv.eofs[0] - t >= 0.25
     next(g)
     assert srv.nconn >= 2
     next(g, None)
