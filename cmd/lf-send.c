@@ -13,8 +13,11 @@
  * compressed, one gzip member per SPOOL_BLOCK, into an unnamed file in
  * SPOOL/tmp, so memory stays bounded there too.
  *
- * Each server has its own hop (lib/hop) over its own dial_ops (a plain
- * socket; TLS or the handshake swap in per server).  A chunk goes to an
+ * Each server has its own hop (lib/hop) over its own dial_ops: a socket,
+ * TLS over it with --transport tls (lib/tls), and the forward handshake
+ * over that with a shared key (lib/handshake); the heartbeat probe has a
+ * stack of its own, so heartbeats prove the handshake too.  Secrets come
+ * from files only (lib/secret).  A chunk goes to an
  * up active server, chosen by weight (smooth weighted round robin); only
  * when no active server is up, to an up standby.  When a server's
  * connection fails with chunks on it (refused, closed, a write error, no
@@ -35,8 +38,14 @@
  * --heartbeat-type none every server is always up, and the chunks of a
  * failed connection go to another server if there is one.
  *
+ * A connection stays open while idle (--keepalive true, lf's default);
+ * --keepalive false closes it once nothing is in flight, as out_forward
+ * does without keepalive, and --keepalive-timeout closes it after an
+ * idle spell (lib/hop's close_idle and idle_timeout).
+ *
  * Every second the state (per server: up, phi, in flight, counts, the
- * last error) replaces SPOOL/state/send, for an operator. */
+ * last error) replaces SPOOL/state/send, for an operator; lf-spool stat
+ * shows it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -62,9 +71,12 @@
 #include "hop.h"
 #include "io.h"
 #include "log.h"
+#include "handshake.h"
 #include "phi.h"
+#include "secret.h"
 #include "sig.h"
 #include "spool.h"
+#include "tls.h"
 
 #define MAXSERVERS 32
 
@@ -79,18 +91,41 @@ enum { HB_TRANSPORT, HB_UDP, HB_NONE };
 "               [--compress text|gzip] [--ack-response-timeout DUR]\n" \
 "               [--send-timeout DUR] [--connect-timeout DUR]\n" \
 "               [--shutdown-timeout DUR] [--state-file PATH] [--notify-fd N]\n" \
+"               [--transport tcp|tls] [--tls-ca-path PATH]\n" \
+"               [--tls-verify-hostname BOOL] [--tls-cert-path FILE]\n" \
+"               [--tls-private-key-path FILE] [--shared-key-file FILE]\n" \
+"               [--self-hostname NAME] [--username NAME]\n" \
+"               [--password-file FILE] [--keepalive BOOL]\n" \
+"               [--keepalive-timeout DUR]\n" \
 "               [--log-file FILE]\n" \
 "               [consume options] SPOOL\n"
 
-/* One server: its address and the operations that reach it (a plain
- * socket here; TLS and the handshake are other dial_ops over the same
- * address), and the hop that talks to it. */
+/* The layers that reach a server: a socket, TLS over it (--transport
+ * tls), the forward handshake over that (a shared key).  Each live
+ * connection needs its own stack (TLS and the handshake keep per
+ * connection state), so the hop and the heartbeat probe have one each. */
+struct link {
+	struct dial_addr addr;
+	struct tls_dial tls;
+	struct hs_dial hs;
+};
+
+/* One server: its address and the operations that reach it, and the
+ * hop that talks to it. */
 struct server {
 	struct send *s;
 	char name[400];	/* as dial_addr.desc */
+	int named;		/* name= given: TLS checks it */
 	struct dial_addr addr;
-	const struct dial_ops *ops;
+	const struct dial_ops *ops;	/* the hop's */
 	void *dctx;
+	const struct dial_ops *pops;	/* the heartbeat probe's */
+	void *pctx;
+	struct link hl, pl;
+	/* the handshake: file names from --server or the global options */
+	const char *keyfile, *username, *pwfile;
+	struct secret key, pw;
+	struct hs_client_conf hsc;
 	struct hop *hop;
 	unsigned weight;	/* 60, Fluentd's */
 	int standby;
@@ -122,6 +157,11 @@ struct send {
 	ev_io udp4_w, udp6_w;
 	int notify_fd;
 	const char *logfile;
+	int tls;		/* --transport tls */
+	struct tls_conf tc;
+	struct tls_ctx *tctx;
+	const char *keyfile, *username, *pwfile, *self_hostname;
+	char hostname[256];
 	char *state_file;	/* SPOOL/state/send, or --state-file */
 	ev_timer state_t;
 	unsigned long long chunks, events, bytes, retries;
@@ -344,8 +384,11 @@ server_down(struct server *v, const char *why)
 {
 	if (v->s->hb_type == HB_NONE)
 		return;
-	if (v->up && why)
+	if (v->up && why) {
 		log_warn("%s: down: %s", v->name, why);
+		/* for the state file: why it is down, a heartbeat's too */
+		snprintf(v->last_error, sizeof v->last_error, "%s", why);
+	}
 	v->up = 0;
 	phi_clear(&v->phi);
 }
@@ -375,7 +418,7 @@ probe_end(struct server *v)
 {
 	if (v->probe_fd != -1) {
 		ev_io_stop(v->s->loop, &v->probe_w);
-		v->ops->close(v->dctx, v->probe_fd);
+		v->pops->close(v->pctx, v->probe_fd);
 		v->probe_fd = -1;
 	}
 }
@@ -398,7 +441,7 @@ probe_io(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if ((rc = v->ops->finish(v->dctx, v->probe_fd, &events)) == 0)
+	if ((rc = v->pops->finish(v->pctx, v->probe_fd, &events)) == 0)
 		probe_result(v, 1, NULL);
 	else if (rc == -1)
 		probe_result(v, 0, strerror(errno));
@@ -419,7 +462,7 @@ probe_start(struct server *v)
 
 	if (v->probe_fd != -1)
 		probe_result(v, 0, "connect took a whole heartbeat interval");
-	if ((rc = v->ops->open(v->dctx, &v->probe_fd)) == -1) {
+	if ((rc = v->pops->open(v->pctx, &v->probe_fd)) == -1) {
 		v->probe_fd = -1;
 		probe_result(v, 0, strerror(errno));
 		return;
@@ -792,8 +835,17 @@ parse_server(struct send *s, char *spec, int standby)
 	memcpy(v->name, v->addr.desc, sizeof v->name);	/* both 400 */
 	while (!standby && (k = strsep(&p, ",")) != NULL) {
 		if (strncmp(k, "name=", 5) == 0 && k[5] != '\0' &&
-		    strlen(k + 5) < sizeof v->name)
+		    strlen(k + 5) < sizeof v->name) {
 			snprintf(v->name, sizeof v->name, "%s", k + 5);
+			v->named = 1;
+		} else if (strncmp(k, "shared-key-file=", 16) == 0 &&
+		    k[16] != '\0')
+			v->keyfile = k + 16;
+		else if (strncmp(k, "username=", 9) == 0 && k[9] != '\0')
+			v->username = k + 9;
+		else if (strncmp(k, "password-file=", 14) == 0 &&
+		    k[14] != '\0')
+			v->pwfile = k + 14;
 		else if (strncmp(k, "weight=", 7) == 0)
 			v->weight = (unsigned)conf_opt_uint("server weight",
 			    k + 7, 1000000);
@@ -801,17 +853,123 @@ parse_server(struct send *s, char *spec, int standby)
 			v->standby = 1;
 		else
 			log_fatal(EX_USAGE, "--server: unknown parameter "
-			    "'%s' (want weight=N, standby or name=NAME)", k);
+			    "'%s' (want weight=N, standby, name=NAME, "
+			    "shared-key-file=FILE, username=NAME or "
+			    "password-file=FILE)", k);
 	}
 	if (v->weight == 0)
 		log_fatal(EX_USAGE, "--server: weight=0: at least 1");
-	v->ops = &dial_sock_ops;
-	v->dctx = &v->addr;
+}
+
+static void
+secret_or_die(struct secret *sec, const char *path)
+{
+	char err[512];
+
+	if (secret_read(sec, path, err, sizeof err) == -1)
+		log_fatal(EX_CONFIG, "%s", err);
+}
+
+/* One stack of layers to v: socket, then TLS, then the handshake. */
+static void
+link_init(struct send *s, struct server *v, struct link *l,
+    const struct dial_ops **ops, void **ctx)
+{
+	const char *host = NULL;
+
+	l->addr = v->addr;
+	*ops = &dial_sock_ops;
+	*ctx = &l->addr;
+	if (s->tls) {
+		/* Fluentd checks the certificate against the server's
+		 * name when it has one, else its host */
+		if (s->tc.verify_hostname)
+			host = v->named ? v->name : v->addr.host;
+		tls_dial_init(&l->tls, s->tctx, host, *ops, *ctx);
+		*ops = &tls_dial_ops;
+		*ctx = &l->tls;
+	}
+	if (v->hsc.shared_key != NULL) {
+		hs_dial_init(&l->hs, &v->hsc, *ops, *ctx);
+		*ops = &hs_dial_ops;
+		*ctx = &l->hs;
+	}
+}
+
+/* The secrets and layers of every server, once the options are known.
+ * A server's own shared-key-file=, username=, password-file= win over
+ * the global options. */
+static void
+servers_setup(struct send *s)
+{
+	struct server *v;
+	char err[512];
+	int i;
+
+	if (s->tls && (s->tctx = tls_client_new(&s->tc, err,
+	    sizeof err)) == NULL)
+		log_fatal(EX_CONFIG, "--transport tls: %s", err);
+	if (s->self_hostname == NULL) {
+		if (gethostname(s->hostname, sizeof s->hostname) == -1)
+			log_fatal(EX_OSERR, "gethostname: %s",
+			    strerror(errno));
+		s->hostname[sizeof s->hostname - 1] = '\0';
+		s->self_hostname = s->hostname;
+	}
+	for (i = 0; i < s->nserver; i++) {
+		v = &s->srv[i];
+		if (v->keyfile == NULL)
+			v->keyfile = s->keyfile;
+		if (v->username == NULL)
+			v->username = s->username;
+		if (v->pwfile == NULL)
+			v->pwfile = s->pwfile;
+		if ((v->username == NULL) != (v->pwfile == NULL))
+			log_fatal(EX_USAGE, "%s: a username needs a "
+			    "password file, and a password file a username",
+			    v->name);
+		if (v->username != NULL && v->keyfile == NULL)
+			log_fatal(EX_USAGE, "%s: user auth needs a shared "
+			    "key file (it is part of the handshake)", v->name);
+		if (s->tls && s->tc.verify_hostname && !v->named &&
+		    v->addr.unix_)
+			log_fatal(EX_USAGE, "%s: TLS over a unix socket needs "
+			    "name=NAME to check the certificate against",
+			    v->name);
+		if (v->keyfile != NULL) {
+			secret_or_die(&v->key, v->keyfile);
+			v->hsc.shared_key = &v->key;
+			v->hsc.self_hostname = s->self_hostname;
+			if (v->username != NULL) {
+				secret_or_die(&v->pw, v->pwfile);
+				v->hsc.username = v->username;
+				v->hsc.password = &v->pw;
+			}
+		}
+		link_init(s, v, &v->hl, &v->ops, &v->dctx);
+		link_init(s, v, &v->pl, &v->pops, &v->pctx);
+	}
+}
+
+static void
+servers_free(struct send *s)
+{
+	int i;
+
+	for (i = 0; i < s->nserver; i++) {
+		secret_free(&s->srv[i].key);
+		secret_free(&s->srv[i].pw);
+	}
+	tls_ctx_free(s->tctx);
 }
 
 static const struct conf_name hb_names[] = {
 	{ "transport", HB_TRANSPORT }, { "tcp", HB_TRANSPORT },
 	{ "udp", HB_UDP }, { "none", HB_NONE }, { NULL, 0 }
+};
+
+static const struct conf_name transport_names[] = {
+	{ "tcp", 0 }, { "tls", 1 }, { NULL, 0 }
 };
 
 static const struct conf_name compress_names[] = {
@@ -823,7 +981,9 @@ parse_args(struct send *s, int argc, char **argv)
 {
 	enum { O_SERVER = 256, O_STANDBY, O_RECOVER, O_HBTYPE, O_HBINT, O_PHI,
 		O_PHITHR, O_HARD, O_STATE, O_ACK, O_COMPRESS, O_ACKTIME, O_SENDTIME,
-		O_CONNTIME, O_SHUTTIME, O_NOTIFY, O_LOG, O_VERSION };
+		O_CONNTIME, O_SHUTTIME, O_NOTIFY, O_LOG, O_VERSION, O_TRANSPORT,
+		O_TLSCA, O_TLSVERIFY, O_TLSCERT, O_TLSKEY, O_KEYFILE, O_SELF,
+		O_USER, O_PWFILE, O_KEEPALIVE, O_KATIME };
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "standby", required_argument, NULL, O_STANDBY },
@@ -842,6 +1002,17 @@ parse_args(struct send *s, int argc, char **argv)
 		{ "shutdown-timeout", required_argument, NULL, O_SHUTTIME },
 		{ "notify-fd", required_argument, NULL, O_NOTIFY },
 		{ "log-file", required_argument, NULL, O_LOG },
+		{ "transport", required_argument, NULL, O_TRANSPORT },
+		{ "tls-ca-path", required_argument, NULL, O_TLSCA },
+		{ "tls-verify-hostname", required_argument, NULL, O_TLSVERIFY },
+		{ "tls-cert-path", required_argument, NULL, O_TLSCERT },
+		{ "tls-private-key-path", required_argument, NULL, O_TLSKEY },
+		{ "shared-key-file", required_argument, NULL, O_KEYFILE },
+		{ "self-hostname", required_argument, NULL, O_SELF },
+		{ "username", required_argument, NULL, O_USER },
+		{ "password-file", required_argument, NULL, O_PWFILE },
+		{ "keepalive", required_argument, NULL, O_KEEPALIVE },
+		{ "keepalive-timeout", required_argument, NULL, O_KATIME },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -909,6 +1080,28 @@ parse_args(struct send *s, int argc, char **argv)
 			    INT_MAX);
 			break;
 		case O_LOG: s->logfile = optarg; break;
+		case O_TRANSPORT:
+			s->tls = conf_opt_enum("transport", optarg,
+			    transport_names);
+			break;
+		case O_TLSCA: s->tc.ca_path = optarg; break;
+		case O_TLSVERIFY:
+			s->tc.verify_hostname = conf_opt_bool(
+			    "tls-verify-hostname", optarg);
+			break;
+		case O_TLSCERT: s->tc.cert_path = optarg; break;
+		case O_TLSKEY: s->tc.key_path = optarg; break;
+		case O_KEYFILE: s->keyfile = optarg; break;
+		case O_SELF: s->self_hostname = optarg; break;
+		case O_USER: s->username = optarg; break;
+		case O_PWFILE: s->pwfile = optarg; break;
+		case O_KEEPALIVE:
+			s->hc.close_idle = !conf_opt_bool("keepalive", optarg);
+			break;
+		case O_KATIME:
+			s->hc.idle_timeout = conf_opt_duration(
+			    "keepalive-timeout", optarg);
+			break;
 		case O_STATE:
 			free(s->state_file);
 			if ((s->state_file = strdup(optarg)) == NULL)
@@ -934,6 +1127,11 @@ parse_args(struct send *s, int argc, char **argv)
 		log_fatal(EX_USAGE, "--phi-threshold: more than 0");
 	if (consume_conf_check(&s->cc, err, sizeof err) == -1)
 		log_fatal(EX_USAGE, "%s", err);
+	if (!s->tls && (s->tc.ca_path || s->tc.cert_path || s->tc.key_path))
+		log_fatal(EX_USAGE, "--tls-*: only with --transport tls");
+	if ((s->tc.cert_path == NULL) != (s->tc.key_path == NULL))
+		log_fatal(EX_USAGE, "--tls-cert-path and --tls-private-key-path "
+		    "go together");
 	/* every chunk claimed fits in the window: hop_send never says
 	 * HOP_FULL, consume's flush_thread_count is the bound */
 	s->hc.window_batches = s->cc.flush_thread_count;
@@ -963,11 +1161,13 @@ main(int argc, char **argv)
 	s.hard_timeout = 60;
 	s.phi_threshold = 16;
 	s.phi_on = 1;
+	tls_conf_default(&s.tc);
 	parse_args(&s, argc, argv);
 	if (s.logfile && log_open(s.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", s.logfile, strerror(errno));
 	if (spool_open(&s.spool, argv[optind], 0, err, sizeof err) == -1)
 		log_fatal(EX_NOINPUT, "%s", err);
+	servers_setup(&s);
 	s.loop = EV_DEFAULT;
 	if (s.state_file == NULL && asprintf(&s.state_file, "%s/state/send",
 	    s.spool.path) == -1)
@@ -1031,5 +1231,6 @@ main(int argc, char **argv)
 	}
 	consume_free(s.consume);
 	spool_close(&s.spool);
+	servers_free(&s);
 	return rc;
 }

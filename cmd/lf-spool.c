@@ -25,6 +25,7 @@
 #define LIBBSD_NETBSD_VIS	/* quiets <bsd/vis.h>; strnvisx is the same in both */
 #include <bsd/vis.h>
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 #include "buf.h"
 #include "chunk.h"
@@ -153,12 +154,156 @@ jnum(yajl_gen g, double v)
 }
 
 struct stat_report {
+	yajl_val send;		/* SPOOL/state/send, parsed, or NULL */
 	struct spool_stat st;
 	struct retry_state rs;
 	int retry;		/* as spool_retry_read */
 	char err[256];		/* why not, if retry is -1 */
 	uint64_t now_us;
 };
+
+/* ---- SPOOL/state/send, lf-send's state for an operator ---- */
+
+#define SEND_STATE_MAX	(1 << 20)	/* bytes: 32 servers take ~16k */
+
+/* The parsed state, NULL when there is none (no lf-send on this spool)
+ * or it cannot be read (a warning says why). */
+static yajl_val
+send_read(const struct spool *s)
+{
+	char path[4096], err[256], *b;
+	yajl_val v;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/state/send", s->path);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			log_warn("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if ((b = malloc(SEND_STATE_MAX + 1)) == NULL)
+		log_fatal(EX_OSERR, "out of memory");
+	n = read(fd, b, SEND_STATE_MAX + 1);
+	close(fd);
+	if (n < 0 || n > SEND_STATE_MAX) {
+		log_warn("%s: %s", path, n < 0 ? strerror(errno) : "too big");
+		free(b);
+		return NULL;
+	}
+	b[n] = '\0';
+	if ((v = yajl_tree_parse(b, err, sizeof err)) == NULL ||
+	    !YAJL_IS_OBJECT(v)) {
+		log_warn("%s: not lf-send's state: %s", path,
+		    v == NULL ? err : "not an object");
+		yajl_tree_free(v);
+		v = NULL;
+	}
+	free(b);
+	return v;
+}
+
+static yajl_val
+jget(yajl_val o, const char *key)
+{
+	const char *path[] = { key, NULL };
+
+	return o ? yajl_tree_get(o, path, yajl_t_any) : NULL;
+}
+
+static double
+jd(yajl_val o, const char *key)
+{
+	yajl_val v = jget(o, key);
+
+	return v && YAJL_IS_NUMBER(v) ? YAJL_GET_DOUBLE(v) : 0;
+}
+
+static unsigned long long
+ju(yajl_val o, const char *key)
+{
+	yajl_val v = jget(o, key);
+
+	return v && YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) > 0 ?
+	    (unsigned long long)YAJL_GET_INTEGER(v) : 0;
+}
+
+static const char *
+jstr(yajl_val o, const char *key)
+{
+	yajl_val v = jget(o, key);
+
+	return v && YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
+}
+
+/* A parsed value back out through g, as it was. */
+static void
+jcopy(yajl_gen g, yajl_val v)
+{
+	size_t i;
+
+	if (v == NULL || YAJL_IS_NULL(v))
+		yajl_gen_null(g);
+	else if (YAJL_IS_TRUE(v))
+		yajl_gen_bool(g, 1);
+	else if (YAJL_IS_FALSE(v))
+		yajl_gen_bool(g, 0);
+	else if (YAJL_IS_STRING(v))
+		js(g, YAJL_GET_STRING(v));
+	else if (YAJL_IS_NUMBER(v))
+		yajl_gen_number(g, YAJL_GET_NUMBER(v),
+		    strlen(YAJL_GET_NUMBER(v)));
+	else if (YAJL_IS_ARRAY(v)) {
+		yajl_gen_array_open(g);
+		for (i = 0; i < v->u.array.len; i++)
+			jcopy(g, v->u.array.values[i]);
+		yajl_gen_array_close(g);
+	} else {
+		yajl_gen_map_open(g);
+		for (i = 0; i < v->u.object.len; i++) {
+			js(g, v->u.object.keys[i]);
+			jcopy(g, v->u.object.values[i]);
+		}
+		yajl_gen_map_close(g);
+	}
+}
+
+/* Made printable for a terminal: a last error holds a peer's words. */
+static void
+send_text(yajl_val v, uint64_t now_us)
+{
+	yajl_val srv = jget(v, "servers");
+	char age[64], buf[1024];
+	const char *e, *name;
+	double t = jd(v, "time"), now = (double)now_us / 1e6;
+	size_t i;
+
+	fmt_age(age, sizeof age, now > t ? now - t : 0);
+	printf("send    pid %llu, written %s ago: %llu chunks, %llu events, "
+	    "%llu bytes, %llu retries\n", ju(v, "pid"), age, ju(v, "chunks"),
+	    ju(v, "events"), ju(v, "bytes"), ju(v, "retries"));
+	if (srv == NULL || !YAJL_IS_ARRAY(srv))
+		return;
+	for (i = 0; i < srv->u.array.len; i++) {
+		yajl_val o = srv->u.array.values[i];
+
+		name = jstr(o, "name");
+		strnvis(buf, sizeof buf, name ? name : "?", VIS_OCTAL | VIS_NL | VIS_TAB);
+		printf("server  %s%s: %s, phi %.2f, in flight %llu chunks "
+		    "(%llu events), delivered %llu chunks (%llu events, %llu bytes), "
+		    "%llu retries\n", buf,
+		    jget(o, "standby") && YAJL_IS_TRUE(jget(o, "standby")) ?
+		    " (standby)" : "",
+		    jget(o, "up") && YAJL_IS_TRUE(jget(o, "up")) ? "up" : "down",
+		    jd(o, "phi"), ju(o, "in_flight_chunks"),
+		    ju(o, "in_flight_events"), ju(o, "chunks"), ju(o, "events"),
+		    ju(o, "bytes"), ju(o, "retries"));
+		if ((e = jstr(o, "last_error")) != NULL) {
+			strnvis(buf, sizeof buf, e, VIS_OCTAL | VIS_NL | VIS_TAB);
+			printf("        last error: %s\n", buf);
+		}
+	}
+}
 
 static void
 stat_json(const struct spool *s, const struct stat_report *r)
@@ -230,6 +375,10 @@ stat_json(const struct spool *s, const struct stat_report *r)
 		}
 		yajl_gen_map_close(g);
 	}
+	if (r->send != NULL) {
+		js(g, "send");
+		jcopy(g, r->send);
+	}
 	yajl_gen_map_close(g);
 	yajl_gen_get_buf(g, &out, &outlen);
 	printf("%.*s\n", (int)outlen, (const char *)out);
@@ -277,6 +426,8 @@ stat_text(const struct spool *s, const struct stat_report *r)
 		    rs->has_timed_out ? ", timed out" :
 		    rs->has_reached_timeout ? ", last try before the timeout" : "");
 	}
+	if (r->send != NULL)
+		send_text(r->send, r->now_us);
 }
 
 static int
@@ -290,10 +441,12 @@ cmd_stat(struct spool *s, const struct opts *o)
 		log_fatal(EX_IOERR, "%s", err);
 	if ((r.retry = spool_retry_read(s, &r.rs, r.err, sizeof r.err)) == -1)
 		log_warn("%s", r.err);
+	r.send = send_read(s);
 	if (o->flags & F_JSON)
 		stat_json(s, &r);
 	else
 		stat_text(s, &r);
+	yajl_tree_free(r.send);
 	return 0;
 }
 

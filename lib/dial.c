@@ -73,6 +73,24 @@ dial_parse(struct dial_addr *a, const char *spec, char *err, size_t n)
 	return parse_hostport(a, spec, spec, err, n);
 }
 
+/* TCP keepalive probes: a peer that vanished (a host gone, a NAT or a
+ * load balancer that dropped the flow) while the connection sat idle is
+ * found within DIAL_KA_IDLE + DIAL_KA_INTVL * DIAL_KA_CNT seconds, not
+ * the kernel's two hours.  With data in flight, the hop's own send and
+ * ack timeouts are the bound. */
+static void
+keepalive(int fd)
+{
+	int one = 1, idle = DIAL_KA_IDLE, intvl = DIAL_KA_INTVL,
+	    cnt = DIAL_KA_CNT;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+	    sizeof intvl);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
 /* socket(), then a non-blocking connect: 0 connected, 1 in progress. */
 static int
 start(int family, const struct sockaddr *sa, socklen_t salen, int *fdp)
@@ -82,8 +100,10 @@ start(int family, const struct sockaddr *sa, socklen_t salen, int *fdp)
 	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -1;
-	if (family != AF_UNIX)
+	if (family != AF_UNIX) {
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		keepalive(fd);
+	}
 	if (connect(fd, sa, salen) == 0) {
 		*fdp = fd;
 		return 0;

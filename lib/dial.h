@@ -6,6 +6,8 @@
  * operations (finish() is where a handshake would run), so a tool adds
  * them without touching lib/hop.
  *
+ * Every TCP connection sends keepalive probes (see DIAL_KA_*).
+ *
  * Every operation is non-blocking, with one documented exception: a TCP
  * host name is resolved (getaddrinfo) when a connection is opened, that
  * is at start and at each reconnect, never while a connection is up.
@@ -48,6 +50,13 @@ struct dial_addr {
 
 /* 0, or -1 with a reason in err. */
 int	dial_parse(struct dial_addr *a, const char *spec, char *err, size_t n);
+
+/* Every TCP connection sends keepalive probes after DIAL_KA_IDLE idle
+ * seconds, every DIAL_KA_INTVL, and is dropped after DIAL_KA_CNT
+ * unanswered: a peer gone silently is found within a minute. */
+#define DIAL_KA_IDLE	30
+#define DIAL_KA_INTVL	10
+#define DIAL_KA_CNT	3
 
 /* The operations of a plain socket; ctx is a struct dial_addr.  A host
  * with several addresses is tried one address per open(), in turn. */

@@ -65,6 +65,7 @@ struct hop {
 	size_t woff;		/* bytes of wnext written */
 	double progress;	/* last write progress */
 	double conn_at;
+	double idle_at;		/* when the last batch left, or it came up */
 	struct retry_state rs;
 	int want_writable;
 	unsigned char rbuf[HOP_RBUF];
@@ -125,6 +126,10 @@ hop_conf_check(const struct hop_conf *c, char *err, size_t n)
 		    "at least 1");
 		return -1;
 	}
+	if (!(c->idle_timeout >= 0)) {
+		snprintf(err, n, "the idle timeout must be 0 or more");
+		return -1;
+	}
 	if (!(c->ack_response_timeout > 0) || !(c->send_timeout > 0) ||
 	    !(c->connect_timeout > 0) || !isfinite(c->ack_response_timeout) ||
 	    !isfinite(c->send_timeout) || !isfinite(c->connect_timeout)) {
@@ -170,6 +175,22 @@ batch_remove(struct hop *h, struct batch *b)
 	h->nbatches--;
 	h->bytes -= b->len;
 	h->events -= b->count;
+	if (h->nbatches == 0)
+		h->idle_at = ev_now(h->loop);
+}
+
+/* Whether an idle connection should be closed now, or when (INFINITY:
+ * never).  Only a connection with nothing in flight is idle. */
+static double
+idle_deadline(const struct hop *h)
+{
+	if (h->nbatches > 0)
+		return INFINITY;
+	if (h->conf.close_idle)
+		return h->idle_at;
+	if (h->conf.idle_timeout > 0)
+		return h->idle_at + h->conf.idle_timeout;
+	return INFINITY;
 }
 
 static void
@@ -398,6 +419,7 @@ up(struct hop *h)
 
 	h->state = HOP_UP;
 	h->progress = ev_now(h->loop);
+	h->idle_at = h->progress;
 	ev_io_stop(h->loop, &h->wio);
 	ev_io_set(&h->wio, h->fd, EV_WRITE);
 	log_debug("%s: connected", peer(h));
@@ -459,6 +481,8 @@ arm(struct hop *h)
 			at = head->sent_at + h->conf.ack_response_timeout;
 		if (h->wnext && h->progress + h->conf.send_timeout < at)
 			at = h->progress + h->conf.send_timeout;
+		if (idle_deadline(h) < at)
+			at = idle_deadline(h);
 		break;
 	}
 	if (at == INFINITY)
@@ -660,6 +684,11 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		fail(h, "send timed out: no progress in %gs",
 		    h->conf.send_timeout);
 		return;
+	}
+	if (now >= idle_deadline(h)) {
+		/* not a failure: the next batch opens a new connection */
+		log_debug("%s: idle, closed", peer(h));
+		close_conn(h);
 	}
 	arm(h);
 }

@@ -31,6 +31,8 @@
  * callback is made then, from the loop, and the message has no "chunk"
  * option, so the peer sends no ack.
  *
+ * A connection stays open while idle, unless close_idle or idle_timeout
+ * say otherwise (hop_conf).
  * Everything runs in the caller's libev loop; nothing blocks in it but
  * the name resolution documented in dial.h.  Callbacks are only made
  * from the loop, never from inside hop_send; they may call hop_send, but
@@ -68,6 +70,12 @@ struct hop_conf {
 	double	connect_timeout;	/* 60 s */
 	int	gzip;			/* CompressedPackedForward */
 	int	no_ack;			/* done once written: no acks */
+	/* An idle connection (nothing in flight) is closed at once with
+	 * close_idle (out_forward without keepalive: a connection per
+	 * flush), else after idle_timeout seconds (0: never, the
+	 * default); the next batch opens a new one.  Not a failure. */
+	int	close_idle;
+	double	idle_timeout;
 	struct retry_conf retry;	/* Fluentd's defaults */
 };
 

@@ -22,13 +22,18 @@ def sha512_hex(*parts):
 
 class Server:
     def __init__(self, tls=None, key=None, hostname=b"server.example",
-                 users=None, pong_digest="good", read_delay=0):
+                 users=None, pong_digest="good", read_delay=0,
+                 threaded=False):
         self.tls = tls                  # an ssl.SSLContext, or None
         self.key = key                  # bytes: run the handshake
         self.hostname = hostname
         self.users = users              # {b"alice": b"pw"}: user auth
         self.pong_digest = pong_digest
         self.read_delay = read_delay    # seconds before reading data
+        # a thread per connection: a client's heartbeat connections are
+        # served while its data connection stays open
+        self.threaded = threaded
+        self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if read_delay:
             # a small window (inherited by accepted sockets), so the
@@ -70,12 +75,19 @@ class Server:
             except socket.timeout:
                 continue
             conn.settimeout(10)
-            try:
-                self._serve(conn)
-            except Exception as e:  # recorded, and the test checks them
-                self.errors.append("%s: %s" % (type(e).__name__, e))
-            finally:
-                conn.close()
+            if self.threaded:
+                threading.Thread(target=self._conn, args=(conn,),
+                                 daemon=True).start()
+            else:
+                self._conn(conn)
+
+    def _conn(self, conn):
+        try:
+            self._serve(conn)
+        except Exception as e:  # recorded, and the test checks them
+            self.errors.append("%s: %s" % (type(e).__name__, e))
+        finally:
+            conn.close()
 
     def _serve(self, conn):
         if self.tls is not None:
@@ -141,10 +153,12 @@ class Server:
         up = msgpack.Unpacker(raw=True)
         up.feed(body)
         n = sum(1 for _ in up)
-        self.events += n
         chunk = opt.get(b"chunk")
+        with self.lock:
+            self.events += n
+            if chunk is not None:
+                self.chunks.append(chunk)
         if chunk is not None:
-            self.chunks.append(chunk)
             conn.sendall(msgpack.packb({"ack": chunk.decode()}))
 
 

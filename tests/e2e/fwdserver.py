@@ -17,12 +17,19 @@ repeats):
   wrong        answer {"ack": "<some other id>"}, never the right one
   closemid     read a few bytes of the first message, then close
   close        close at once after accepting
+  helo         the <security> handshake (HELO / PING / PONG, with .key),
+               then ack each message
+  pongfalse    the handshake, answered ["PONG", false, "go away", ...]
+  baddigest    the handshake, answered PONG true with a digest made from
+               another key (a server that does not know the key)
 
 With udp=True it also answers udp heartbeats on its port as in_forward
 does (a byte 00 to the sender), until udp_mute is set.
 """
 import base64
 import gzip
+import hashlib
+import os
 import socket
 import threading
 import zlib
@@ -62,7 +69,9 @@ def _unpack(data):
 
 class FwdServer:
     def __init__(self, script=("ack",), port=0, listen=True, need_chunk=True,
-                 udp=False):
+                 udp=False, key=b"shared"):
+        self.key = key                  # the handshake modes' shared key
+        self.handshakes = 0             # PINGs with the right digest
         self.need_chunk = need_chunk    # False: a message may have none
         self.udp = udp                  # answer udp heartbeats (as in_forward)
         self.udp_mute = False           # stop answering them
@@ -73,6 +82,7 @@ class FwdServer:
         self.acked = []         # chunk ids acked, in order
         self.errors = []
         self.nconn = 0
+        self.eofs = []          # when a client closed a connection
         self.lock = threading.Lock()
         self.stopping = False
         self.sock = None
@@ -183,9 +193,15 @@ class FwdServer:
         try:
             if mode == "close":
                 return
+            if mode in ("helo", "pongfalse", "baddigest"):
+                if not self._handshake(c, u, mode):
+                    return
+                mode = "ack"
             while not self.stopping:
                 data = c.recv(1 << 16)
                 if not data:
+                    with self.lock:
+                        self.eofs.append(time.monotonic())
                     return
                 got += len(data)
                 if mode == "closemid":
@@ -209,6 +225,42 @@ class FwdServer:
                 c.close()
             except OSError:
                 pass
+
+    def _handshake(self, c, u, mode):
+        def sha(*parts):
+            return hashlib.sha512(b"".join(parts)).hexdigest()
+        nonce = os.urandom(16)
+        c.sendall(msgpack.packb(["HELO", {"nonce": nonce, "auth": b"",
+                                          "keepalive": True}],
+                                use_bin_type=True))
+        ping = None
+        while ping is None:
+            data = c.recv(4096)
+            if not data:
+                return False
+            u.feed(data)
+            for ping in u:
+                break
+        if not (isinstance(ping, list) and len(ping) == 6 and
+                ping[0] == "PING"):
+            with self.lock:
+                self.errors.append("bad PING %r" % (ping,))
+            return False
+        host, salt, digest = [x.encode() if isinstance(x, str) else x
+                              for x in ping[1:4]]
+        if digest.decode() != sha(salt, host, nonce, self.key):
+            c.sendall(msgpack.packb(["PONG", False, "shared_key mismatch",
+                                     "", ""]))
+            return False
+        with self.lock:
+            self.handshakes += 1
+        if mode == "pongfalse":
+            c.sendall(msgpack.packb(["PONG", False, "go away", "", ""]))
+            return False
+        key = self.key if mode == "helo" else b"not the key"
+        c.sendall(msgpack.packb(["PONG", True, "", "fwdserver",
+                                 sha(salt, b"fwdserver", nonce, key)]))
+        return mode == "helo"
 
     def _answer(self, c, mode, chunk):
         if mode == "ack":
