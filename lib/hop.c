@@ -397,6 +397,7 @@ up(struct hop *h)
 	struct batch *b;
 
 	h->state = HOP_UP;
+	h->st.established++;
 	h->progress = ev_now(h->loop);
 	ev_io_stop(h->loop, &h->wio);
 	ev_io_set(&h->wio, h->fd, EV_WRITE);
