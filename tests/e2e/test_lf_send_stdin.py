@@ -278,3 +278,32 @@ def test_buffer_limit_back_pressure(tmp_path):
         print("fed %d bytes, peak RSS %d kB" % (fed, peak))
     finally:
         srv.close()
+
+
+def test_dump_sync_fails_nothing_half_left(tmp_path):
+    """The dump file cannot be synced: it is removed (never left under
+    its final name unsynced), the events are reported lost, and the exit
+    status still says something was not delivered."""
+    from conftest import fault_env, fault_log
+    d = tmp_path / "dump"
+    d.mkdir()
+    log = tmp_path / "fault.log"
+    s = FwdServer(listen=False)
+    s.listen()
+    port = s.port
+    s.close()
+    data, want = stream(100)
+    p = subprocess.run(
+        [tool("lf-send"), "--require-ack-response", "--server",
+         "127.0.0.1:%d" % port, "--heartbeat-interval", "0.2s",
+         "--retry-wait", "0.2s", "--retry-timeout", "1s", "--dump-dir",
+         str(d), "-"], input=data, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, timeout=WAIT,
+        env=_env(fault_env("fdatasync@.dump.:1+:EIO,fsync@.dump.:1+:EIO",
+                           log)))
+    check_no_sanitizer(p.stderr)
+    err = p.stderr.decode()
+    assert p.returncode == 69, err
+    assert fault_log(log), "no fault was injected"
+    assert "cannot dump" in err and "100 events lost" in err
+    assert dumps(d) == []
