@@ -67,6 +67,7 @@
 #include "conf.h"
 #include "consume.h"
 #include "dial.h"
+#include "dump.h"
 #include "gz.h"
 #include "hop.h"
 #include "io.h"
@@ -77,6 +78,7 @@
 #include "sig.h"
 #include "spool.h"
 #include "tls.h"
+#include "stream.h"
 
 #define MAXSERVERS 32
 
@@ -98,7 +100,8 @@ enum { HB_TRANSPORT, HB_UDP, HB_NONE };
 "               [--password-file FILE] [--keepalive BOOL]\n" \
 "               [--keepalive-timeout DUR]\n" \
 "               [--log-file FILE]\n" \
-"               [consume options] SPOOL\n"
+"               [consume options] SPOOL\n" \
+"       lf-send [options] [--buffer-limit SIZE] [--dump-dir DIR] ... -\n"
 
 /* The layers that reach a server: a socket, TLS over it (--transport
  * tls), the forward handshake over that (a shared key).  Each live
@@ -165,13 +168,17 @@ struct send {
 	char *state_file;	/* SPOOL/state/send, or --state-file */
 	ev_timer state_t;
 	unsigned long long chunks, events, bytes, retries;
+	int reached;		/* a heartbeat or an ack came from a server */
+	struct stdin_mode *in;	/* NULL: a spool */
 };
 
 /* A chunk on its way: the claim (consume's) and the gzipped copy. */
 struct sjob {
 	struct send *s;
 	struct server *on;	/* whose hop has it */
-	struct consume_job *job;
+	struct consume_job *job;	/* NULL in stdin mode */
+	struct dump_batch *b;		/* in stdin mode */
+	struct sjob *next;		/* in stdin mode, waiting */
 	int gzfd;		/* -1 unless --compress gzip */
 	uint64_t gzlen;
 };
@@ -203,6 +210,9 @@ usage(int code)
 "  --state-file PATH          the state for an operator (SPOOL/state/send)\n"
 "  --notify-fd N              write a newline to fd N once started\n"
 "  --log-file FILE            log there (reopened on SIGHUP)\n"
+"  --buffer-limit SIZE        with -: events held in memory before stdin\n"
+"                             waits (64m)\n"
+"  --dump-dir DIR             with -: write what cannot be delivered there\n"
 "  -v, --verbose              log more\n"
 CONSUME_USAGE, stdout);
 	exit(code);
@@ -247,23 +257,36 @@ pick(struct send *s, const struct server *not)
 	return NULL;
 }
 
-/* Put j on a server: 0, or -1 with a reason (nothing up; EMSGSIZE). */
+static int route_mem(struct send *, struct sjob *, struct server *, char *,
+    size_t);
+static void in_acked(struct send *, struct sjob *);
+static void in_unsent(struct send *, struct sjob *, int, int);
+static void kick(struct send *);
+
+/* Put j on a server: 0, or -1 with a reason (nothing up; EMSGSIZE;
+ * in stdin mode, EAGAIN: the window is full). */
 static int
 route(struct send *s, struct sjob *j, const struct server *not, char *err,
     size_t errlen)
 {
-	struct spool_chunk *c = &j->job->chunk;
+	struct spool_chunk *c;
 	struct hop_id id;
 	struct server *v;
-	int fd = c->fd, rc;
-	off_t off = c->h.hlen;
-	uint64_t len = c->h.bodylen;
+	int fd, rc;
+	off_t off;
+	uint64_t len;
 
 	if ((v = pick(s, not)) == NULL) {
 		snprintf(err, errlen, "no server is up");
 		errno = 0;
 		return -1;
 	}
+	if (j->b)
+		return route_mem(s, j, v, err, errlen);
+	c = &j->job->chunk;
+	fd = c->fd;
+	off = c->h.hlen;
+	len = c->h.bodylen;
 	if (j->gzfd != -1) {
 		fd = j->gzfd;
 		off = 0;
@@ -299,6 +322,10 @@ acked(void *ctx, void *arg, size_t count)
 	v->events += count;
 	v->s->chunks++;
 	v->s->events += count;
+	if (j->b) {
+		in_acked(v->s, j);
+		return;
+	}
 	consume_job_done(j->job, CONSUME_OK, NULL);
 	sjob_free(j);
 }
@@ -319,8 +346,12 @@ returned(void *ctx, void *arg, size_t count)
 	v->retries++;
 	/* with --heartbeat-type none v is still up: not v again */
 	if (route(s, j, v, err, sizeof err) == 0) {
-		log_debug("chunk %s: sent again to %s", j->job->chunk.name,
-		    j->on->name);
+		log_debug("chunk %s: sent again to %s", j->job ?
+		    j->job->chunk.name : "(stdin)", j->on->name);
+		return;
+	}
+	if (j->b) {
+		in_unsent(s, j, errno, 0);
 		return;
 	}
 	consume_job_done(j->job, errno == EMSGSIZE ? CONSUME_FAIL :
@@ -401,6 +432,7 @@ server_beat(struct server *v, double now)
 {
 	struct send *s = v->s;
 
+	s->reached = 1;
 	phi_add(&v->phi, now);
 	if (v->up ||
 	    (double)phi_samples(&v->phi) <= s->recover_wait / s->hb_interval)
@@ -410,7 +442,7 @@ server_beat(struct server *v, double now)
 	log_warn("%s: up: %zu heartbeats in a row", v->name,
 	    phi_samples(&v->phi));
 	/* chunks put off for want of a server need not wait out a backoff */
-	consume_kick(s->consume);
+	kick(s);
 }
 
 static void
@@ -697,17 +729,24 @@ state_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- signals (lf(7)) ---- */
 
+static void in_stop(struct send *);
+
 static void
 sig_term(void *ctx)
 {
-	consume_stop(((struct send *)ctx)->consume);
+	struct send *s = ctx;
+
+	if (s->in)
+		in_stop(s);
+	else
+		consume_stop(s->consume);
 }
 
 /* SIGUSR1: a pending retry is due now (consume_kick). */
 static void
 sig_now(void *ctx)
 {
-	consume_kick(((struct send *)ctx)->consume);
+	kick(ctx);
 }
 
 static const struct sig_actions send_sig_actions = {
@@ -811,6 +850,449 @@ cancel(void *ctx, struct consume_job *job)
 	(void)job;
 	for (i = 0; i < s->nserver; i++)
 		hop_take(s->srv[i].hop, forget, s);
+}
+
+/* ---- stdin mode (lf-send ... -) ----
+ *
+ * The events of an lf-stream(5) on stdin are batched per tag in memory
+ * (lib/dump's pool; a batch closes at STDIN_BATCH bytes, or when stdin
+ * has nothing more for now) and each batch goes out like a chunk, with
+ * a random id, through the same routing as spooled chunks.  A batch no
+ * server can take waits in a queue on lf-send's own retry schedule (the
+ * --retry-* options); when that hits its limit, or at TERM after
+ * --shutdown-timeout, whatever is unacked is written to --dump-dir.
+ * Past --buffer-limit bytes held, stdin is not read: back pressure. */
+
+#define STDIN_BATCH	(1u << 20)	/* a batch closes at 1m of entries */
+#define STDIN_LIMIT	(64u << 20)	/* --buffer-limit's default */
+#define STDIN_WINDOW	64		/* batches in flight per server */
+
+struct stdin_mode {
+	struct dump_pool pool;
+	struct stream_reader rd;
+	ev_io in_w;
+	ev_timer retry_t, shut_t;
+	struct retry_state rst;
+	struct sjob *wait, **wait_tail;	/* not on any server */
+	const char *dump_dir;
+	size_t limit;
+	int eof, bad, stopping, reading;
+	unsigned long long dumped, lost, dumps;	/* events; files */
+};
+
+static void in_pump(struct send *s);
+
+static void
+kick(struct send *s)
+{
+	if (s->in == NULL) {
+		consume_kick(s->consume);
+		return;
+	}
+	retry_reset(&s->in->rst);
+	ev_timer_stop(s->loop, &s->in->retry_t);
+	in_pump(s);
+}
+
+static int
+route_mem(struct send *s, struct sjob *j, struct server *v, char *err,
+    size_t errlen)
+{
+	struct dump_batch *b = j->b;
+	int rc;
+
+	rc = hop_send(v->hop, b->tag, b->taglen, b->ents, b->len, b->count,
+	    NULL, j);
+	if (rc != HOP_OK) {
+		if (rc == HOP_FULL)
+			errno = EAGAIN;
+		snprintf(err, errlen, "cannot send: %s", strerror(errno));
+		return -1;
+	}
+	j->on = v;
+	s->bytes += b->len;
+	v->bytes += b->len;
+	return 0;
+}
+
+static void
+in_free(struct send *s, struct sjob *j)
+{
+	dump_batch_free(&s->in->pool, j->b);
+	free(j);
+}
+
+static void
+in_acked(struct send *s, struct sjob *j)
+{
+	s->reached = 1;
+	retry_reset(&s->in->rst);
+	ev_timer_stop(s->loop, &s->in->retry_t);
+	in_free(s, j);
+	in_pump(s);
+}
+
+static void
+in_queue(struct send *s, struct sjob *j, int front)
+{
+	struct stdin_mode *in = s->in;
+
+	j->on = NULL;
+	if (front) {
+		if ((j->next = in->wait) == NULL)
+			in->wait_tail = &j->next;
+		in->wait = j;
+		return;
+	}
+	j->next = NULL;
+	*in->wait_tail = j;
+	in->wait_tail = &j->next;
+}
+
+/* Write the jobs to a dump file (or count them lost) and free them. */
+static void
+in_dump(struct send *s, struct sjob *list, const char *why)
+{
+	struct stdin_mode *in = s->in;
+	struct dump_file f;
+	struct sjob *j, *next;
+	unsigned long long events = 0;
+	char err[512];
+	int ok = 0, rc;
+
+	if (list == NULL)
+		return;
+	for (j = list; j; j = j->next)
+		events += j->b->count;
+	if (in->dump_dir && dump_open(&f, in->dump_dir, err, sizeof err) == 0) {
+		ok = 1;
+		for (j = list; j && ok; j = j->next)
+			if (dump_add(&f, j->b) == -1) {
+				snprintf(err, sizeof err, "%s/%s: %s",
+				    in->dump_dir, f.tmp, strerror(errno));
+				dump_abort(&f);
+				ok = 0;
+			}
+		if (ok && (rc = dump_commit(&f, err, sizeof err)) != 0) {
+			if (rc == 1)
+				log_warn("%s: %s", in->dump_dir, err);
+			else
+				ok = 0;
+		}
+	}
+	if (ok) {
+		log_warn("%s: %llu events dumped to %s/%s", why, events,
+		    in->dump_dir, f.name);
+		in->dumped += events;
+		in->dumps++;
+	} else {
+		if (in->dump_dir)
+			log_error("cannot dump: %s", err);
+		log_error("%s: %llu events lost%s", why, events,
+		    in->dump_dir ? "" : " (no --dump-dir)");
+		in->lost += events;
+	}
+	for (j = list; j; j = next) {
+		next = j->next;
+		in_free(s, j);
+	}
+}
+
+static void
+in_take_one(void *ctx, void *arg, size_t count)
+{
+	struct send *s = ctx;
+
+	(void)count;
+	in_queue(s, arg, 0);
+}
+
+/* Everything unacked or unsent, to the dump. */
+static void
+in_dump_all(struct send *s, const char *why)
+{
+	struct stdin_mode *in = s->in;
+	struct dump_batch *b;
+	struct sjob *list;
+	int i;
+
+	for (i = 0; i < s->nserver; i++)
+		hop_take(s->srv[i].hop, in_take_one, s);
+	dump_pool_close_all(&in->pool);
+	while ((b = dump_pool_take(&in->pool)) != NULL) {
+		struct sjob *j = calloc(1, sizeof *j);
+
+		if (j == NULL)
+			log_fatal(EX_OSERR, "out of memory");
+		j->s = s;
+		j->b = b;
+		j->gzfd = -1;
+		in_queue(s, j, 0);
+	}
+	list = in->wait;
+	in->wait = NULL;
+	in->wait_tail = &in->wait;
+	in_dump(s, list, why);
+}
+
+/* The waiting batches to the dump. */
+static void
+in_dump_wait(struct send *s, const char *why)
+{
+	struct sjob *list = s->in->wait;
+
+	s->in->wait = NULL;
+	s->in->wait_tail = &s->in->wait;
+	in_dump(s, list, why);
+}
+
+static void in_check(struct send *s);
+
+/* A batch no server took (e: errno from route): it waits for the retry,
+ * at the front of the queue if it was taken from there.  Called from
+ * hop callbacks too: no hop_take here, and no routing. */
+static void
+in_unsent(struct send *s, struct sjob *j, int e, int front)
+{
+	struct stdin_mode *in = s->in;
+	struct sjob *one;
+	double now = ev_now(s->loop);
+
+	if (e == EMSGSIZE) {	/* no server will ever take it */
+		j->next = NULL;
+		one = j;
+		in_dump(s, one, "a batch too large to send");
+		return;
+	}
+	in_queue(s, j, front);
+	if (e == EAGAIN)	/* a window is full: an ack pumps again */
+		return;
+	if (ev_is_active(&in->retry_t))	/* this round has failed already */
+		return;
+	if (retry_failed(&in->rst, &s->cc.retry, now,
+	    arc4random() / 4294967296.0) == 1) {
+		log_warn("retry limit reached after %lld retries",
+		    in->rst.steps);
+		retry_reset(&in->rst);
+		in_dump_wait(s, "retry limit reached");
+		in_check(s);
+		return;
+	}
+	ev_timer_set(&in->retry_t, retry_next(&in->rst) - now > 0 ?
+	    retry_next(&in->rst) - now : 0, 0);
+	ev_timer_start(s->loop, &in->retry_t);
+}
+
+static void
+in_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	in_pump(w->data);
+}
+
+static void
+in_watch(struct send *s)
+{
+	struct stdin_mode *in = s->in;
+	int want = !in->eof && !in->stopping && !dump_pool_full(&in->pool);
+
+	if (want && !in->reading)
+		ev_io_start(s->loop, &in->in_w);
+	else if (!want && in->reading)
+		ev_io_stop(s->loop, &in->in_w);
+	in->reading = want;
+}
+
+/* Closed batches onto servers; stop when everything is done. */
+static void
+in_pump(struct send *s)
+{
+	struct stdin_mode *in = s->in;
+	struct dump_batch *b;
+	struct sjob *j;
+	char err[512];
+	int e;
+
+	while ((b = dump_pool_take(&in->pool)) != NULL) {
+		if ((j = calloc(1, sizeof *j)) == NULL)
+			log_fatal(EX_OSERR, "out of memory");
+		j->s = s;
+		j->b = b;
+		j->gzfd = -1;
+		in_queue(s, j, 0);
+	}
+	while (!ev_is_active(&in->retry_t) && (j = in->wait) != NULL) {
+		if ((in->wait = j->next) == NULL)
+			in->wait_tail = &in->wait;
+		if (route(s, j, NULL, err, sizeof err) == -1) {
+			e = errno;
+			log_debug("stdin batch: %s", err);
+			in_unsent(s, j, e, 1);
+			if (e == EAGAIN || ev_is_active(&in->retry_t))
+				break;
+		}
+	}
+	in_check(s);
+}
+
+/* Read stdin if there is room; stop once everything is done. */
+static void
+in_check(struct send *s)
+{
+	struct stdin_mode *in = s->in;
+
+	in_watch(s);
+	if ((in->eof || in->stopping) && in->pool.batches == 0)
+		ev_break(s->loop, EVBREAK_ONE);
+}
+
+static void
+in_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct send *s = w->data;
+	struct stdin_mode *in = s->in;
+	struct stream_batch b;
+	unsigned char *p;
+	size_t avail, got = 0;
+	ssize_t n;
+	int rc;
+
+	(void)loop;
+	(void)revents;
+	while (!dump_pool_full(&in->pool) && got < STDIN_BATCH) {
+		if ((p = stream_reader_space(&in->rd, 65536, &avail)) == NULL)
+			log_fatal(EX_OSERR, "out of memory");
+		if ((n = read(STDIN_FILENO, p, avail)) == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			log_error("stdin: %s", strerror(errno));
+			in->bad = in->eof = 1;
+			break;
+		}
+		if (n == 0) {
+			in->eof = 1;
+			if (stream_reader_end(&in->rd) != 0) {
+				in->bad = 1;
+				log_error("stdin: offset %llu: %s",
+				    (unsigned long long)in->rd.err_off,
+				    in->rd.err);
+			}
+			break;
+		}
+		got += (size_t)n;
+		stream_reader_wrote(&in->rd, (size_t)n);
+		while ((rc = stream_reader_next(&in->rd, &b)) != 0) {
+			if (rc == 1) {
+				if (b.invalid) {
+					in->bad = 1;
+					LOG_WARN_LIMITED("stdin: offset %llu: "
+					    "%zu invalid events dropped",
+					    (unsigned long long)b.offset,
+					    b.invalid);
+				}
+				if (b.count > 0 && dump_pool_add(&in->pool,
+				    b.tag, b.taglen, b.entries, b.len,
+				    b.count) == -1)
+					log_fatal(EX_OSERR, "out of memory");
+				continue;
+			}
+			if (rc == STREAM_AGAIN)
+				continue;
+			in->bad = 1;
+			if (rc == STREAM_EFRAME) {
+				/* the stream is lost: what came before goes */
+				log_error("stdin: offset %llu: %s",
+				    (unsigned long long)in->rd.err_off,
+				    in->rd.err);
+				in->eof = 1;
+				break;
+			}
+			LOG_WARN_LIMITED("stdin: offset %llu: %s",
+			    (unsigned long long)in->rd.err_off, in->rd.err);
+		}
+		if (in->eof)
+			break;
+	}
+	stream_reader_trim(&in->rd, STREAM_KEEP);
+	/* what came so far goes out before waiting for more */
+	dump_pool_close_all(&in->pool);
+	in_pump(s);
+}
+
+static void
+in_shut(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct send *s = w->data;
+
+	(void)revents;
+	in_dump_all(s, "shutdown timeout");
+	ev_break(loop, EVBREAK_ONE);
+}
+
+/* TERM: read no more; wait --shutdown-timeout for the acks, then dump. */
+static void
+in_stop(struct send *s)
+{
+	struct stdin_mode *in = s->in;
+
+	if (in->stopping)
+		return;
+	in->stopping = 1;
+	log_info("stopping: %zu batches unacked", in->pool.batches);
+	dump_pool_close_all(&in->pool);
+	ev_timer_set(&in->shut_t, s->cc.shutdown_timeout, 0);
+	ev_timer_start(s->loop, &in->shut_t);
+	in_pump(s);
+}
+
+/* The exit status of stdin mode: see lf-send(1), STDIN MODE. */
+static int
+in_run(struct send *s)
+{
+	struct stdin_mode *in = s->in;
+	struct stream_limits lim;
+	struct hop_stats st;
+	int fl, rc, i;
+
+	stream_limits_default(&lim);
+	stream_reader_init(&in->rd, &lim);
+	dump_pool_init(&in->pool, in->limit, STDIN_BATCH);
+	in->wait_tail = &in->wait;
+	if ((fl = fcntl(STDIN_FILENO, F_GETFL)) != -1)
+		(void)fcntl(STDIN_FILENO, F_SETFL, fl | O_NONBLOCK);
+	ev_io_init(&in->in_w, in_read, STDIN_FILENO, EV_READ);
+	in->in_w.data = s;
+	ev_timer_init(&in->retry_t, in_retry, 0, 0);
+	in->retry_t.data = s;
+	ev_timer_init(&in->shut_t, in_shut, 0, 0);
+	in->shut_t.data = s;
+	in_watch(s);
+	ev_run(s->loop, 0);
+	ev_io_stop(s->loop, &in->in_w);
+	ev_timer_stop(s->loop, &in->retry_t);
+	ev_timer_stop(s->loop, &in->shut_t);
+	if (in->pool.batches > 0)	/* a second break: never expected */
+		in_dump_all(s, "exit");
+	if (fl != -1)
+		(void)fcntl(STDIN_FILENO, F_SETFL, fl);
+	stream_reader_free(&in->rd);
+	dump_pool_free(&in->pool);
+	for (i = 0; i < s->nserver; i++) {
+		hop_get_stats(s->srv[i].hop, &st);
+		if (st.established > 0)
+			s->reached = 1;
+	}
+	if (in->dumped || in->lost)
+		rc = s->reached ? EX_TEMPFAIL : EX_UNAVAILABLE;
+	else
+		rc = in->bad ? EX_DATAERR : 0;
+	log_info("stdin: %llu events delivered, %llu dumped in %llu files, "
+	    "%llu lost%s", s->events, in->dumped, in->dumps, in->lost,
+	    in->bad ? ", bad input" : "");
+	return rc;
 }
 
 /* ---- options ---- */
@@ -983,7 +1465,7 @@ parse_args(struct send *s, int argc, char **argv)
 		O_PHITHR, O_HARD, O_STATE, O_ACK, O_COMPRESS, O_ACKTIME, O_SENDTIME,
 		O_CONNTIME, O_SHUTTIME, O_NOTIFY, O_LOG, O_VERSION, O_TRANSPORT,
 		O_TLSCA, O_TLSVERIFY, O_TLSCERT, O_TLSKEY, O_KEYFILE, O_SELF,
-		O_USER, O_PWFILE, O_KEEPALIVE, O_KATIME };
+		O_USER, O_PWFILE, O_KEEPALIVE, O_KATIME, O_BUFLIMIT, O_DUMPDIR };
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "standby", required_argument, NULL, O_STANDBY },
@@ -1013,6 +1495,8 @@ parse_args(struct send *s, int argc, char **argv)
 		{ "password-file", required_argument, NULL, O_PWFILE },
 		{ "keepalive", required_argument, NULL, O_KEEPALIVE },
 		{ "keepalive-timeout", required_argument, NULL, O_KATIME },
+		{ "buffer-limit", required_argument, NULL, O_BUFLIMIT },
+		{ "dump-dir", required_argument, NULL, O_DUMPDIR },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -1102,6 +1586,10 @@ parse_args(struct send *s, int argc, char **argv)
 			s->hc.idle_timeout = conf_opt_duration(
 			    "keepalive-timeout", optarg);
 			break;
+		case O_BUFLIMIT:
+			s->in->limit = conf_opt_size("buffer-limit", optarg);
+			break;
+		case O_DUMPDIR: s->in->dump_dir = optarg; break;
 		case O_STATE:
 			free(s->state_file);
 			if ((s->state_file = strdup(optarg)) == NULL)
@@ -1115,6 +1603,13 @@ parse_args(struct send *s, int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		usage(EX_USAGE);
+	if (strcmp(argv[optind], "-") != 0) {
+		if (s->in->dump_dir || s->in->limit != STDIN_LIMIT)
+			log_fatal(EX_USAGE, "--buffer-limit and --dump-dir are "
+			    "for stdin mode (-)");
+		s->in = NULL;
+	} else if (s->in->limit < 65536)
+		log_fatal(EX_USAGE, "--buffer-limit: at least 64k");
 	if (s->nserver == 0)
 		log_fatal(EX_USAGE, "--server: at least one is needed");
 	if (!(s->recover_wait >= 0))
@@ -1134,7 +1629,8 @@ parse_args(struct send *s, int argc, char **argv)
 		    "go together");
 	/* every chunk claimed fits in the window: hop_send never says
 	 * HOP_FULL, consume's flush_thread_count is the bound */
-	s->hc.window_batches = s->cc.flush_thread_count;
+	s->hc.window_batches = s->in ? STDIN_WINDOW :
+	    s->cc.flush_thread_count;
 	s->hc.window_bytes = SIZE_MAX / 2;
 	s->hc.max_message = UINT32_MAX;
 	if (hop_conf_check(&s->hc, err, sizeof err) == -1)
@@ -1145,6 +1641,7 @@ int
 main(int argc, char **argv)
 {
 	static struct send s;
+	static struct stdin_mode in;
 	struct hop_cbs cbs = { NULL, acked, gaveup, NULL, failed };
 	struct server *v;
 	struct sig sig;
@@ -1162,14 +1659,17 @@ main(int argc, char **argv)
 	s.phi_threshold = 16;
 	s.phi_on = 1;
 	tls_conf_default(&s.tc);
+	s.in = &in;
+	in.limit = STDIN_LIMIT;
 	parse_args(&s, argc, argv);
 	if (s.logfile && log_open(s.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", s.logfile, strerror(errno));
-	if (spool_open(&s.spool, argv[optind], 0, err, sizeof err) == -1)
+	if (s.in == NULL && spool_open(&s.spool, argv[optind], 0, err,
+	    sizeof err) == -1)
 		log_fatal(EX_NOINPUT, "%s", err);
 	servers_setup(&s);
 	s.loop = EV_DEFAULT;
-	if (s.state_file == NULL && asprintf(&s.state_file, "%s/state/send",
+	if (s.in == NULL && s.state_file == NULL && asprintf(&s.state_file, "%s/state/send",
 	    s.spool.path) == -1)
 		log_fatal(EX_OSERR, "out of memory");
 	for (i = 0; i < s.nserver; i++) {
@@ -1190,27 +1690,34 @@ main(int argc, char **argv)
 		ev_timer_again(s.loop, &s.hb_t);
 	ev_timer_init(&s.state_t, state_timer, 0, 1);
 	s.state_t.data = &s;
-	ev_timer_again(s.loop, &s.state_t);
-	if ((s.consume = consume_new(s.loop, &s.spool, &s.cc, deliver, cancel,
-	    &s)) == NULL)
+	if (s.state_file)	/* in stdin mode only with --state-file */
+		ev_timer_again(s.loop, &s.state_t);
+	if (s.in == NULL && (s.consume = consume_new(s.loop, &s.spool, &s.cc,
+	    deliver, cancel, &s)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
 	sig_start(&sig, s.loop, &send_sig_actions, &s);
-	if (consume_start(s.consume) == -1)
+	if (s.in == NULL && consume_start(s.consume) == -1)
 		log_fatal(EX_IOERR, "%s/new: cannot list it", s.spool.path);
 	if (s.notify_fd >= 0) {
 		(void)!write(s.notify_fd, "\n", 1);
 		close(s.notify_fd);
 	}
-	log_info("ready: %s to %d servers%s%s", s.spool.path, s.nserver,
-	    s.hc.no_ack ? "" : ", with acks", s.hc.gzip ? ", gzip" : "");
-	ev_run(s.loop, 0);
+	log_info("ready: %s to %d servers%s%s", s.in ? "stdin" :
+	    s.spool.path, s.nserver, s.hc.no_ack ? "" : ", with acks",
+	    s.hc.gzip ? ", gzip" : "");
+	if (s.in)
+		rc = in_run(&s);
+	else {
+		ev_run(s.loop, 0);
+		rc = consume_status(s.consume);
+	}
 	sig_stop(&sig);
-	rc = consume_status(s.consume);
 	log_info("stats: chunks=%llu events=%llu bytes=%llu retries=%llu",
 	    s.chunks, s.events, s.bytes, s.retries);
 	log_limit_summary();
 	ev_timer_stop(s.loop, &s.state_t);
-	state_write(&s);
+	if (s.state_file)
+		state_write(&s);
 	free(s.state_file);
 	for (i = 0; i < s.nserver; i++) {
 		v = &s.srv[i];
@@ -1229,8 +1736,10 @@ main(int argc, char **argv)
 		if (s.udp6 != -1)
 			close(s.udp6);
 	}
-	consume_free(s.consume);
-	spool_close(&s.spool);
+	if (s.in == NULL) {
+		consume_free(s.consume);
+		spool_close(&s.spool);
+	}
 	servers_free(&s);
 	return rc;
 }

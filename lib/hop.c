@@ -418,6 +418,7 @@ up(struct hop *h)
 	struct batch *b;
 
 	h->state = HOP_UP;
+	h->st.established++;
 	h->progress = ev_now(h->loop);
 	h->idle_at = h->progress;
 	ev_io_stop(h->loop, &h->wio);

@@ -134,6 +134,7 @@ int	hop_connected(const struct hop *h);
 struct hop_stats {
 	unsigned long long sent, acked, resent, gaveup;	/* batches */
 	unsigned long long connects, failures, bogus_acks;
+	unsigned long long established;	/* connections that came up */
 };
 void	hop_get_stats(const struct hop *h, struct hop_stats *st);
 

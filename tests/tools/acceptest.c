@@ -184,7 +184,7 @@ main(int argc, char **argv)
 	struct conn c;
 	const char *keyfile = NULL, *pwfile = NULL, *why;
 	char err[512];
-	size_t len;
+	size_t len = 0;
 	int ch, lfd, conns = 1, i;
 
 	log_init("acceptest");
