@@ -760,30 +760,47 @@ build(struct hop *h, struct batch *b, const char *tag, size_t taglen,
 	return 0;
 }
 
-int
-hop_send(struct hop *h, const char *tag, size_t taglen, const void *entries,
-    size_t len, size_t count, const struct hop_id *id, void *arg)
+/* A new batch of len payload bytes with id (NULL: a random one), or
+ * NULL: *rc is HOP_FULL when the window has no room, else -1 with errno
+ * (EMSGSIZE, ENOMEM). */
+static struct batch *
+batch_new(struct hop *h, size_t taglen, size_t len, const struct hop_id *id,
+    int *rc)
 {
 	struct batch *b;
 
 	/* the caller may have spent long outside the loop: sent_at and
 	 * progress must not be stale */
 	ev_now_update(h->loop);
+	*rc = -1;
 	if (len > h->conf.max_message || taglen > h->conf.max_message) {
 		errno = EMSGSIZE;
-		return -1;
+		return NULL;
 	}
 	if (full(h, len)) {
 		h->want_writable = 1;
-		return HOP_FULL;
+		*rc = HOP_FULL;
+		return NULL;
 	}
 	if ((b = calloc(1, sizeof *b)) == NULL)
-		return -1;
+		return NULL;
 	b->fd = -1;
 	if (id)
 		b->id = *id;
 	else
 		hop_id_random(&b->id);
+	return b;
+}
+
+int
+hop_send(struct hop *h, const char *tag, size_t taglen, const void *entries,
+    size_t len, size_t count, const struct hop_id *id, void *arg)
+{
+	struct batch *b;
+	int rc;
+
+	if ((b = batch_new(h, taglen, len, id, &rc)) == NULL)
+		return rc;
 	if (build(h, b, tag, taglen, entries, len, count) == -1) {
 		batch_free(b);
 		errno = ENOMEM;
@@ -800,25 +817,13 @@ hop_send_file(struct hop *h, const char *tag, size_t taglen, int fd,
     const struct hop_id *id, void *arg)
 {
 	struct batch *b;
+	int rc;
 
-	ev_now_update(h->loop);
-	if (len > h->conf.max_message || taglen > h->conf.max_message) {
-		errno = EMSGSIZE;
-		return -1;
-	}
-	if (full(h, len)) {
-		h->want_writable = 1;
-		return HOP_FULL;
-	}
-	if ((b = calloc(1, sizeof *b)) == NULL)
-		return -1;
+	if ((b = batch_new(h, taglen, len, id, &rc)) == NULL)
+		return rc;
 	b->fd = fd;
 	b->foff = off;
 	b->flen = len;
-	if (id)
-		b->id = *id;
-	else
-		hop_id_random(&b->id);
 	if (stream_pack_head(&b->msg, tag, taglen, len) == -1 ||
 	    stream_pack_options(&b->tail, count, h->conf.no_ack ? NULL :
 	    b->id.b64, compressed) == -1) {
