@@ -779,9 +779,7 @@ gzip_body(struct send *s, struct consume_job *job, uint64_t *outlen,
 	while (off < c->h.bodylen) {
 		n = c->h.bodylen - off > SPOOL_BLOCK ? SPOOL_BLOCK :
 		    (size_t)(c->h.bodylen - off);
-		do
-			r = pread(c->fd, in.p, n, (off_t)(c->h.hlen + off));
-		while (r == -1 && errno == EINTR);
+		r = io_pread_all(c->fd, in.p, n, (off_t)(c->h.hlen + off));
 		if (r != (ssize_t)n) {
 			snprintf(err, errlen, "%s: read: %s", c->name,
 			    r == -1 ? strerror(errno) : "short read");

@@ -30,6 +30,7 @@
 #include "buf.h"
 #include "chunk.h"
 #include "durable.h"
+#include "io.h"
 #include "log.h"
 #include "retry.h"
 #include "spool.h"
@@ -173,18 +174,18 @@ send_read(const struct spool *s)
 {
 	char path[4096], err[256], *b;
 	yajl_val v;
-	ssize_t n;
-	int fd;
+	int fd, n;
 
 	snprintf(path, sizeof path, "%s/state/send", s->path);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (errno != ENOENT)
-			log_warn("%s: %s", path, strerror(errno));
+	/* never a wait on a FIFO there, as for state/retry */
+	if ((fd = spool_file_open(s->state, "send", err, sizeof err)) < 0) {
+		if (fd != -1 || errno != ENOENT)
+			log_warn("%s: %s", path, fd == -1 ? strerror(errno) : err);
 		return NULL;
 	}
 	if ((b = malloc(SEND_STATE_MAX + 1)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
-	n = read(fd, b, SEND_STATE_MAX + 1);
+	n = io_read_all(fd, b, SEND_STATE_MAX + 1);
 	close(fd);
 	if (n < 0 || n > SEND_STATE_MAX) {
 		log_warn("%s: %s", path, n < 0 ? strerror(errno) : "too big");

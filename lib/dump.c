@@ -63,23 +63,26 @@ dump_pool_add(struct dump_pool *p, const char *tag, size_t taglen,
 		memcpy(b->tag, tag, taglen);
 		b->tag[taglen] = '\0';
 		b->taglen = taglen;
+		/* what is held is what is allocated: many tiny batches of
+		 * many tags must not hide behind the bytes of their events */
+		p->bytes += sizeof *b + taglen + 1;
 		p->open[p->nopen++] = b;
 		p->batches++;
 	}
 	b = p->open[i];
 	if (b->len + len > b->cap) {
-		cap = b->cap ? b->cap : 4096;
+		cap = b->cap ? b->cap : 256;
 		while (cap < b->len + len)
 			cap *= 2;
 		if ((e = realloc(b->ents, cap)) == NULL)
 			return -1;
+		p->bytes += cap - b->cap;
 		b->ents = e;
 		b->cap = cap;
 	}
 	memcpy(b->ents + b->len, ents, len);
 	b->len += len;
 	b->count += count;
-	p->bytes += len;
 	if (b->len >= p->flush_bytes)
 		pool_queue(p, i);
 	return 0;
@@ -114,7 +117,7 @@ dump_pool_full(const struct dump_pool *p)
 void
 dump_batch_free(struct dump_pool *p, struct dump_batch *b)
 {
-	p->bytes -= b->len;
+	p->bytes -= sizeof *b + b->taglen + 1 + b->cap;
 	p->batches--;
 	free(b->ents);
 	free(b->tag);

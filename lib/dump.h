@@ -31,7 +31,7 @@ struct dump_batch {
 struct dump_pool {
 	size_t limit;		/* held bytes past which the input waits */
 	size_t flush_bytes;	/* close a tag's batch at this size */
-	size_t bytes;		/* entries held, open, queued or taken */
+	size_t bytes;		/* memory held by batches, open, queued or taken */
 	size_t batches;		/* held, open, queued or taken */
 	struct dump_batch **open;	/* per tag */
 	size_t nopen, capopen;

@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "gz.h"
 #include "hop.h"
+#include "io.h"
 #include "log.h"
 #include "mp.h"
 #include "stream.h"
@@ -284,9 +285,7 @@ stage_fill(struct hop *h, struct batch *b, size_t off)
 	if (n > HOP_STAGE)
 		n = HOP_STAGE;
 	h->staged = NULL;
-	do
-		r = pread(b->fd, h->stage, n, b->foff + (off_t)boff);
-	while (r == -1 && errno == EINTR);
+	r = io_pread_all(b->fd, h->stage, n, b->foff + (off_t)boff);
 	if (r == -1 || (size_t)r != n) {	/* or the file shrank */
 		if (r != -1)
 			errno = EIO;
@@ -363,6 +362,10 @@ flush_out(struct hop *h)
 	size_t off, rem;
 	ssize_t w;
 	int n, k, whole;
+
+	/* a batch file's read error is this write's alone: a stale flag
+	 * would blame a later peer failure on a file */
+	h->readerr = 0;
 
 	while (h->wnext != NULL) {
 		n = 0;

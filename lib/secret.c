@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "secret.h"
 
 static int
@@ -38,7 +39,8 @@ secret_read(struct secret *s, const char *path, char *err, size_t n)
 	int fd;
 
 	memset(s, 0, sizeof *s);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
+	/* O_NONBLOCK: a FIFO put there is refused below, never waited on */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1)
 		return fail(err, n, path, strerror(errno));
 	if (fstat(fd, &st) == -1) {
 		close(fd);
@@ -58,14 +60,8 @@ secret_read(struct secret *s, const char *path, char *err, size_t n)
 		return fail(err, n, path, strerror(errno));
 	}
 	/* read one byte past the bound, to tell "too big" from "full" */
-	while (len <= SECRET_MAX) {
-		r = read(fd, p + len, SECRET_MAX + 1 - len);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
+	if ((r = io_read_all(fd, p, SECRET_MAX + 1)) > 0)
+		len = (size_t)r;
 	close(fd);
 	if (r == -1 || len > SECRET_MAX) {
 		explicit_bzero(p, len);

@@ -469,7 +469,11 @@ walk(struct spool_body *b)
 				b->bad = rc == -1;
 				break;
 			}
-			mp_scan_init(&b->scan, MP_MAXDEPTH, SIZE_MAX / 4);
+			/* a record cannot run past the body: one whose
+			 * header claims more is bad at once, and never
+			 * makes win hold the rest of the body */
+			mp_scan_init(&b->scan, MP_MAXDEPTH, (size_t)(b->c->h.bodylen -
+			    (b->off - b->win.len + b->pos) - b->head));
 		}
 		rc = mp_scan(&b->scan, e + b->head, have - b->head, &len);
 		if (rc == MP_MORE)
@@ -595,12 +599,14 @@ spool_bury(struct spool *s, int dirfd, const char *name, const char *reason)
 	buf_free(&r);
 	if (rc == -1)
 		return -1;
-	switch (durable_commit(-1, NULL, 0, 0, dirfd, name, s->dead, name, 0)) {
+	/* never over a dead letter of the same name */
+	switch (durable_commit(-1, NULL, 0, 0, dirfd, name, s->dead, name,
+	    RENAME_NOREPLACE)) {
 	case DURABLE_NOT_MOVED:
 		e = errno;
-		/* gone from under us into dead/: another process buried it,
-		 * and the reason beside it is its own */
-		if (e != ENOENT || fstatat(s->dead, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		/* a dead letter of that name (another process buried it
+		 * first) keeps a reason beside it */
+		if (fstatat(s->dead, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 			unlinkat(s->dead, rname, 0);
 		errno = e;
 		return -1;

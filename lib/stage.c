@@ -116,7 +116,8 @@ stage_write(struct stage *st)
 	if (durable_pwrite_all(st->fd, st->wbuf.p, st->wbuf.len,
 	    (off_t)(st->hlen + st->committed)) == -1)
 		goto fail;
-	crc = chunk_crc(st->crc, st->wbuf.p, st->wbuf.len);
+	/* kept for stage_sync: one pass of the CRC over each byte */
+	st->wcrc = crc = chunk_crc(st->crc, st->wbuf.p, st->wbuf.len);
 	if (write_head(st, CHUNK_STAGED, st->committed + st->wbuf.len,
 	    st->count + st->wcount, crc) == -1)
 		goto fail;
@@ -136,7 +137,8 @@ stage_sync(struct stage *st, int sync)
 		rollback(st);
 		return -1;
 	}
-	st->crc = chunk_crc(st->crc, st->wbuf.p, st->wbuf.len);
+	if (st->written)
+		st->crc = st->wcrc;	/* wbuf's, from stage_write */
 	st->committed += st->wbuf.len;
 	st->count += st->wcount;
 	buf_reset(&st->wbuf);

@@ -53,6 +53,7 @@ struct stage {
 	int64_t timekey;
 	uint64_t committed, count;	/* committed body bytes and events */
 	uint32_t crc;			/* CRC-32 of the committed body */
+	uint32_t wcrc;			/* and with wbuf, once written */
 	struct buf wbuf;		/* appended, not yet committed */
 	uint64_t wcount;
 	int written;			/* wbuf is in the file, not committed */

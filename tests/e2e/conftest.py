@@ -12,6 +12,7 @@ import re
 import struct
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import msgpack
@@ -100,6 +101,27 @@ def fault_log(path):
             return [tuple(line.split(" ")) for line in f.read().splitlines()]
     except FileNotFoundError:
         return []
+
+
+def wait_for(pred, timeout=TIMEOUT, what="condition", step=0.01):
+    """pred()'s first true value, polled every step seconds; fails the
+    test after timeout.  A test module takes waiter(ITS_WAIT)."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError("timed out after %ss waiting for %s" %
+                                 (timeout, what))
+        time.sleep(step)
+
+
+def waiter(default):
+    """wait_for with the timeout defaulting to default."""
+    def wait(pred, timeout=default, what="condition", step=0.01):
+        return wait_for(pred, timeout, what, step)
+    return wait
 
 
 SANITIZER_MARKS = (b"Sanitizer", b"runtime error:", b"LeakSanitizer")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import lfchunk
+import conftest
 from conftest import REPO, _env, check_no_sanitizer
 
 BIN = os.environ.get("LF_BIN", str(REPO / "build" / "bin"))
@@ -30,14 +31,7 @@ def fakedest_path():
     return FAKEDEST
 
 
-def wait_for(pred, timeout=WAIT, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.01)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+wait_for = conftest.waiter(WAIT)
 
 
 class Fake:

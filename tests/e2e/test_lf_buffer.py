@@ -28,6 +28,7 @@ import msgpack
 import pytest
 
 import lfchunk
+import conftest
 from conftest import (T, _env, check_no_sanitizer, ev, events, et, fault_env,
                       packb, run, tool)
 from fwdclient import (Client, Closed, Timeout, connect_retry, fluentd_token,
@@ -41,16 +42,7 @@ LOGPFX = "lf-buffer: "
 # Harness
 # ---------------------------------------------------------------------------
 
-def wait_for(pred, timeout=WAIT, what="condition", step=0.01):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError("timed out after %ss waiting for %s" %
-                                 (timeout, what))
-        time.sleep(step)
+wait_for = conftest.waiter(WAIT)
 
 
 class Lfb:

@@ -19,20 +19,14 @@ import time
 import pytest
 
 import lfchunk
+import conftest
 from conftest import _env, check_no_sanitizer, fault_env, fault_log, tool
 from fwdserver import FwdServer, gzip_members
 
 WAIT = 30           # seconds: generous, the binary may run under ASan
 
 
-def wait_for(pred, timeout=WAIT, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.01)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+wait_for = conftest.waiter(WAIT)
 
 
 @pytest.fixture

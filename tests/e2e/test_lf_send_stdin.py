@@ -9,20 +9,14 @@ import time
 
 import msgpack
 
+import conftest
 from conftest import _env, check_no_sanitizer, tool
 from fwdserver import FwdServer
 
 WAIT = 60
 
 
-def wait_for(pred, timeout=WAIT, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.01)
-    raise AssertionError("timed out waiting for %s" % what)
+wait_for = conftest.waiter(WAIT)
 
 
 def et(sec):

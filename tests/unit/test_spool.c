@@ -99,6 +99,41 @@ read_back(int fd, const struct buf *body, uint64_t *count, char *err,
 	return rc;
 }
 
+/* An entry whose record claims a 1 GiB string in a body of 8 blocks is
+ * bad at once: the reader never holds the rest of the body waiting for
+ * a record that cannot fit in it. */
+static void
+test_record_longer_than_body_is_bad_at_once(void **state)
+{
+	struct buf body = BUF_INIT;
+	struct spool_chunk c;
+	struct spool_body b;
+	const unsigned char *p;
+	unsigned char h[STREAM_ENTRY_HEAD];
+	char err[256];
+	uint64_t k;
+	size_t n;
+	int fd, rc;
+
+	(void)state;
+	stream_entry_head(h, 1700000000, 0);
+	assert_int_equal(buf_add(&body, h, sizeof h), 0);
+	assert_int_equal(buf_add(&body, "\x81\xa1p\xdb\x40\0\0\0", 8), 0);
+	assert_int_equal(buf_reserve(&body, 8 * SPOOL_BLOCK), 0);
+	memset(body.p + body.len, 'x', 8 * SPOOL_BLOCK);
+	body.len += 8 * SPOOL_BLOCK;
+	fd = chunk_file(&body, 1);
+	assert_int_equal(spool_chunk_fdopen(fd, "x.chunk", &c, err, sizeof err), 0);
+	spool_body_init(&b, &c);
+	while ((rc = spool_body_next(&b, &p, &n, &k, err, sizeof err)) == 1)
+		;
+	assert_int_equal(rc, -1);
+	assert_true(b.win.cap <= 2 * SPOOL_BLOCK);
+	spool_body_free(&b);
+	spool_release(&c);
+	buf_free(&body);
+}
+
 /* Entries so that the one after a filler starts `shift` bytes before a
  * block boundary, for every shift over its header and record start. */
 static void
@@ -240,6 +275,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_record_longer_than_body_is_bad_at_once),
 		cmocka_unit_test(test_body_split_everywhere),
 		cmocka_unit_test(test_body_bad_entry_everywhere),
 		cmocka_unit_test(test_body_count_crc_cut),
