@@ -763,6 +763,8 @@ resolve_new(struct ev_loop *loop, const struct resolve_conf *conf)
 		r->conf.threads = RESOLVE_THREADS;
 	if (r->conf.max_pending < 1)
 		r->conf.max_pending = 1;
+	if (!(r->conf.timeout > 0))
+		r->conf.timeout = 10;
 	TAILQ_INIT(&r->fwd);
 	TAILQ_INIT(&r->rev);
 	r->c->loop = loop;

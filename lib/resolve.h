@@ -99,7 +99,8 @@ struct resolve_req *resolve_forward(struct resolve *r, const char *host,
 /* Drop host's cached answer: the next connection resolves it again. */
 void	resolve_forget(struct resolve *r, const char *host, const char *port);
 
-/* A cached name for sa: 1 with host filled (n bytes), 0 without one. */
+/* A fresh cached answer for sa: 1 with host filled (n bytes): its
+ * name, or its numeric address when it has none; 0 without one. */
 int	resolve_reverse_cached(struct resolve *r, const struct sockaddr *sa,
 	    socklen_t len, char *host, size_t n);
 /* The name of sa (NI_NAMEREQD); cb as for resolve_forward.  NULL with

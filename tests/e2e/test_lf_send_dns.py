@@ -17,6 +17,7 @@ import conftest
 from conftest import BIN
 from fwdserver import FwdServer
 from test_lf_send import ACK, Send, fill, left, spool  # noqa: F401
+from test_tls import pki  # noqa: F401
 
 WAIT = 30
 wait_for = conftest.waiter(WAIT)
@@ -250,3 +251,33 @@ def test_a_name_that_never_resolves_is_logged_once_per_reason(spool,
     assert len(lines) == 2, lines
     assert "bad.test: cannot resolve: Name or service not known" in lines[0]
     assert "Temporary failure in name resolution" in lines[1]
+
+
+def test_tls_and_handshake_over_a_resolved_name(spool, tmp_path, names,
+                                                 pki):
+    """The socket takes the stand-in fd's place once the name is in (TLS
+    has bound that fd number already): TLS, the handshake and transport
+    heartbeats all work over a name, with a lookup for every connection
+    (--expire-dns-cache 0)."""
+    from fwdsecure import Server
+    from test_lf_send_tls import HB, acked_all, tls_opts
+    from test_tls import KEY, secret_file, server_ctx
+    chunks = fill(spool, 4, 5)
+    kf = secret_file(tmp_path, "key", KEY)
+    with Server(tls=server_ctx(pki), key=KEY, threaded=True) as srv:
+        names.set(tls_test=[srv.port])
+        s = Send(spool, tmp_path, HB + tls_opts(pki) + [
+            "--server", "tls.test:24224,name=localhost",
+            "--shared-key-file", kf, "--expire-dns-cache", "0"],
+            env=names.env())
+        try:
+            wait_for(lambda: len(srv.pings) >= 5, what="heartbeats")
+            wait_for(lambda: acked_all(srv, chunks), what="acks")
+            wait_for(lambda: not left(spool), what="an empty spool")
+            text = s.text()
+        finally:
+            rc = s.stop()
+    assert rc == 0
+    assert "down" not in text and "cannot resolve" not in text, text
+    # a lookup for every connection: heartbeats and chunks
+    assert names.lookups("tls.test") >= 5
