@@ -31,7 +31,7 @@ drain(struct stream_reader *r, struct buf *tmp)
 		if (rc != 1)
 			continue;
 		tmp->len = 0;
-		if (stream_entries_add(tmp, b.entries, b.len, kv, sizeof kv) == 0) {
+		if (stream_entries_add(tmp, b.entries, b.len, kv, sizeof kv, 1) == 0) {
 			stream_iter_init(&it, tmp->p, tmp->len);
 			while (stream_iter_next(&it, &ev) == 1)
 				;
