@@ -30,6 +30,7 @@ enum op {
 #define MAX_STATES 65535	/* indices are uint16_t */
 #define MAX_NEST 32		/* braces within braces */
 #define NONE 0xffff
+#define CACHE_TAG 128		/* a tag up to this long is remembered */
 
 struct insn {
 	uint8_t op, c;
@@ -45,6 +46,11 @@ struct match {
 	regex_t *re;
 	size_t nre;
 	unsigned long ops;
+	/* the last tag and its answer: a connection sends one tag mostly
+	 * (Fluentd keeps a cache of tags too) */
+	char last[CACHE_TAG];
+	size_t lastlen;
+	int lastres;		/* -1: none */
 };
 
 struct comp {
@@ -392,6 +398,7 @@ match_compile(const char *patterns, char *err, size_t errlen)
 	}
 	if (compile_fields(&c, patterns) == -1)
 		goto fail;
+	m->lastres = -1;
 	n = m->n ? m->n : 1;
 	m->cur = calloc(n, sizeof *m->cur);
 	m->next = calloc(n, sizeof *m->next);
@@ -507,10 +514,9 @@ nfa(struct match *m, const char *tag, size_t len)
 	return 0;
 }
 
-int
-match_tag(struct match *m, const char *tag, size_t len)
+static int
+match_all(struct match *m, const char *tag, size_t len)
 {
-	m->ops = 0;
 	if (nfa(m, tag, len))
 		return 1;
 	for (size_t i = 0; i < m->nre; i++) {
@@ -519,6 +525,25 @@ match_tag(struct match *m, const char *tag, size_t len)
 			return 1;
 	}
 	return 0;
+}
+
+int
+match_tag(struct match *m, const char *tag, size_t len)
+{
+	int r;
+
+	m->ops = 0;
+	if (m->lastres >= 0 && len == m->lastlen &&
+	    (len == 0 || memcmp(tag, m->last, len) == 0))
+		return m->lastres;
+	r = match_all(m, tag, len);
+	if (len <= CACHE_TAG) {
+		if (len > 0)
+			memcpy(m->last, tag, len);
+		m->lastlen = len;
+		m->lastres = r;
+	}
+	return r;
 }
 
 unsigned long

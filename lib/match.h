@@ -29,9 +29,12 @@
  * of n bytes does at most (n + 1) * states steps (match_ops counts them),
  * with no backtracking and no allocation; states grow linearly with the
  * pattern (at most MATCH_MAX_PATTERN bytes).  A regular expression is
- * regexec(3) with REG_NOSUB and no back references: glibc's DFA matcher,
- * linear in the tag, but it allocates and is outside match_ops.
- * A compiled pattern holds its matching scratch: one thread at a time. */
+ * regexec(3) with REG_NOSUB and no back references, which glibc matches
+ * without backtracking (under a millisecond for /(a*)*b/ on 20,000 a's), but it
+ * allocates and is outside match_ops.
+ * The last tag matched (up to 128 bytes) and its answer are remembered:
+ * the same tag again costs a memcmp.  A compiled pattern holds its
+ * matching scratch and that cache: one thread at a time. */
 #ifndef LF_MATCH_H
 #define LF_MATCH_H
 
@@ -49,7 +52,8 @@ struct match;
 struct match *match_compile(const char *patterns, char *err, size_t errlen);
 /* Does the tag (len bytes, NUL or not) match?  1 or 0. */
 int match_tag(struct match *m, const char *tag, size_t len);
-/* NFA steps the last match_tag took (for tests of the bound above). */
+/* NFA steps the last match_tag took (for tests of the bound above; 0
+ * when the answer was remembered). */
 unsigned long match_ops(const struct match *m);
 /* NFA states of the compiled glob patterns. */
 size_t match_states(const struct match *m);

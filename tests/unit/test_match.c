@@ -354,6 +354,38 @@ test_bound(void **state)
 	free(tag);
 }
 
+/* The last tag is remembered: the same tag again takes no NFA step and
+ * gets the same answer; another tag of the same length is matched. */
+static void
+test_cache(void **state)
+{
+	char err[128], tag[200];
+	struct match *m;
+
+	(void)state;
+	assert_non_null(m = match_compile("a.*", err, sizeof err));
+	assert_int_equal(match_tag(m, "a.bc", 4), 1);
+	assert_true(match_ops(m) > 0);
+	assert_int_equal(match_tag(m, "a.bc", 4), 1);
+	assert_int_equal(match_ops(m), 0);
+	assert_int_equal(match_tag(m, "a.b.", 4), 0);
+	assert_true(match_ops(m) > 0);
+	assert_int_equal(match_tag(m, "a.b.", 4), 0);
+	assert_int_equal(match_ops(m), 0);
+	assert_int_equal(match_tag(m, "", 0), 0);
+	assert_int_equal(match_tag(m, "", 0), 0);
+	assert_int_equal(match_ops(m), 0);
+	/* a tag longer than the cache is matched every time */
+	memset(tag, 'x', sizeof tag);
+	tag[0] = 'a', tag[1] = '.';
+	assert_int_equal(match_tag(m, tag, sizeof tag), 1);
+	assert_int_equal(match_tag(m, tag, sizeof tag), 1);
+	assert_true(match_ops(m) > 0);
+	tag[100] = '.';
+	assert_int_equal(match_tag(m, tag, sizeof tag), 0);
+	match_free(m);
+}
+
 /* Fluentd's order: the first <match> matching takes the event ("**"
  * first hides what follows); copies take every rule matching. */
 static void
@@ -418,6 +450,7 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_long_tag),
 		cmocka_unit_test(test_bound),
+		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
