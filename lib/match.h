@@ -21,20 +21,25 @@
  * ".,": Fluentd ignores a trailing dot), a trailing backslash, and in a
  * regular expression what POSIX ERE (regcomp(3), which lf uses in place
  * of Ruby's Onigmo) would read differently from Ruby: back references,
- * "(?" groups such as look-ahead, and \ before a letter or digit other
- * than \w \W \s \S \b \B.  Everything else is read as Fluentd reads it,
- * including a ',' outside braces, which is a literal.
+ * "(?" groups such as look-ahead, '\' in a bracket expression, and '\'
+ * before a letter or digit other than \w \W \s \S \b \B, or before
+ * < > ` '.  Everything else is read as Fluentd reads it, including a ','
+ * outside braces, which is a literal.  Tags are bytes: '**' matches any
+ * byte, where Ruby's '.' stops at a newline and its \Z also matches
+ * before a last newline, and an invalid UTF-8 tag makes Ruby's match
+ * raise; a tag holding either may be routed otherwise by Fluentd.
  *
  * Cost: a glob pattern is an NFA run over the tag once, so matching a tag
- * of n bytes does at most (n + 1) * states steps (match_ops counts them),
- * with no backtracking and no allocation; states grow linearly with the
- * pattern (at most MATCH_MAX_PATTERN bytes).  A regular expression is
- * regexec(3) with REG_NOSUB and no back references, which glibc matches
- * without backtracking (under a millisecond for /(a*)*b/ on 20,000 a's), but it
- * allocates and is outside match_ops.
- * The last tag matched (up to 128 bytes) and its answer are remembered:
- * the same tag again costs a memcmp.  A compiled pattern holds its
- * matching scratch and that cache: one thread at a time. */
+ * of n bytes takes at most 2 (n + 1) states steps (match_ops counts them:
+ * each state entered once per position, and stepped once), with no
+ * backtracking and no allocation; states grow linearly with the pattern
+ * (at most MATCH_MAX_PATTERN bytes).  A regular expression is regexec(3)
+ * with REG_NOSUB and no back references, which glibc matches without
+ * backtracking (under a millisecond for /(a*)*b/ on 20,000 a's), but it
+ * allocates and is outside match_ops.  The last tag matched (up to 128
+ * bytes) and its answer are remembered: the same tag again costs a
+ * memcmp.  A compiled pattern holds its matching scratch and that cache:
+ * one thread at a time. */
 #ifndef LF_MATCH_H
 #define LF_MATCH_H
 
