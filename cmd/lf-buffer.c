@@ -17,8 +17,6 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#define LIBBSD_NETBSD_VIS	/* quiets <bsd/vis.h>; strnvisx is the same in both */
-#include <bsd/vis.h>
 #include <ev.h>
 
 #include "buffer.h"
@@ -94,7 +92,7 @@ ack_room(struct lfb *x)
 static int
 unmatched(struct lfb *x, struct stream_batch *b)
 {
-	char tag[4 * 64 + 1];
+	char tag[LOG_TAG_MAX];
 	ingest_ack_t a;
 	unsigned long c;
 
@@ -106,15 +104,12 @@ unmatched(struct lfb *x, struct stream_batch *b)
 	}
 	c = ++x->unmatched;
 	x->unmatched_events += b->count;
-	if (c < 512 ? (c & (c - 1)) != 0 : c % 512 != 0)
+	if (!log_nth(c))
 		return INGEST_TAKE;
-	/* a tag is the client's bytes: shown with vis(3), cut at 64 */
-	if (strnvisx(tag, sizeof tag, b->tag, b->taglen < 64 ? b->taglen : 64,
-	    VIS_CSTYLE | VIS_OCTAL | VIS_WHITE | VIS_DQ) == -1)
-		snprintf(tag, sizeof tag, "?");
-	log_warn("no patterns matched tag=\"%s%s\": %zu events dropped "
-	    "(%lu messages, %lu events so far)", tag, b->taglen > 64 ? "..." : "",
-	    b->count, c, x->unmatched_events);
+	log_tag(tag, b->tag, b->taglen);
+	log_warn("no patterns matched tag=\"%s\": %zu events dropped "
+	    "(%lu messages, %lu events so far)", tag, b->count, c,
+	    x->unmatched_events);
 	return INGEST_TAKE;
 }
 

@@ -36,6 +36,7 @@
 #include "ingest.h"
 #include "io.h"
 #include "log.h"
+#include "match.h"
 #include "resolve.h"
 #include "secret.h"
 #include "serve.h"
@@ -48,6 +49,7 @@
 	"               [--notify-fd N] [--state-file PATH] [--log-file PATH]\n" \
 	"               [--add-tag-prefix PREFIX] [--source-address-key KEY]\n" \
 	"               [--source-hostname-key KEY] [--resolve-hostname BOOL]\n" \
+	"               [--match PATTERN ...]\n" \
 	"               [--chunk-size-limit SIZE] [--chunk-size-warn-limit SIZE]\n" \
 	"               [--skip-invalid-event BOOL] [--deny-keepalive BOOL]\n" \
 	"               [--send-keepalive-packet BOOL] [--linger-timeout TIME]\n" \
@@ -101,6 +103,8 @@ struct recv {
 	const char *to, *logfile, *state_file, *prefix, *addr_key, *host_key;
 	int resolve_hostname;		/* -1: not given */
 	struct resolve *res;
+	struct buf patterns;		/* --match, joined by spaces */
+	struct match *match;
 	struct lookup lookups[RECV_LOOKUPS];
 	int nlookups;
 	size_t chunk_limit, chunk_warn;		/* 0: none */
@@ -136,6 +140,7 @@ struct recv {
 	struct buf tmp, key_val;
 	int stopping, exit_code;
 	unsigned long messages, events, acks, oversize, refused, lost;
+	unsigned long refused_msgs;
 	ev_timer state_timer, drain_timer;
 	struct sig sig;
 };
@@ -369,6 +374,29 @@ ack_now(struct recv *x, const struct stream_batch *b)
 	return INGEST_TAKE;
 }
 
+/* A tag that matches no --match pattern is dropped at the door, and
+ * acked so that its client does not send it again for ever (the events
+ * of another environment, say); Fluentd's "no patterns matched", logged
+ * on its schedule and counted. */
+static int
+refused(struct recv *x, struct lis *li, const struct stream_batch *b,
+    const struct buf *tag)
+{
+	char t[LOG_TAG_MAX];
+	unsigned long c = ++x->refused_msgs;
+
+	x->refused += b->count;
+	if (li)
+		li->refused += b->count;
+	if (log_nth(c)) {
+		log_tag(t, (const char *)tag->p, tag->len);
+		log_warn("no patterns matched tag=\"%s\": %zu events dropped "
+		    "(%lu messages, %lu events so far)", t, b->count, c,
+		    x->refused);
+	}
+	return ack_now(x, b);
+}
+
 /* The tag, with --add-tag-prefix. */
 static int
 tag_of(struct recv *x, const struct stream_batch *b, struct buf *t)
@@ -502,7 +530,11 @@ take(void *ctx, struct stream_batch *b)
 	}
 	if (too_big(x, li, b))
 		return ack_now(x, b);
-	if (tag_of(x, b, &tag) == -1 || entries_of(x, b, &e, &len) != 0)
+	if (tag_of(x, b, &tag) == -1)
+		return INGEST_HOLD;
+	if (x->match && !match_tag(x->match, (char *)tag.p, tag.len))
+		return refused(x, li, b, &tag);
+	if (entries_of(x, b, &e, &len) != 0)
 		return INGEST_HOLD;	/* no memory, or the host name comes */
 	if (b->count == 0)
 		return ack_now(x, b);
@@ -756,7 +788,7 @@ parse_args(struct recv *x, int argc, char **argv)
 		O_ADDRKEY, O_CSL, O_CSWL, O_SKIP, O_DENYKA, O_KAPKT, O_LINGER,
 		O_TRANSPORT, O_TLSCERT, O_TLSKEY, O_TLSCA, O_TLSCLIENT, O_KEYFILE,
 		O_SELF, O_USERAUTH, O_USERS, O_ALLOW, O_ANON, O_MAXMSG, O_MAXMEM,
-		O_MSGTIME, O_DRAIN, O_HOSTKEY, O_RESOLVE, O_VERSION };
+		O_MSGTIME, O_DRAIN, O_HOSTKEY, O_RESOLVE, O_MATCH, O_VERSION };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "to", required_argument, NULL, O_TO },
@@ -767,6 +799,7 @@ parse_args(struct recv *x, int argc, char **argv)
 		{ "source-address-key", required_argument, NULL, O_ADDRKEY },
 		{ "source-hostname-key", required_argument, NULL, O_HOSTKEY },
 		{ "resolve-hostname", required_argument, NULL, O_RESOLVE },
+		{ "match", required_argument, NULL, O_MATCH },
 		{ "chunk-size-limit", required_argument, NULL, O_CSL },
 		{ "chunk-size-warn-limit", required_argument, NULL, O_CSWL },
 		{ "skip-invalid-event", required_argument, NULL, O_SKIP },
@@ -808,6 +841,11 @@ parse_args(struct recv *x, int argc, char **argv)
 		case O_PREFIX: x->prefix = optarg; break;
 		case O_ADDRKEY: x->addr_key = optarg; break;
 		case O_HOSTKEY: x->host_key = optarg; break;
+		case O_MATCH:
+			if ((x->patterns.len && buf_add(&x->patterns, " ", 1) == -1) ||
+			    buf_adds(&x->patterns, optarg) == -1)
+				log_fatal(EX_OSERR, "out of memory");
+			break;
 		case O_RESOLVE: x->resolve_hostname = conf_opt_bool("resolve-hostname", optarg); break;
 		case O_CSL: x->chunk_limit = conf_opt_size("chunk-size-limit", optarg); break;
 		case O_CSWL: x->chunk_warn = conf_opt_size("chunk-size-warn-limit", optarg); break;
@@ -844,6 +882,13 @@ parse_args(struct recv *x, int argc, char **argv)
 		log_fatal(EX_USAGE, "--to: want unix:PATH (lf-buffer --listen)");
 	if (x->to && dial_parse(&x->addr, x->to, err, sizeof err) == -1)
 		log_fatal(EX_USAGE, "--to: %s", err);
+	if (x->patterns.len) {
+		if (buf_add(&x->patterns, "", 1) == -1)
+			log_fatal(EX_OSERR, "out of memory");
+		if ((x->match = match_compile((char *)x->patterns.p, err,
+		    sizeof err)) == NULL)
+			log_fatal(EX_USAGE, "--match: %s", err);
+	}
 	if (x->host_key && x->resolve_hostname == 0)
 		log_fatal(EX_USAGE, "--source-hostname-key needs --resolve-hostname "
 		    "true (as in Fluentd)");
@@ -995,6 +1040,9 @@ cleanup(struct recv *x)
 	free(x->users);
 	free(x->passwords);
 	secret_free(&x->key);
+	if (x->match)
+		match_free(x->match);
+	buf_free(&x->patterns);
 	free(x->allow);
 	free(x->lis);
 	free(x->listen);
