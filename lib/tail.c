@@ -307,7 +307,7 @@ deliver(struct tail *t, struct tail_file *f, int flush, double now)
 		n = avail;
 		flags |= TAIL_FLUSH;
 	}
-	if (n > 0) {
+	if (n > 0 || (flags & TAIL_EOF)) {
 		took = t->cbs.lines(t->cbs.ctx, f, p, n, flags);
 		f->head += took;
 		f->off += took;
@@ -400,8 +400,8 @@ read_file(struct tail *t, struct tail_file *f, double now)
 		if (deliver(t, f, 0, now) == -1)
 			return;
 	}
-	if (f->at_eof && f->b.len > f->head)
-		(void)deliver(t, f, 0, now);
+	if (f->at_eof)
+		(void)deliver(t, f, 0, now);	/* the caller's batch can go */
 	if (t->c.open_on_every_update && f->at_eof && !f->rotated) {
 		close(f->fd);
 		f->fd = -1;
