@@ -41,6 +41,7 @@
 #include "io.h"
 #include "json.h"
 #include "log.h"
+#include "parse.h"
 #include "posfile.h"
 #include "sig.h"
 #include "stream.h"
@@ -61,8 +62,6 @@
 	"               [--shutdown-timeout dur] [--state-file file]\n" \
 	"               [--notify-fd n] [--log-file file] path ...\n"
 
-enum { FMT_NONE, FMT_JSON };
-enum { LT_OK, LT_NOTIME, LT_ERR };	/* the parser seam (lib/parse's) */
 
 struct sent {			/* a batch in flight */
 	struct tail_file *f;
@@ -83,8 +82,12 @@ struct fstate {
 	struct sent *q, **qtail;
 	struct buf ents;	/* the batch being made */
 	size_t count, lines;
-	uint64_t bstart, bend;	/* its byte range */
+	uint64_t bstart, bend;	/* its bytes: sent up to bstart, read to bend */
+	uint64_t held;		/* multiline: where the held record starts */
+	int holding;
+	int ready;		/* full: waiting for room in the hop */
 	int journaled;
+	struct parser *parser;	/* one a file: a multiline record is held */
 	struct cut *cuts;	/* ends to cut at, from the journal */
 	size_t ncuts, icut;
 	char *tag;
@@ -97,8 +100,7 @@ struct lt {
 	struct tail_conf tc;
 	struct tail *tail;
 	const char *tag;
-	int fmt;
-	struct json_in jin;
+	struct parse_conf pc;
 	const char *path_key;
 	int emit_unmatched;
 	size_t lines_limit, batch_bytes;
@@ -161,21 +163,6 @@ mp_str(struct buf *b, const char *s, size_t n)
 	return buf_add(b, s, n);
 }
 
-/* {key: line} and the path key, appended to out */
-static int
-rec_line(struct lt *t, struct buf *out, const char *key, const char *line,
-    size_t len, const char *path)
-{
-	if (buf_addc(out, 0x80 | (t->path_key ? 2 : 1)) == -1 ||
-	    mp_str(out, key, strlen(key)) == -1 ||
-	    mp_str(out, line, len) == -1)
-		return -1;
-	if (t->path_key && (mp_str(out, t->path_key, strlen(t->path_key)) ==
-	    -1 || mp_str(out, path, strlen(path)) == -1))
-		return -1;
-	return 0;
-}
-
 /* One more key and str value at the end of the map in rec. */
 static int
 map_add(struct buf *rec, const char *key, const char *val)
@@ -223,31 +210,6 @@ map_add(struct buf *rec, const char *key, const char *val)
 	buf_free(rec);
 	*rec = nb;
 	return 0;
-}
-
-/* The parser seam: one line -> one record in t->rec.  lib/parse's
- * parse_line takes its place with the same outcomes. */
-static int
-parse(struct lt *t, const char *line, size_t len, const char *path,
-    uint32_t *sec, uint32_t *nsec, char *err, size_t errlen)
-{
-	int has_time = 0;
-
-	buf_reset(&t->rec);
-	if (t->fmt == FMT_NONE)
-		return rec_line(t, &t->rec, "message", line, len, path) == -1 ?
-		    LT_ERR : LT_NOTIME;
-	if (json_parse_record(line, len, &t->jin, &t->rec, sec, nsec,
-	    &has_time, err, errlen) == -1)
-		return LT_ERR;
-	if (t->path_key) {
-		/* one more key: the map's header grows by one */
-		if (map_add(&t->rec, t->path_key, path) == -1) {
-			snprintf(err, errlen, "cannot add the path key");
-			return LT_ERR;
-		}
-	}
-	return has_time ? LT_OK : LT_NOTIME;
 }
 
 /* Fluentd's tag rule: the tag split at '*'; the path with '/' turned
@@ -456,17 +418,25 @@ advance(struct lt *t, struct tail_file *f)
 	}
 }
 
+/* Where the batch may end: before a held multiline record. */
+static uint64_t
+send_end(const struct fstate *fs)
+{
+	return fs->holding ? fs->held : fs->bend;
+}
+
 static void
 batch_reset(struct fstate *fs)
 {
 	fs->ents.len = 0;
 	fs->count = fs->lines = 0;
 	fs->journaled = 0;
-	fs->bstart = fs->bend;
+	fs->ready = 0;
+	fs->bstart = send_end(fs);
 }
 
 /* Send the batch being made: 0, or -1 when the hop is full (the batch is
- * kept and sent first next time). */
+ * kept, ready, and sent first next time). */
 static int
 batch_send(struct lt *t, struct tail_file *f)
 {
@@ -474,11 +444,12 @@ batch_send(struct lt *t, struct tail_file *f)
 	struct hop_id id;
 	struct sent *s;
 	unsigned char key[64 + 5 * 8];
-	uint64_t v[5] = { f->dev, f->ino, f->btime, fs->bstart, fs->bend };
+	uint64_t end = send_end(fs);
+	uint64_t v[5] = { f->dev, f->ino, f->btime, fs->bstart, end };
 	size_t kl, i, j;
 	int rc;
 
-	if (fs->bend == fs->bstart)
+	if (end == fs->bstart)
 		return 0;
 	if (fs->count > 0 && t->hop == NULL) {
 		if (stream_writer_add_entries(&t->w, fs->tag, fs->taglen,
@@ -488,17 +459,14 @@ batch_send(struct lt *t, struct tail_file *f)
 	}
 	if (fs->count == 0 || t->hop == NULL) {
 		/* delivered (or nothing to deliver: skipped lines only) */
-		if (fs->q == NULL) {
-			fs->acked = fs->bend;
-			t->dirty = 1;
-		} else if ((s = calloc(1, sizeof *s)) != NULL) {
-			*s = (struct sent){ f, fs->bstart, fs->bend, fs->gen, 1,
-			    0, NULL };
-			*fs->qtail = s;
-			fs->qtail = &s->next;
-		}
+		if ((s = calloc(1, sizeof *s)) == NULL)
+			log_fatal(EX_OSERR, "out of memory");
+		*s = (struct sent){ f, fs->bstart, end, fs->gen, 1, 0, NULL };
+		*fs->qtail = s;
+		fs->qtail = &s->next;
 		t->acked_lines += fs->lines;
 		batch_reset(fs);
+		advance(t, f);
 		return 0;
 	}
 	/* the id: the tag as given (not as expanded: a file renamed keeps
@@ -513,18 +481,18 @@ batch_send(struct lt *t, struct tail_file *f)
 	if (hop_id_derive(&id, key, kl) == -1)
 		log_fatal(EX_SOFTWARE, "cannot derive a chunk id");
 	if (!fs->journaled) {
-		if (journal_add(t, f, fs->bstart, fs->bend) == -1)
+		if (journal_add(t, f, fs->bstart, end) == -1)
 			log_fatal(EX_IOERR, "%s: %s", t->jpath, strerror(errno));
 		fs->journaled = 1;
 	}
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
-	*s = (struct sent){ f, fs->bstart, fs->bend, fs->gen, 0, fs->lines,
-	    NULL };
+	*s = (struct sent){ f, fs->bstart, end, fs->gen, 0, fs->lines, NULL };
 	rc = hop_send(t->hop, fs->tag, fs->taglen, fs->ents.p, fs->ents.len,
 	    fs->count, &id, s);
 	if (rc == HOP_FULL) {
 		free(s);
+		fs->ready = 1;
 		return -1;
 	}
 	if (rc == -1)
@@ -555,14 +523,51 @@ drop_cuts(struct fstate *fs)
 	fs->ncuts = fs->icut = 0;
 }
 
+/* A record out of the parser (rc) into the batch. */
 static int
-add_line(struct lt *t, struct tail_file *f, const char *line, size_t len)
+add_record(struct lt *t, struct tail_file *f, int rc, uint32_t sec,
+    uint32_t nsec, const char *err)
 {
 	struct fstate *fs = f->udata;
 	unsigned char h[STREAM_ENTRY_HEAD];
-	uint32_t sec = t->now_sec, nsec = t->now_nsec;
+	const char *text;
+	size_t len;
+
+	if (rc == PARSE_MORE)
+		return 0;
+	if (rc == PARSE_ERR) {
+		fs->errors++;
+		t->errors++;
+		LOG_WARN_LIMITED("%s: pattern not matched: %s", f->path, err);
+		if (!t->emit_unmatched)
+			return 0;
+		text = parse_failed(fs->parser, &len);
+		buf_reset(&t->rec);
+		if (parse_unmatched(&t->rec, text, len) == -1)
+			return -1;
+	}
+	if (rc != PARSE_OK) {
+		sec = t->now_sec;
+		nsec = t->now_nsec;
+	}
+	if (t->path_key && map_add(&t->rec, t->path_key, f->path) == -1)
+		return -1;
+	stream_entry_head(h, sec, nsec);
+	if (buf_add(&fs->ents, h, sizeof h) == -1 ||
+	    buf_add(&fs->ents, t->rec.p, t->rec.len) == -1)
+		return -1;
+	fs->count++;
+	return 0;
+}
+
+static int
+add_line(struct lt *t, struct tail_file *f, const char *line, size_t len,
+    uint64_t at)
+{
+	struct fstate *fs = f->udata;
+	uint32_t sec = 0, nsec = 0;
 	char err[160];
-	int rc;
+	int rc, was = parse_pending(fs->parser) > 0;
 
 	if (len > 0 && line[len - 1] == '\r')	/* Ruby's chomp */
 		len--;
@@ -571,26 +576,47 @@ add_line(struct lt *t, struct tail_file *f, const char *line, size_t len)
 		    "(--max-line-size)", f->path, len);
 		return 0;
 	}
-	rc = parse(t, line, len, f->path, &sec, &nsec, err, sizeof err);
-	if (rc == LT_ERR) {
-		fs->errors++;
-		t->errors++;
-		LOG_WARN_LIMITED("%s: pattern not matched: %s", f->path, err);
-		if (!t->emit_unmatched)
-			return 0;
-		buf_reset(&t->rec);
-		sec = t->now_sec;
-		nsec = t->now_nsec;
-		if (rec_line(t, &t->rec, "unmatched_line", line, len,
-		    f->path) == -1)
-			return -1;
-	}
-	stream_entry_head(h, sec, nsec);
-	if (buf_add(&fs->ents, h, sizeof h) == -1 ||
-	    buf_add(&fs->ents, t->rec.p, t->rec.len) == -1)
+	buf_reset(&t->rec);
+	rc = parse_line(fs->parser, line, len, &t->rec, &sec, &nsec, err,
+	    sizeof err);
+	if (add_record(t, f, rc, sec, nsec, err) == -1)
 		return -1;
-	fs->count++;
+	/* a record held from this line on: the batch ends before it */
+	if (parse_pending(fs->parser) > 0) {
+		if (!was || rc != PARSE_MORE) {
+			fs->held = at;
+			fs->holding = 1;
+		}
+	} else
+		fs->holding = 0;
 	return 0;
+}
+
+/* The held multiline record goes out now. */
+static int
+flush_held(struct lt *t, struct tail_file *f)
+{
+	struct fstate *fs = f->udata;
+	uint32_t sec = 0, nsec = 0;
+	char err[160];
+	int rc;
+
+	if (!fs->holding)
+		return 0;
+	buf_reset(&t->rec);
+	rc = parse_flush(fs->parser, &t->rec, &sec, &nsec, err, sizeof err);
+	fs->holding = 0;
+	return add_record(t, f, rc, sec, nsec, err);
+}
+
+static void
+clock_now(struct lt *t)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	t->now_sec = (uint32_t)ts.tv_sec;
+	t->now_nsec = (uint32_t)ts.tv_nsec;
 }
 
 /* lib/tail's lines: whole lines from f->off.  Each line goes into the
@@ -602,61 +628,54 @@ on_lines(void *ctx, struct tail_file *f, const char *p, size_t n, int flags)
 	struct lt *t = ctx;
 	struct fstate *fs = f->udata;
 	const struct cut *c;
-	struct timespec ts;
 	size_t i = 0, len;
 	const char *nl;
 
-	if (t->stopping)
+	if (t->stopping || (fs->ready && batch_send(t, f) == -1))
 		return 0;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	t->now_sec = (uint32_t)ts.tv_sec;
-	t->now_nsec = (uint32_t)ts.tv_nsec;
+	clock_now(t);
 	/* a range must be contiguous: after a truncation or a skipped
-	 * line, the batch so far goes first */
+	 * line, the batch so far goes first (a held record with it) */
 	if (fs->bend != f->off) {
+		if (flush_held(t, f) == -1)
+			log_fatal(EX_OSERR, "out of memory");
 		if (batch_send(t, f) == -1)
 			return 0;
 		fs->bstart = fs->bend = f->off;
 	}
 	while (i < n) {
-		uint64_t at = f->off + i;
-
 		c = next_cut(fs, fs->bstart);
-		if (fs->bend > fs->bstart && ((c && c->end == at) ||
-		    (!c && (fs->lines >= t->lines_limit ||
-		    fs->ents.len >= t->batch_bytes)))) {
-			if (c)
-				fs->icut++;
-			if (batch_send(t, f) == -1)
-				return i;
-			continue;
-		}
+		if (!c && (fs->lines >= t->lines_limit ||
+		    fs->ents.len >= t->batch_bytes) && batch_send(t, f) == -1)
+			return i;
 		nl = memchr(p + i, '\n', n - i);
 		len = nl ? (size_t)(nl - (p + i)) : n - i;	/* TAIL_FLUSH */
-		if (c && c->end < at + len + (nl != NULL)) {
-			/* the file is not what that run read */
-			drop_cuts(fs);
-		}
 		fs->journaled = 0;	/* the range grows past the record */
-		if (add_line(t, f, p + i, len) == -1)
+		if (add_line(t, f, p + i, len, f->off + i) == -1)
 			log_fatal(EX_OSERR, "out of memory");
 		i += len + (nl != NULL);
 		fs->bend = f->off + i;
 		fs->lines++;
 		fs->nlines++;
 		t->lines++;
+		if (c && send_end(fs) >= c->end) {
+			if (send_end(fs) > c->end)
+				drop_cuts(fs);	/* not what that run read */
+			else {
+				fs->icut++;
+				if (batch_send(t, f) == -1)
+					return i;
+			}
+		}
 	}
+	if (flags & TAIL_FLUSH && flush_held(t, f) == -1)
+		log_fatal(EX_OSERR, "out of memory");
 	if (flags & (TAIL_EOF | TAIL_FLUSH)) {
 		c = next_cut(fs, fs->bstart);
-		if (c && c->end > fs->bend && (flags & TAIL_EOF) &&
-		    c->end > f->size)
+		if (c && (flags & TAIL_EOF) && c->end > f->size)
 			drop_cuts(fs);	/* the file is shorter than it was */
-		c = next_cut(fs, fs->bstart);
-		if (c == NULL || c->end == fs->bend) {
-			if (c)
-				fs->icut++;
+		if (next_cut(fs, fs->bstart) == NULL)
 			(void)batch_send(t, f);	/* full: sent on writable */
-		}
 	}
 	return n;
 }
@@ -675,6 +694,12 @@ on_start(void *ctx, struct tail_file *f, int startup)
 		log_fatal(EX_OSERR, "out of memory");
 	fs->taglen = strlen(fs->tag);
 	fs->qtail = &fs->q;
+	{
+		char err[256];
+
+		if ((fs->parser = parse_new(&t->pc, err, sizeof err)) == NULL)
+			log_fatal(EX_SOFTWARE, "%s", err);
+	}
 	f->udata = fs;
 	e = posfile_find(&t->pf, f->path, f->ino);
 	off = posfile_start(e, f->ino, f->size,
@@ -718,6 +743,9 @@ on_truncated(void *ctx, struct tail_file *f)
 
 	log_info("%s: truncated, reading from its head", f->path);
 	/* what was read before stays a batch of its own */
+	clock_now(t);
+	if (flush_held(t, f) == -1)
+		log_fatal(EX_OSERR, "out of memory");
 	if (fs->bend > fs->bstart)
 		(void)batch_send(t, f);
 	fs->gen++;
@@ -741,7 +769,16 @@ on_busy(void *ctx, struct tail_file *f)
 {
 	struct fstate *fs = f->udata;
 
-	(void)ctx;
+	struct lt *t = ctx;
+
+	/* a rotated file at its end: its held record is complete */
+	if (f->rotated && f->at_eof && fs->holding && !t->stopping) {
+		clock_now(t);
+		if (flush_held(t, f) == -1)
+			log_fatal(EX_OSERR, "out of memory");
+	}
+	if (fs->bend > fs->bstart && !fs->ready && !t->stopping)
+		(void)batch_send(t, f);
 	return fs->q != NULL || fs->bend > fs->bstart;
 }
 
@@ -757,6 +794,7 @@ on_closed(void *ctx, struct tail_file *f)
 		free(s);
 	}
 	buf_free(&fs->ents);
+	parse_free(fs->parser);
 	free(fs->cuts);
 	free(fs->tag);
 	free(fs);
@@ -801,8 +839,8 @@ hop_room(void *ctx)
 	for (f = tail_files(t->tail); f; f = f->next) {
 		struct fstate *fs = f->udata;
 
-		if (fs->bend > fs->bstart && fs->bend == f->off &&
-		    next_cut(fs, fs->bstart) == NULL &&
+		if ((fs->ready || (fs->bend == f->off && f->at_eof &&
+		    next_cut(fs, fs->bstart) == NULL)) &&
 		    batch_send(t, f) == -1)
 			return;
 	}
@@ -958,10 +996,6 @@ addv(char ***v, size_t *n, char *s)
 	*v = nv;
 }
 
-static const struct conf_name formats[] = {
-	{ "none", FMT_NONE }, { "json", FMT_JSON }, { NULL, 0 },
-};
-
 static void
 parse_args(struct lt *t, int argc, char **argv)
 {
@@ -970,9 +1004,8 @@ parse_args(struct lt *t, int argc, char **argv)
 		OPT_LINES, OPT_BPS, OPT_PFLUSH, OPT_BATCH, OPT_UNMATCHED, OPT_TIMEKEY,
 		OPT_TIMEFMT, OPT_KEEP, OPT_UTC, OPT_COMPACT, OPT_SHUT, OPT_STATE,
 		OPT_NOTIFY, OPT_LOG, OPT_VERSION };
-	static const struct option opts[] = {
+	static const struct option mine[] = {
 		{ "tag", required_argument, NULL, 't' },
-		{ "format", required_argument, NULL, 'f' },
 		{ "pos-file", required_argument, NULL, OPT_POS },
 		{ "to", required_argument, NULL, OPT_TO },
 		{ "path-key", required_argument, NULL, OPT_PATHKEY },
@@ -989,11 +1022,6 @@ parse_args(struct lt *t, int argc, char **argv)
 		{ "read-bytes-limit-per-second", required_argument, NULL, OPT_BPS },
 		{ "partial-flush-interval", required_argument, NULL, OPT_PFLUSH },
 		{ "batch-size", required_argument, NULL, OPT_BATCH },
-		{ "emit-unmatched-lines", required_argument, NULL, OPT_UNMATCHED },
-		{ "time-key", required_argument, NULL, OPT_TIMEKEY },
-		{ "time-format", required_argument, NULL, OPT_TIMEFMT },
-		{ "keep-time-key", no_argument, NULL, OPT_KEEP },
-		{ "utc", no_argument, NULL, OPT_UTC },
 		{ "pos-file-compaction-interval", required_argument, NULL, OPT_COMPACT },
 		{ "shutdown-timeout", required_argument, NULL, OPT_SHUT },
 		{ "state-file", required_argument, NULL, OPT_STATE },
@@ -1004,14 +1032,32 @@ parse_args(struct lt *t, int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct option opts[sizeof mine / sizeof mine[0] + PARSE_OPT_END -
+	    PARSE_OPT_BASE];
 	char err[256];
+	size_t nm = sizeof mine / sizeof mine[0] - 1, np = 0;
 	uint64_t v;
 	int ch;
 
+	/* the parser's options (lib/parse), then ours */
+	while (parse_options[np].name != NULL)
+		np++;
+	memcpy(opts, parse_options, np * sizeof opts[0]);
+	memcpy(opts + np, mine, (nm + 1) * sizeof opts[0]);
 	while ((ch = getopt_long(argc, argv, "t:f:vh", opts, NULL)) != -1) {
+		if (ch >= PARSE_OPT_BASE && ch < PARSE_OPT_END) {
+			if (parse_option(&t->pc, ch, optarg, err,
+			    sizeof err) == -1)
+				log_fatal(EX_USAGE, "%s", err);
+			continue;
+		}
 		switch (ch) {
+		case 'f':
+			if (parse_option(&t->pc, parse_options[0].val, optarg,
+			    err, sizeof err) == -1)
+				log_fatal(EX_USAGE, "%s", err);
+			break;
 		case 't': t->tag = optarg; break;
-		case 'f': t->fmt = conf_opt_enum("format", optarg, formats); break;
 		case OPT_POS: t->pos_path = optarg; break;
 		case OPT_TO:
 			if (dial_parse(&t->addr, optarg, err, sizeof err) == -1)
@@ -1048,11 +1094,6 @@ parse_args(struct lt *t, int argc, char **argv)
 				log_fatal(EX_USAGE, "--batch-size: out of range \"%s\"", optarg);
 			t->batch_bytes = (size_t)v;
 			break;
-		case OPT_UNMATCHED: t->emit_unmatched = conf_opt_bool("emit-unmatched-lines", optarg); break;
-		case OPT_TIMEKEY: t->jin.time_key = optarg; break;
-		case OPT_TIMEFMT: t->jin.time_format = optarg; break;
-		case OPT_KEEP: t->jin.keep_time_key = 1; break;
-		case OPT_UTC: t->jin.utc = 1; break;
 		case OPT_COMPACT: (void)conf_opt_duration("pos-file-compaction-interval", optarg); break;
 		case OPT_SHUT: t->shutdown_timeout = conf_opt_duration("shutdown-timeout", optarg); break;
 		case OPT_STATE: t->state_file = optarg; break;
@@ -1066,6 +1107,7 @@ parse_args(struct lt *t, int argc, char **argv)
 	}
 	if (t->tag == NULL)
 		log_fatal(EX_USAGE, "--tag is required");
+	t->emit_unmatched = t->pc.emit_unmatched_lines;
 	if (optind == argc)
 		log_fatal(EX_USAGE, "no path to follow");
 	if (t->pf.by_inode && t->pos_path == NULL)
@@ -1101,7 +1143,9 @@ main(int argc, char **argv)
 	log_init(argv[0]);
 	tail_conf_default(&t.tc);
 	hop_conf_default(&t.hc);
-	t.emit_unmatched = 1;
+	parse_conf_default(&t.pc);
+	/* lf's rule, not Fluentd's default: no line is dropped silently */
+	t.pc.emit_unmatched_lines = 1;
 	t.lines_limit = 1000;		/* Fluentd's read_lines_limit */
 	t.batch_bytes = 1 << 20;
 	t.shutdown_timeout = 5;		/* in_tail's SHUTDOWN_TIMEOUT */
@@ -1111,8 +1155,15 @@ main(int argc, char **argv)
 	parse_args(&t, argc, argv);
 	if (t.logfile && log_open(t.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", t.logfile, strerror(errno));
-	if (t.fmt == FMT_JSON && t.jin.time_key == NULL)
-		t.jin.time_key = "time";
+	{
+		/* checked once here: a bad expression is a usage error */
+		char err[256];
+		struct parser *pp = parse_new(&t.pc, err, sizeof err);
+
+		if (pp == NULL)
+			log_fatal(EX_USAGE, "%s", err);
+		parse_free(pp);
+	}
 	t.loop = EV_DEFAULT;
 	stream_writer_init(&t.w, stream_out_fd, &t.outfd);
 	if (t.pos_path) {
