@@ -453,7 +453,8 @@ check(struct tail *t)
 	for (pp = &t->files; (f = *pp) != NULL; ) {
 		if (finished(t, f, now)) {
 			*pp = f->next;
-			log_debug("%s: rotated and read, closed", f->path);
+			log_info("%s: rotated and read to its end, closed",
+			    f->path);
 			file_free(t, f);
 		} else
 			pp = &f->next;
