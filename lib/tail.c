@@ -233,11 +233,48 @@ consider(struct tail *t, const char *p, const char *target, double now)
 	(void)file_open(t, p, target, &st);
 }
 
+struct found {
+	char *path;
+	time_t mtime;
+};
+
+static int
+older(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+
+	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
+}
+
+/* A glob's names, oldest first: after a restart, a rotated file (its
+ * unread tail) is read before the file that replaced it. */
+static void
+consider_glob(struct tail *t, glob_t *g, const char *target, double now)
+{
+	struct found *v;
+	struct stat st;
+	size_t j;
+
+	if ((v = calloc(g->gl_pathc, sizeof *v)) == NULL) {
+		for (j = 0; j < g->gl_pathc; j++)
+			consider(t, g->gl_pathv[j], target, now);
+		return;
+	}
+	for (j = 0; j < g->gl_pathc; j++) {
+		v[j].path = g->gl_pathv[j];
+		v[j].mtime = stat(v[j].path, &st) == 0 ? st.st_mtime : 0;
+	}
+	qsort(v, g->gl_pathc, sizeof *v, older);
+	for (j = 0; j < g->gl_pathc; j++)
+		consider(t, v[j].path, target, now);
+	free(v);
+}
+
 static void
 discover(struct tail *t, int globs, double now)
 {
 	glob_t g;
-	size_t i, j;
+	size_t i;
 
 	for (i = 0; i < t->c.npaths; i++) {
 		const char *p = t->c.paths[i];
@@ -250,8 +287,7 @@ discover(struct tail *t, int globs, double now)
 			continue;
 		if (glob(p, 0, NULL, &g) != 0)
 			continue;
-		for (j = 0; j < g.gl_pathc; j++)
-			consider(t, g.gl_pathv[j], p, now);
+		consider_glob(t, &g, p, now);
 		globfree(&g);
 	}
 }
