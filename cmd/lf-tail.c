@@ -60,7 +60,9 @@
 	"               [--time-format fmt] [--keep-time-key] [--utc]\n" \
 	"               [--pos-file-compaction-interval dur]\n" \
 	"               [--shutdown-timeout dur] [--state-file file]\n" \
-	"               [--notify-fd n] [--log-file file] path ...\n"
+	"               [--notify-fd n] [--log-file file] [--exit-on-eof]\n" \
+	"               [--window-bytes size]\n" \
+	"               path ...\n"
 
 
 struct sent {			/* a batch in flight */
@@ -126,7 +128,8 @@ struct lt {
 	const char *state_file, *logfile;
 	int notify_fd;
 	double shutdown_timeout, started, stop_at;
-	int stopping, gaveup;
+	int stopping, gaveup, exit_on_eof;
+	ev_timer eof_t;
 	unsigned long long lines, errors, batches, acked_lines;
 };
 
@@ -974,6 +977,27 @@ sig_now(void *ctx)
 	positions_save(t);
 }
 
+/* --exit-on-eof: every file read to its end, and delivered. */
+static void
+eof_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct lt *t = w->data;
+	struct tail_file *f;
+
+	(void)loop;
+	(void)revents;
+	if (tail_files(t->tail) == NULL)
+		return;
+	for (f = tail_files(t->tail); f; f = f->next) {
+		struct fstate *fs = f->udata;
+
+		if (!f->at_eof || fs->q != NULL || fs->bend > fs->bstart ||
+		    fs->holding)
+			return;
+	}
+	sig_term(t);
+}
+
 static const struct sig_actions lt_sig = { sig_term, sig_now, NULL };
 
 /* ---- arguments ---- */
@@ -1003,7 +1027,7 @@ parse_args(struct lt *t, int argc, char **argv)
 		OPT_LRM, OPT_INODES, OPT_RWAIT, OPT_SKIPREF, OPT_OOEU, OPT_MAXLINE,
 		OPT_LINES, OPT_BPS, OPT_PFLUSH, OPT_BATCH, OPT_UNMATCHED, OPT_TIMEKEY,
 		OPT_TIMEFMT, OPT_KEEP, OPT_UTC, OPT_COMPACT, OPT_SHUT, OPT_STATE,
-		OPT_NOTIFY, OPT_LOG, OPT_VERSION };
+		OPT_NOTIFY, OPT_LOG, OPT_VERSION, OPT_EOF, OPT_WINDOW };
 	static const struct option mine[] = {
 		{ "tag", required_argument, NULL, 't' },
 		{ "pos-file", required_argument, NULL, OPT_POS },
@@ -1027,6 +1051,8 @@ parse_args(struct lt *t, int argc, char **argv)
 		{ "state-file", required_argument, NULL, OPT_STATE },
 		{ "notify-fd", required_argument, NULL, OPT_NOTIFY },
 		{ "log-file", required_argument, NULL, OPT_LOG },
+		{ "exit-on-eof", no_argument, NULL, OPT_EOF },
+		{ "window-bytes", required_argument, NULL, OPT_WINDOW },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -1099,6 +1125,11 @@ parse_args(struct lt *t, int argc, char **argv)
 		case OPT_STATE: t->state_file = optarg; break;
 		case OPT_NOTIFY: t->notify_fd = (int)conf_opt_uint("notify-fd", optarg, INT_MAX); break;
 		case OPT_LOG: t->logfile = optarg; break;
+		case OPT_EOF: t->exit_on_eof = 1; break;
+		case OPT_WINDOW:
+			if ((t->hc.window_bytes = conf_opt_size("window-bytes", optarg)) == 0)
+				log_fatal(EX_USAGE, "--window-bytes: at least 1");
+			break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(0); break;
 		case OPT_VERSION: puts("lf-tail " LF_VERSION); exit(0);
@@ -1143,6 +1174,10 @@ main(int argc, char **argv)
 	log_init(argv[0]);
 	tail_conf_default(&t.tc);
 	hop_conf_default(&t.hc);
+	/* in flight, the hop holds a copy of each batch: 4m keeps
+	 * lf-buffer's group commits full (more measured no faster) and the
+	 * peak RSS under 16m */
+	t.hc.window_bytes = 4 << 20;
 	parse_conf_default(&t.pc);
 	/* lf's rule, not Fluentd's default: no line is dropped silently */
 	t.pc.emit_unmatched_lines = 1;
@@ -1191,6 +1226,10 @@ main(int argc, char **argv)
 	t.state_t.data = &t;
 	if (t.state_file)
 		ev_timer_again(t.loop, &t.state_t);
+	ev_timer_init(&t.eof_t, eof_check, 0.01, 0.01);
+	t.eof_t.data = &t;
+	if (t.exit_on_eof)
+		ev_timer_start(t.loop, &t.eof_t);
 	sig_start(&sig, t.loop, &lt_sig, &t);
 	t.started = ev_now(t.loop);
 	tail_start(t.tail);
@@ -1203,6 +1242,7 @@ main(int argc, char **argv)
 	ev_timer_stop(t.loop, &t.save_t);
 	ev_timer_stop(t.loop, &t.state_t);
 	ev_timer_stop(t.loop, &t.stop_t);
+	ev_timer_stop(t.loop, &t.eof_t);
 	if (t.gaveup) {
 		log_error("batches given up");
 		rc = EX_TEMPFAIL;

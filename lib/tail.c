@@ -543,7 +543,9 @@ inotify_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	while ((n = read(t->ifd, b, sizeof b)) > 0) {
+	/* one read a wakeup: a folder written without pause (our own log
+	 * file in it) must not keep the loop here */
+	if ((n = read(t->ifd, b, sizeof b)) > 0) {
 		for (p = b; p < b + n; p += sizeof *e + e->len) {
 			e = (const struct inotify_event *)p;
 			if (e->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM |
