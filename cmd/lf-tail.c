@@ -88,6 +88,7 @@ struct fstate {
 	uint64_t held;		/* multiline: where the held record starts */
 	int holding;
 	int ready;		/* full: waiting for room in the hop */
+	int truncated;		/* once the batch before it is sent */
 	int journaled;
 	struct parser *parser;	/* one a file: a multiline record is held */
 	struct cut *cuts;	/* ends to cut at, from the journal */
@@ -612,6 +613,19 @@ flush_held(struct lt *t, struct tail_file *f)
 	return add_record(t, f, rc, sec, nsec, err);
 }
 
+/* From the head again: a new generation of positions. */
+static void
+restart(struct lt *t, struct fstate *fs)
+{
+	fs->truncated = 0;
+	fs->gen++;
+	fs->acked = 0;
+	drop_cuts(fs);
+	batch_reset(fs);
+	fs->bstart = fs->bend = 0;
+	t->dirty = 1;
+}
+
 static void
 clock_now(struct lt *t)
 {
@@ -636,6 +650,8 @@ on_lines(void *ctx, struct tail_file *f, const char *p, size_t n, int flags)
 
 	if (t->stopping || (fs->ready && batch_send(t, f) == -1))
 		return 0;
+	if (fs->truncated)
+		restart(t, fs);
 	clock_now(t);
 	/* a range must be contiguous: after a truncation or a skipped
 	 * line, the batch so far goes first (a held record with it) */
@@ -745,18 +761,16 @@ on_truncated(void *ctx, struct tail_file *f)
 	struct fstate *fs = f->udata;
 
 	log_info("%s: truncated, reading from its head", f->path);
-	/* what was read before stays a batch of its own */
+	/* what was read before stays a batch of its own; if the hop is
+	 * full it goes first, before any line of the new content */
 	clock_now(t);
 	if (flush_held(t, f) == -1)
 		log_fatal(EX_OSERR, "out of memory");
-	if (fs->bend > fs->bstart)
-		(void)batch_send(t, f);
-	fs->gen++;
-	fs->acked = 0;
-	drop_cuts(fs);
-	batch_reset(fs);
-	fs->bstart = fs->bend = 0;
-	t->dirty = 1;
+	if (batch_send(t, f) == -1) {
+		fs->truncated = 1;
+		return;
+	}
+	restart(t, fs);
 }
 
 static void
