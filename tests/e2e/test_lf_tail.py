@@ -571,3 +571,44 @@ def test_torture_kill9_both_sides_exactly_once(work, tails):
                     "file %d generation %d out of order" % (i, g)
     finally:
         b.cleanup()
+
+
+def test_multiline_held_record_not_passed_by_the_position(work, tails):
+    """A multiline record held by the parser ends the batch before it:
+    TERM saves a position before it, and the next run emits it whole,
+    once."""
+    log = os.path.join(work, "a.log")
+    pos = os.path.join(work, "pos")
+    append(log, "S one\n  a\nS two\n  b\n")
+    args = ["-t", "t", "--read-from-head", "--pos-file", pos, "-f",
+            "multiline", "--format-firstline", "/^S/",
+            "--format1", r"/^S (?<m>.*)/", log]
+    t = tail(tails, work, args).start()
+    wait_for(lambda: len(t.events()) >= 1, what="the first record")
+    assert t.stop() == 0
+    assert read_pos(pos)[log][0] == len("S one\n  a\n")
+    t.start()
+    append(log, "S three\n")
+    wait_for(lambda: len(t.events()) >= 2, what="the second record")
+    time.sleep(0.3)
+    assert [r["m"] for _t, _ts, r in t.events()] == ["one\n  a", "two\n  b"]
+    t.stop()
+
+
+def test_hup_reopens_the_log_usr1_saves(work, tails):
+    log = os.path.join(work, "a.log")
+    pos = os.path.join(work, "pos")
+    lf = os.path.join(work, "lf.log")
+    append(log, "x\n")
+    t = tail(tails, work, ["-v", "-t", "t", "--read-from-head", "--pos-file",
+                           pos, "--log-file", lf, log]).start()
+    wait_msgs(t, ["x"])
+    os.rename(lf, lf + ".1")
+    t.p.send_signal(signal.SIGHUP)
+    t.p.send_signal(signal.SIGUSR1)
+    wait_for(lambda: read_pos(pos).get(log, (0,))[0] == 2, what="saved")
+    append(log, "y\n")
+    os.rename(log, log + ".1")
+    wait_for(lambda: os.path.exists(lf) and b"rotated" in open(lf, "rb").read(),
+             what="a log line in the reopened file")
+    assert t.stop() == 0
