@@ -351,6 +351,25 @@ out:
 
 /* ---- positions ---- */
 
+/* Is f's name held by another file: one not rotated, or a rotated one
+ * later in the list (rotated after f)? */
+static int
+named(struct lt *t, const struct tail_file *f)
+{
+	const struct tail_file *g;
+	int after = 0;
+
+	for (g = tail_files(t->tail); g; g = g->next) {
+		if (g == f) {
+			after = 1;
+			continue;
+		}
+		if (strcmp(g->path, f->path) == 0 && (!g->rotated || after))
+			return 1;
+	}
+	return 0;
+}
+
 static void
 positions_save(struct lt *t)
 {
@@ -363,8 +382,10 @@ positions_save(struct lt *t)
 	for (f = tail_files(t->tail); f; f = f->next) {
 		struct fstate *fs = f->udata;
 
-		/* by path, the name's entry is its present file's */
-		if (!t->pf.by_inode && f->rotated)
+		/* by path, the name's entry is its present file's, or while
+		 * none is there the rotated one's: its inode then tells the
+		 * next run that a file under the name is new */
+		if (!t->pf.by_inode && f->rotated && named(t, f))
 			continue;
 		if (posfile_line(&b, f->path, fs->acked, f->ino) == -1 &&
 		    errno != EINVAL)

@@ -612,3 +612,25 @@ def test_hup_reopens_the_log_usr1_saves(work, tails):
     wait_for(lambda: os.path.exists(lf) and b"rotated" in open(lf, "rb").read(),
              what="a log line in the reopened file")
     assert t.stop() == 0
+
+
+def test_renamed_and_stopped_before_create_new_file_from_head(work, tails):
+    """Rename, then lf-tail stops before the new file is created: the
+    name's entry keeps the old inode, so the next run reads the new file
+    from its head (not from its end, as a file without an entry)."""
+    log = os.path.join(work, "a.log")
+    pos = os.path.join(work, "pos")
+    append(log, lines("a", 0, 3))
+    t = tail(tails, work, ["-v", "-t", "t", "--read-from-head", "--pos-file",
+                           pos, log]).start()
+    wait_msgs(t, expect("a", 0, 3))
+    old = os.stat(log).st_ino
+    os.rename(log, log + ".1")
+    wait_for(lambda: b"rotated" in t.err(), what="the rotation seen")
+    assert t.stop() == 0
+    assert read_pos(pos)[log][1] == old
+    append(log, lines("b", 0, 2))
+    t.args.remove("--read-from-head")
+    t.start()
+    wait_msgs(t, expect("a", 0, 3) + expect("b", 0, 2))
+    t.stop()
