@@ -190,7 +190,9 @@ file_open(struct tail *t, const char *p, const char *target,
 	f->btime = birth(fd);
 	f->size = (uint64_t)fst.st_size;
 	f->grew = ev_now(t->loop);
-	f->off = t->cbs.start(t->cbs.ctx, f, !t->discovered);
+	/* with skip_refresh_on_startup no file is found "at start" */
+	f->off = t->cbs.start(t->cbs.ctx, f, !t->discovered &&
+	    !t->c.skip_refresh_on_startup);
 	for (pp = &t->files; *pp; pp = &(*pp)->next)
 		;
 	*pp = f;

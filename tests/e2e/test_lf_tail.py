@@ -634,3 +634,51 @@ def test_renamed_and_stopped_before_create_new_file_from_head(work, tails):
     t.start()
     wait_msgs(t, expect("a", 0, 3) + expect("b", 0, 2))
     t.stop()
+
+
+def test_limit_recently_modified(work, tails):
+    old, new = os.path.join(work, "old.log"), os.path.join(work, "new.log")
+    append(old, "old\n")
+    append(new, "new\n")
+    t0 = time.time() - 3600
+    os.utime(old, (t0, t0))
+    t = tail(tails, work, ["-t", "t", "--read-from-head",
+                           "--limit-recently-modified", "60s",
+                           os.path.join(work, "*.log")]).start()
+    wait_msgs(t, ["new"])
+    time.sleep(0.3)
+    assert t.messages() == ["new"]
+    t.stop()
+
+
+def test_skip_refresh_on_startup_keeps_positions(work, tails):
+    """Nothing is looked for before the first refresh, and the position
+    file's entries are kept meanwhile; then the file is resumed."""
+    log = os.path.join(work, "a.log")
+    pos = os.path.join(work, "pos")
+    append(log, lines("a", 0, 4))
+    with open(pos, "wb") as f:
+        f.write(b"%s\t%016x\t%016x\n" % (log.encode(), len(lines("a", 0, 2)),
+                                         os.stat(log).st_ino))
+    t = tail(tails, work, ["-t", "t", "--pos-file", pos,
+                           "--skip-refresh-on-startup", "--refresh-interval",
+                           "1.5", log]).start()
+    time.sleep(0.5)
+    assert t.messages() == []
+    assert read_pos(pos)[log][0] == len(lines("a", 0, 2))
+    wait_msgs(t, expect("a", 2, 4))
+    t.stop()
+
+
+def test_open_on_every_update(work, tails):
+    log = os.path.join(work, "a.log")
+    append(log, "a\n")
+    t = tail(tails, work, ["-t", "t", "--read-from-head",
+                           "--open-on-every-update", log]).start()
+    wait_msgs(t, ["a"])
+    fds = lambda: [os.readlink("/proc/%d/fd/%s" % (t.p.pid, n))
+                   for n in os.listdir("/proc/%d/fd" % t.p.pid)]
+    wait_for(lambda: log not in fds(), what="the file closed between reads")
+    append(log, "b\n")
+    wait_msgs(t, ["a", "b"])
+    t.stop()
