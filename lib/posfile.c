@@ -140,11 +140,14 @@ drop_unwatched(struct posfile *pf)
 int
 posfile_parse(struct posfile *pf, const char *p, size_t n)
 {
-	const char *end = p + n, *nl;
+	const char *end, *nl;
 	uint64_t pos, ino;
 	size_t len, plen;
 
 	pf->unparsable = 0;
+	if (n == 0)		/* p may be NULL: an empty buf */
+		return 0;
+	end = p + n;
 	while (p < end) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		len = nl ? (size_t)(nl - p) : (size_t)(end - p);
