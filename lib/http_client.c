@@ -27,6 +27,8 @@ struct http_call {
 	const unsigned char *mem;
 	uint64_t off, len, pos;
 	struct buf body;		/* up to HTTP_BODY_KEEP bytes */
+	ev_timer stall;			/* read_timeout */
+	ev_tstamp last;			/* the last byte moved */
 	char err[CURL_ERROR_SIZE];
 	struct http_call *next, **prevp;
 };
@@ -68,6 +70,7 @@ call_free(struct http_call *c)
 {
 	struct curl_slist *l;
 
+	ev_timer_stop(c->h->loop, &c->stall);
 	/* the headers may hold a key (Authorization) */
 	for (l = c->hdrs; l; l = l->next)
 		explicit_bzero(l->data, strlen(l->data));
@@ -89,6 +92,7 @@ read_cb(char *p, size_t size, size_t nitems, void *arg)
 	size_t want = size * nitems;
 	ssize_t r;
 
+	c->last = ev_now(c->h->loop);
 	if (c->pos >= c->len)
 		return 0;
 	if (want > c->len - c->pos)
@@ -127,6 +131,7 @@ write_cb(char *p, size_t size, size_t nitems, void *arg)
 	struct http_call *c = arg;
 	size_t n = size * nitems, keep = 0;
 
+	c->last = ev_now(c->h->loop);
 	if (c->body.len < HTTP_BODY_KEEP)
 		keep = HTTP_BODY_KEEP - c->body.len;
 	if (keep > n)
@@ -134,6 +139,16 @@ write_cb(char *p, size_t size, size_t nitems, void *arg)
 	if (keep && buf_add(&c->body, p, keep) == -1)
 		return 0;	/* out of memory: fail the call */
 	return n;
+}
+
+static size_t
+header_cb(char *p, size_t size, size_t nitems, void *arg)
+{
+	struct http_call *c = arg;
+
+	(void)p;
+	c->last = ev_now(c->h->loop);
+	return size * nitems;
 }
 
 /* ---- the multi handle and the loop ---- */
@@ -198,6 +213,32 @@ finished(struct http_client *h)
 		c->done(c->arg, &r);
 		call_free(c);
 	}
+}
+
+/* No byte moved for read_timeout: the call fails as a timeout.  Not a
+ * libcurl low-speed limit: that averages over seconds, so a request
+ * whose body went out fast would wait far longer than asked. */
+static void
+stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct http_call *c = w->data;
+	struct http_result r;
+	double left = c->last + c->h->conf.read_timeout - ev_now(loop);
+
+	(void)revents;
+	if (left > 0) {
+		ev_timer_set(w, left, 0.);
+		ev_timer_start(loop, w);
+		return;
+	}
+	memset(&r, 0, sizeof r);
+	r.fail = HTTP_FAIL_TIMEOUT;
+	r.error = "no progress within the read timeout";
+	r.sent = c->pos;
+	unlink_call(c);
+	curl_multi_remove_handle(c->h->m, c->e);
+	c->done(c->arg, &r);
+	call_free(c);
 }
 
 static void
@@ -405,11 +446,8 @@ set_options(struct http_call *c, const struct http_req *r)
 	if (f->connect_timeout > 0)
 		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 		    (long)ceil(f->connect_timeout * 1000));
-	if (f->read_timeout > 0) {
-		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
-		    (long)ceil(f->read_timeout));
-	}
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
 	if (f->total_timeout > 0)
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
 		    (long)ceil(f->total_timeout * 1000));
@@ -430,6 +468,8 @@ http_start(struct http_client *h, const struct http_req *r, http_done_fn done,
 
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return NULL;
+	ev_timer_init(&c->stall, stall_cb, h->conf.read_timeout, 0.);
+	c->stall.data = c;
 	c->h = h;
 	c->done = done;
 	c->arg = arg;
@@ -450,6 +490,9 @@ http_start(struct http_client *h, const struct http_req *r, http_done_fn done,
 		return NULL;
 	}
 	link_call(h, c);
+	c->last = ev_now(h->loop);
+	if (h->conf.read_timeout > 0)
+		ev_timer_start(h->loop, &c->stall);
 	return c;
 }
 

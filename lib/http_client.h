@@ -11,9 +11,10 @@
  *
  * Timeouts: connect_timeout bounds the TCP and TLS connection;
  * read_timeout is a stall timeout, no byte sent or received for that
- * long (whole seconds: libcurl's low-speed limit), which covers both
- * td-client's send_timeout and read_timeout; total_timeout (0: none)
- * bounds the whole request.
+ * long (an ev_timer of the call's own, not libcurl's low-speed limit,
+ * which averages over seconds), so it covers both td-client's
+ * send_timeout and read_timeout; total_timeout (0: none) bounds the
+ * whole request.
  *
  *	struct http_client *h = http_client_new(loop, &conf);
  *	struct http_req r = { .method = "PUT", .url = u, .headers = hs,
