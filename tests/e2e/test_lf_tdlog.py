@@ -469,3 +469,57 @@ def test_kill9_during_faulty_uploads(emu, spool):
     assert all(t["conflicting_duplicates"] == 0
                for t in st["tables"].values())
     assert st["rows_seen_twice"] == 0
+
+
+# ---- transport ----
+
+def test_no_answer_is_retried(emu, spool):
+    """A refused connection and a TLS handshake with a plain HTTP server
+    are failures for now (75 with --once), counted by kind; the chunk
+    stays ready."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    closed = s.getsockname()[1]
+    s.close()
+    n = lfchunk.write_chunk(spool, "td.db1.tbl", evs(1))
+    for url, kind in (("http://127.0.0.1:%d" % closed, "connect"),
+                      ("https://127.0.0.1:%d" % emu.port, "tls")):
+        for f in ("retry", "tdlog"):    # each attempt on its own
+            if os.path.exists(os.path.join(spool, "state", f)):
+                os.unlink(os.path.join(spool, "state", f))
+        r, _, err = run("lf-tdlog", ["--once", "--endpoint", url,
+                                     "--connect-timeout", "5", spool],
+                        env=key_env())
+        assert r == 75, err
+        assert state(spool)["retries_by"] == {kind: 1}, err
+        assert lfchunk.list_chunks(spool) == [n]
+
+
+def test_http_proxy(emu, spool):
+    """--http-proxy: the requests go through the proxy (the emulator
+    takes the absolute-form request line), to a host that does not
+    resolve."""
+    lfchunk.write_chunk(spool, "td.viaproxy.tbl", evs(2))
+    r, _, err = run("lf-tdlog", ["--once", "--endpoint",
+                                 "http://td.invalid", "--http-proxy",
+                                 emu.url, spool], env=key_env())
+    assert r == 0, err
+    assert seqs(emu.rows("viaproxy", "tbl")) == [0, 1]
+
+
+def test_term_with_a_request_in_flight(emu, spool):
+    """SIGTERM while an answer is slow: after --shutdown-timeout the
+    request is dropped, the chunk stays ready, exit 0."""
+    emu.table("db1", "tbl")
+    emu.faults({"delay": 10, "count": 1})
+    n = lfchunk.write_chunk(spool, "td.db1.tbl", evs(1))
+    p = start(emu, spool, "--shutdown-timeout", "0.5")
+    wait_for(lambda: emu.stats()["routes"].get("import"))
+    t = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=WAIT)
+    check_no_sanitizer(err)
+    assert p.returncode == 0, err
+    assert time.monotonic() - t < 5
+    assert lfchunk.list_chunks(spool) == [n]
