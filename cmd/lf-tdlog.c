@@ -907,7 +907,7 @@ main(int argc, char **argv)
 	t.hc.connect_timeout = 60;	/* td-client's */
 	t.hc.read_timeout = 600;
 	snprintf(t.ua, sizeof t.ua, "lf-tdlog/%s (lf %s; %s)", LF_VERSION,
-	    LF_VERSION, "libcurl");
+	    LF_VERSION, http_client_version());
 	t.hc.user_agent = t.ua;
 	parse_args(&t, argc, argv);
 	if (t.logfile && log_open(t.logfile) == -1)

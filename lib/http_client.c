@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -509,6 +510,17 @@ unsigned
 http_in_flight(const struct http_client *h)
 {
 	return h->ncalls;
+}
+
+const char *
+http_client_version(void)
+{
+	static char v[64];
+
+	if (v[0] == '\0')
+		snprintf(v, sizeof v, "libcurl/%s",
+		    curl_version_info(CURLVERSION_NOW)->version);
+	return v;
 }
 
 int

@@ -98,6 +98,9 @@ void http_cancel(struct http_call *c);
 /* Requests in flight. */
 unsigned http_in_flight(const struct http_client *h);
 
+/* "libcurl/7.88.1", for a User-Agent. */
+const char *http_client_version(void);
+
 /* A value that is safe in a header line: no CR, LF or NUL.  1 or 0. */
 int http_header_safe(const char *s, size_t n);
 
