@@ -32,7 +32,7 @@ wait_for = conftest.waiter(WAIT)
 
 
 class Emulator:
-    def __init__(self, tmp, *args):
+    def __init__(self, tmp, *args, ca=None):
         self.portf = str(tmp / "emu.port")
         self.p = subprocess.Popen(
             [sys.executable, EMULATOR, "-q", "--key", KEY, "--port-file",
@@ -40,13 +40,18 @@ class Emulator:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for(lambda: os.path.exists(self.portf), what="the emulator")
         self.port = int(open(self.portf).read())
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("https" if ca else "http",
+                                          self.port)
+        self.ctx = None
+        if ca:
+            import ssl
+            self.ctx = ssl.create_default_context(cafile=ca)
 
     def _req(self, path, data=None):
         r = urllib.request.Request(self.url + path, data=data,
                                    method="POST" if data is not None
                                    else "GET")
-        with urllib.request.urlopen(r, timeout=WAIT) as f:
+        with urllib.request.urlopen(r, timeout=WAIT, context=self.ctx) as f:
             return f.read()
 
     def stats(self):
@@ -524,6 +529,33 @@ def test_http_proxy(emu, spool):
                                  emu.url, spool], env=key_env())
     assert r == 0, err
     assert seqs(emu.rows("viaproxy", "tbl")) == [0, 1]
+
+
+def test_https_ca_file(tmp_path, spool):
+    """HTTPS with --ca-file: the emulator's certificate, from a CA of the
+    test's own, is trusted; without it (the system's CAs) the handshake
+    fails and the chunk is retried (tls)."""
+    from test_tls import make_ca, make_cert
+    d = str(tmp_path)
+    make_ca(d, "ca")
+    make_cert(d, "server", "ca", "DNS:localhost,IP:127.0.0.1", "serverAuth")
+    e = Emulator(tmp_path, "--tls-cert", os.path.join(d, "server.crt"),
+                 "--tls-key", os.path.join(d, "server.key"),
+                 ca=os.path.join(d, "ca.crt"))
+    try:
+        lfchunk.write_chunk(spool, "td.tlsdb.tbl", evs(2))
+        url = e.url
+        r, _, err = run("lf-tdlog", ["--once", "--endpoint", url, spool],
+                        env=key_env())
+        assert r == 75 and state(spool)["retries_by"] == {"tls": 1}, err
+        os.unlink(os.path.join(spool, "state", "retry"))
+        r, _, err = run("lf-tdlog", ["--once", "--endpoint", url,
+                                     "--ca-file", os.path.join(d, "ca.crt"),
+                                     spool], env=key_env())
+        assert r == 0, err
+        assert seqs(e.rows("tlsdb", "tbl")) == [0, 1]
+    finally:
+        e.close()
 
 
 def test_term_with_a_request_in_flight(emu, spool):
