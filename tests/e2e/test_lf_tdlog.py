@@ -559,6 +559,18 @@ def test_https_ca_file(tmp_path, spool):
         e.close()
 
 
+def test_endpoint_without_scheme(emu, spool):
+    """HOST:PORT with --use-ssl false is http://HOST:PORT, for imports
+    and, the same host, for creating the table."""
+    lfchunk.write_chunk(spool, "td.noscheme.tbl", evs(1))
+    r, _, err = run("lf-tdlog", ["--once", "--use-ssl", "false",
+                                 "--endpoint", "127.0.0.1:%d" % emu.port,
+                                 spool], env=key_env())
+    assert r == 0, err
+    assert seqs(emu.rows("noscheme", "tbl")) == [0]
+    assert state(spool)["api_endpoint"] == emu.url
+
+
 def test_term_with_a_request_in_flight(emu, spool):
     """SIGTERM while an answer is slow: after --shutdown-timeout the
     request is dropped, the chunk stays ready, exit 0."""
