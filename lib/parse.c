@@ -134,8 +134,7 @@ parse_option(struct parse_conf *c, int code, const char *arg, char *err,
 	static const char *const ttypes[] = { NULL, "string", "float",
 	    "unixtime", "mixed" };
 	static const char *const sfmts[] = { "rfc3164", "rfc5424", "auto" };
-	int v, i;
-	char *s, *q;
+	int v;
 
 	switch (code) {
 	case O_FORMAT:
@@ -151,18 +150,7 @@ parse_option(struct parse_conf *c, int code, const char *arg, char *err,
 		c->time_format = arg;
 		return 0;
 	case O_FALLBACKS:
-		/* comma separated, as Fluentd's array parameter; the
-		 * strings are cut from a copy kept for the process */
-		if ((s = strdup(arg)) == NULL)
-			return pf_err(err, n, "out of memory");
-		memset(c->time_format_fallbacks, 0,
-		    sizeof c->time_format_fallbacks);
-		for (i = 0; (q = strsep(&s, ",")) != NULL; i++) {
-			if (i == PARSE_MAXFALLBACKS)
-				return pf_err(err, n, "more than %d fallbacks",
-				    PARSE_MAXFALLBACKS);
-			c->time_format_fallbacks[i] = q;
-		}
+		c->time_format_fallbacks = arg;
 		return 0;
 	case O_TIME_TYPE:
 		if (pf_enum(arg, ttypes, 5, &v) == -1)
@@ -807,20 +795,24 @@ pf_finish(struct parser *p, struct rb *b, uint32_t *sec, uint32_t *nsec,
 
 static int
 pf_ptime(struct ptime *t, enum parse_time_type type, const char *format,
-    const char *const *fallbacks, const char *tz, int utc, char *err,
-    size_t n)
+    const char *fallbacks, const char *tz, int utc, char *err, size_t n)
 {
-	int i;
+	const char *f, *e;
 
 	memset(t, 0, sizeof *t);
 	t->type = type;
 	if (format != NULL && (t->format = strdup(format)) == NULL)
 		return pf_err(err, n, "out of memory");
-	for (i = 0; fallbacks != NULL && i < PARSE_MAXFALLBACKS &&
-	    fallbacks[i] != NULL; i++)
-		if ((t->fallbacks[t->nfallbacks++] = strdup(fallbacks[i])) ==
-		    NULL)
+	/* comma separated, as Fluentd's array parameter */
+	for (f = fallbacks; f != NULL; f = *e != '\0' ? e + 1 : NULL) {
+		e = f + strcspn(f, ",");
+		if (t->nfallbacks == PARSE_MAXFALLBACKS)
+			return pf_err(err, n, "more than %d fallbacks",
+			    PARSE_MAXFALLBACKS);
+		if ((t->fallbacks[t->nfallbacks++] = strndup(f,
+		    (size_t)(e - f))) == NULL)
 			return pf_err(err, n, "out of memory");
+	}
 	if (type == PARSE_TIME_MIXED && format == NULL && t->nfallbacks == 0)
 		return pf_err(err, n, "time_type mixed wants time_format or "
 		    "time_format_fallbacks");
@@ -895,9 +887,7 @@ pf_types(struct parser *p, const char *spec, char *err, size_t n)
 			fmt = opt;
 			if (opt != NULL && (c2 = strchr(opt, ':')) != NULL) {
 				*c2 = '\0';
-				if (timefmt_zone(&z, opt) == 0 &&
-				    (opt[0] == '+' || opt[0] == '-' ||
-				    isupper((unsigned char)opt[0]))) {
+				if (timefmt_zone(&z, opt) == 0) {
 					tz = opt;
 					fmt = c2 + 1;
 				} else

@@ -81,7 +81,7 @@ struct parse_conf {
 	enum parse_format format;
 	const char *time_key;		/* "time"; "" for none */
 	const char *time_format;
-	const char *time_format_fallbacks[PARSE_MAXFALLBACKS];
+	const char *time_format_fallbacks;	/* "f1,f2"; unixtime, float */
 	enum parse_time_type time_type;
 	int utc;			/* localtime is the default */
 	const char *timezone;
