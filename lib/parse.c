@@ -227,8 +227,10 @@ rb_begin(struct rb *b, struct buf *rec)
 	memset(b, 0, sizeof *b);
 	b->rec = rec;
 	b->start = rec->len;
-	/* room for a map32 header, cut down at the end */
-	if (buf_add(rec, "\xdf\0\0\0\0", 5) == -1)
+	/* room for a map32 header, cut down at the end; and for a usual
+	 * record, so that the fields seldom grow rec */
+	if (buf_reserve(rec, 512) == -1 ||
+	    buf_add(rec, "\xdf\0\0\0\0", 5) == -1)
 		b->nomem = 1;
 }
 
@@ -574,8 +576,37 @@ pf_time_string(struct ptime *t, const char *fmt, const char *s, size_t n,
 	return -1;
 }
 
+static int ptime_parse1(struct ptime *, const char *, size_t, uint32_t *,
+    uint32_t *);
+
 int
 ptime_parse(struct ptime *t, const char *s, size_t n, uint32_t *sec,
+    uint32_t *nsec)
+{
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (t->cache[i].len == n && n > 0 &&
+		    memcmp(t->cache[i].key, s, n) == 0) {
+			*sec = t->cache[i].sec;
+			*nsec = t->cache[i].nsec;
+			return 0;
+		}
+	if (ptime_parse1(t, s, n, sec, nsec) == -1)
+		return -1;
+	if (n <= PTIME_CACHEKEY) {
+		i = t->cnext;
+		t->cnext = !i;
+		memcpy(t->cache[i].key, s, n);
+		t->cache[i].len = n;
+		t->cache[i].sec = *sec;
+		t->cache[i].nsec = *nsec;
+	}
+	return 0;
+}
+
+static int
+ptime_parse1(struct ptime *t, const char *s, size_t n, uint32_t *sec,
     uint32_t *nsec)
 {
 	int64_t v;
@@ -1027,11 +1058,10 @@ pf_setup(struct parser *p, const struct parse_conf *c, char *err, size_t n)
 			    formats[c->format]);
 		return pf_keys(p, c->keys, err, n);
 	case PARSE_FMT_JSON:
-		/* json_parse_record reads the time itself when the zone is
-		 * one it knows; else the time is read here */
-		p->json_direct = tt == PARSE_TIME_FLOAT || (tt ==
-		    PARSE_TIME_STRING && c->time_format != NULL &&
-		    c->timezone == NULL);
+		/* json_parse_record reads a float time itself, exactly from
+		 * the digits; a string time is read here, through the cache
+		 * and the zone */
+		p->json_direct = tt == PARSE_TIME_FLOAT;
 		return 0;
 	case PARSE_FMT_REGEXP:
 	case PARSE_FMT_APACHE2:

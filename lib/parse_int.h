@@ -10,6 +10,8 @@
 
 enum { PT_STRING, PT_INTEGER, PT_FLOAT, PT_BOOL, PT_TIME, PT_ARRAY };
 
+#define PTIME_CACHEKEY	48	/* longer time texts are not cached */
+
 /* How a time text becomes an event time: a time_key's, or a types
  * "time" conversion's. */
 struct ptime {
@@ -18,6 +20,14 @@ struct ptime {
 	char *fallbacks[PARSE_MAXFALLBACKS];
 	int nfallbacks;
 	struct timefmt_zone zone;
+	/* Fluentd's TimeParser keeps its last two answers: log times
+	 * repeat for a second's worth of lines */
+	struct {
+		char key[PTIME_CACHEKEY];
+		size_t len;
+		uint32_t sec, nsec;
+	} cache[2];
+	int cnext;
 };
 
 struct ptype {
@@ -72,6 +82,7 @@ struct parser {
 	size_t nkeys;
 	struct pre re;			/* regexp, nginx, apache_error, multiline */
 	struct pre first;		/* multiline format_firstline */
+	int ap_groups[9];		/* apache2's fields' groups, time last */
 	int json_direct;		/* json_parse_record does the time */
 	int utc;
 	/* syslog */

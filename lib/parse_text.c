@@ -38,6 +38,22 @@ parse_ltsv(struct parser *p, const char *line, size_t len, struct buf *rec,
 	struct rb b;
 
 	rb_begin(&b, rec);
+	if (p->dlen == 1 && p->ldlen == 1) {
+		/* one pass per field for the common one-byte delimiters:
+		 * fields are short, two memchr calls cost more */
+		const char d = p->delim[0], ld = p->ldelim[0];
+
+		while (s < end) {
+			for (f = s, l = NULL; f < end && *f != d; f++)
+				if (*f == ld && l == NULL)
+					l = f;
+			if (l != NULL)
+				pf_field(p, &b, s, (size_t)(l - s), l + 1,
+				    (size_t)(f - l - 1), 0);
+			s = f == end ? end : f + 1;
+		}
+		return pf_finish(p, &b, sec, nsec, err, errlen);
+	}
 	while (s < end) {
 		if ((f = pf_find(s, end, p->delim, p->dlen)) == NULL)
 			f = end;
