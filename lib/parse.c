@@ -461,6 +461,20 @@ pre_match(struct pre *r, const char *s, size_t n, size_t off)
 	return rc < 0 ? -1 : 1;
 }
 
+PCRE2_SIZE *
+pre_exec(struct pre *r, const char *s, size_t n, size_t off, char *err,
+    size_t errlen)
+{
+	int m;
+
+	if ((m = pre_match(r, s, n, off)) != 1) {
+		pf_err(err, errlen, m == 0 ? "pattern not matched" :
+		    "regexp match failed (a limit)");
+		return NULL;
+	}
+	return pcre2_get_ovector_pointer(r->md);
+}
+
 void
 pre_free(struct pre *r)
 {

@@ -127,6 +127,9 @@ int ptime_parse(struct ptime *t, const char *s, size_t n, uint32_t *sec,
 int pre_compile(struct pre *r, const char *src, uint32_t flags, char *err,
     size_t n);
 int pre_match(struct pre *r, const char *s, size_t n, size_t off);
+/* The match's offsets, or NULL with err set. */
+PCRE2_SIZE *pre_exec(struct pre *r, const char *s, size_t n, size_t off,
+    char *err, size_t errlen);
 void pre_free(struct pre *r);
 /* "/re/flags" (i m x, Ruby's) or a bare regexp; extra: more flags. */
 int pre_conf(struct pre *r, const char *src, uint32_t extra, char *err,

@@ -137,12 +137,10 @@ re_record(struct parser *p, const char *s, size_t len, struct buf *rec,
 	PCRE2_SIZE *ov;
 	struct rb b;
 	size_t i;
-	int g, m;
+	int g;
 
-	if ((m = pre_match(&p->re, s, len, 0)) != 1)
-		return pf_err(err, errlen, m == 0 ? "pattern not matched" :
-		    "regexp match failed (a limit)");
-	ov = pcre2_get_ovector_pointer(p->re.md);
+	if ((ov = pre_exec(&p->re, s, len, 0, err, errlen)) == NULL)
+		return PARSE_ERR;
 	rb_begin(&b, rec);
 	for (i = 0; i < p->re.nnames; i++) {
 		g = p->re.names[i].group;
@@ -208,12 +206,10 @@ parse_apache2(struct parser *p, const char *line, size_t len, struct buf *rec,
 	PCRE2_SIZE *ov;
 	struct rb b;
 	size_t i;
-	int m, tg;
+	int tg;
 
-	if ((m = pre_match(&p->re, line, len, 0)) != 1)
-		return pf_err(err, errlen, m == 0 ? "pattern not matched" :
-		    "regexp match failed (a limit)");
-	ov = pcre2_get_ovector_pointer(p->re.md);
+	if ((ov = pre_exec(&p->re, line, len, 0, err, errlen)) == NULL)
+		return PARSE_ERR;
 	tg = p->ap_groups[8];
 	if (ptime_parse(&p->time, line + ov[2 * tg], ov[2 * tg + 1] -
 	    ov[2 * tg], sec, nsec) == -1)

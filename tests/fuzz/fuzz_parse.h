@@ -3,6 +3,8 @@
 #ifndef FUZZ_PARSE_H
 #define FUZZ_PARSE_H
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +99,36 @@ fz_lines(struct parser *p, const char *data, size_t size, struct buf *rec)
 	err[0] = '\0';
 	rc = parse_flush(p, rec, &sec, &nsec, err, sizeof err);
 	fz_check(p, rc, rec, before, nsec, err);
+}
+
+#define FZ_MAXOPTS	8
+
+/* One input: its first byte picks a configuration (its parser built on
+ * first use and kept), the rest is lines, or with whole one value. */
+static void
+fz_run(struct parser **ps, const char *const (*confs)[FZ_MAXOPTS],
+    size_t nconfs, const uint8_t *data, size_t size, int whole)
+{
+	struct buf rec = BUF_INIT;
+	uint32_t sec, nsec;
+	char err[256];
+	size_t i;
+	int rc;
+
+	if (size == 0)
+		return;
+	i = data[0] % nconfs;
+	if (ps[i] == NULL)
+		ps[i] = fz_parser(confs[i]);
+	buf_add(&rec, "x", 1);
+	if (whole) {
+		err[0] = '\0';
+		rc = parse_line(ps[i], (const char *)data + 1, size - 1, &rec,
+		    &sec, &nsec, err, sizeof err);
+		fz_check(ps[i], rc, &rec, 1, nsec, err);
+	} else
+		fz_lines(ps[i], (const char *)data + 1, size - 1, &rec);
+	buf_free(&rec);
 }
 
 #endif

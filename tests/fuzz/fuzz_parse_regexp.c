@@ -3,13 +3,12 @@
  * first byte picks the configuration; the rest are lines. */
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "fuzz_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const confs[][8] = {
+static const char *const confs[][FZ_MAXOPTS] = {
 	{ "format=apache2", NULL },
 	{ "format=apache2", "keep-time-key", NULL },
 	{ "format=apache_error", NULL },
@@ -30,16 +29,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct parser *ps[NCONFS];
-	struct buf rec = BUF_INIT;
-	size_t i;
 
-	if (size == 0)
-		return 0;
-	i = data[0] % NCONFS;
-	if (ps[i] == NULL)
-		ps[i] = fz_parser(confs[i]);
-	buf_add(&rec, "x", 1);
-	fz_lines(ps[i], (const char *)data + 1, size - 1, &rec);
-	buf_free(&rec);
+	fz_run(ps, confs, NCONFS, data, size, 0);
 	return 0;
 }

@@ -4,13 +4,12 @@
  * the configuration; the rest are lines. */
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "fuzz_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const confs[][8] = {
+static const char *const confs[][FZ_MAXOPTS] = {
 	{ "format=none", NULL },
 	{ "format=ltsv", NULL },
 	{ "format=ltsv", "time-format=%Y-%m-%dT%H:%M:%S.%N%z",
@@ -40,27 +39,9 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct parser *ps[NCONFS];
-	struct buf rec = BUF_INIT;
-	uint32_t sec, nsec;
-	char err[256];
-	size_t i, before;
-	int rc;
 
-	if (size == 0)
-		return 0;
-	i = data[0] % NCONFS;
-	if (ps[i] == NULL)
-		ps[i] = fz_parser(confs[i]);
-	buf_add(&rec, "x", 1);
-	if (confs[i][0][7] == 'm') {
-		/* msgpack: the whole input is one value */
-		before = rec.len;
-		err[0] = '\0';
-		rc = parse_line(ps[i], (const char *)data + 1, size - 1, &rec,
-		    &sec, &nsec, err, sizeof err);
-		fz_check(ps[i], rc, &rec, before, nsec, err);
-	} else
-		fz_lines(ps[i], (const char *)data + 1, size - 1, &rec);
-	buf_free(&rec);
+	/* msgpack: the whole input is one value */
+	fz_run(ps, confs, NCONFS, data, size, size > 0 &&
+	    strcmp(confs[data[0] % NCONFS][0], "format=msgpack") == 0);
 	return 0;
 }
