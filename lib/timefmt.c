@@ -280,8 +280,12 @@ tf_native(struct tf *t, const char *p, const char *end, const char *f)
 			continue;
 		}
 		c = f + 1;
+		/* flags change only how strftime writes; %:z is %z here */
+		while (*c != '\0' && strchr("-_0^#:", *c) != NULL)
+			c++;
 		for (width = 0; isdigit((unsigned char)*c); c++)
-			width = width * 10 + (*c - '0');
+			if (width < 100)
+				width = width * 10 + (*c - '0');
 		if (width > 0 && *c != 'N')
 			return 1;
 		switch (*c) {

@@ -582,6 +582,11 @@ test_nulls(void **state)
 	    "{\"a\":null,\"b\":null,\"c\":\"x-y\",\"n\":null,\"d\":\"\"}",
 	    0, 0);
 	parse_free(p);
+	/* unanchored, as Ruby's match? */
+	p = mk("format", "ltsv", "null-value-pattern", "-", NULL);
+	want(p, "a:x-y\tb:xy", PARSE_NOTIME, "{\"a\":null,\"b\":\"xy\"}",
+	    0, 0);
+	parse_free(p);
 	p = mk("format", "ltsv", "null-empty-string", NULL, NULL);
 	want(p, "a:\tb:x", PARSE_NOTIME, "{\"a\":null,\"b\":\"x\"}", 0, 0);
 	parse_free(p);
@@ -633,6 +638,19 @@ test_time_options(void **state)
 	    NULL);
 	want(p, "time:2024-05-01T12:34:56.987+00:00", PARSE_OK, "{}", T0,
 	    987000000);
+	parse_free(p);
+	p = mk("format", "ltsv", "time-format", "%Y-%m-%e %k:%M:%S %%", "utc",
+	    NULL, NULL);
+	want(p, "time:2024-05- 1 12:34:56 %", PARSE_OK, "{}", T0, 0);
+	want(p, "time:2024-05-01 12:34:56", PARSE_ERR, NULL, 0, 0);
+	want(p, "time:2024-05-01 12:34:56 % x", PARSE_ERR, NULL, 0, 0);
+	want(p, "time:2024-13-01 12:34:56 %", PARSE_ERR, NULL, 0, 0);
+	parse_free(p);
+	p = mk("format", "ltsv", "time-format", "%a %B %d %H:%M:%S %Y",
+	    "utc", NULL, NULL);
+	want(p, "time:Wednesday May 01 12:34:56 2024", PARSE_OK, "{}", T0, 0);
+	want(p, "time:wed may 01 12:34:56 2024", PARSE_OK, "{}", T0, 0);
+	want(p, "time:Wed Mai 01 12:34:56 2024", PARSE_ERR, NULL, 0, 0);
 	parse_free(p);
 	p = mk("format", "ltsv", "time-format", "%Y%m%d-%H%M%S.%N", "utc",
 	    NULL, NULL);
