@@ -165,13 +165,18 @@ static void
 ap_field(struct rb *b, const char *k, const char *s, PCRE2_SIZE *ov, int g,
     int dash, int num)
 {
-	const char *v = s + ov[2 * g];
-	size_t vl = ov[2 * g + 1] - ov[2 * g];
+	const char *v;
+	size_t vl, i;
 	int64_t x = 0;
-	size_t i;
 
 	rb_key(b, k, strlen(k));
-	if (ov[2 * g] == PCRE2_UNSET || (dash && vl == 1 && v[0] == '-')) {
+	if (ov[2 * g] == PCRE2_UNSET) {
+		rb_nil(b);
+		return;
+	}
+	v = s + ov[2 * g];
+	vl = ov[2 * g + 1] - ov[2 * g];
+	if (dash && vl == 1 && v[0] == '-') {
 		rb_nil(b);
 		return;
 	}
