@@ -1070,7 +1070,12 @@ pf_setup(struct parser *p, const struct parse_conf *c, char *err, size_t n)
 		if (c->keys == NULL)
 			return pf_err(err, n, "%s wants keys",
 			    formats[c->format]);
-		return pf_keys(p, c->keys, err, n);
+		if (pf_keys(p, c->keys, err, n) == -1)
+			return -1;
+		if ((p->csvcols = calloc(p->nkeys,
+		    sizeof *p->csvcols)) == NULL)
+			return pf_err(err, n, "out of memory");
+		return 0;
 	case PARSE_FMT_JSON:
 		/* json_parse_record reads a float time itself, exactly from
 		 * the digits; a string time is read here, through the cache
@@ -1135,6 +1140,7 @@ parse_free(struct parser *p)
 		free(p->keys[i]);
 	free(p->keys);
 	free(p->klens);
+	free(p->csvcols);
 	buf_free(&p->held);
 	buf_free(&p->fail);
 	buf_free(&p->scratch);

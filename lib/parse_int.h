@@ -62,6 +62,13 @@ struct rb {
 	int nomem;
 };
 
+/* A csv field: in the line, or (v NULL) unquoted in scratch at soff. */
+struct csv_col {
+	const char *v;
+	size_t vl, soff;
+	int isnil;
+};
+
 struct parser {
 	enum parse_format format;
 	char *time_key;
@@ -80,6 +87,7 @@ struct parser {
 	char **keys;
 	size_t *klens;
 	size_t nkeys;
+	struct csv_col *csvcols;	/* csv: one per key */
 	struct pre re;			/* regexp, nginx, apache_error, multiline */
 	struct pre first;		/* multiline format_firstline */
 	int ap_groups[9];		/* apache2's fields' groups, time last */

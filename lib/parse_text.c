@@ -136,16 +136,13 @@ csv_field(struct parser *p, const char **pp, const char *end, const char **v,
 	return f == NULL;
 }
 
-#define CSV_MAXCOLS	1024	/* a line of more is cut: extra columns are
-				 * ignored anyway */
-
 int
 parse_csv(struct parser *p, const char *line, size_t len, struct buf *rec,
     uint32_t *sec, uint32_t *nsec, char *err, size_t errlen)
 {
-	struct { const char *v; size_t vl, soff; int isnil; } col[64];
+	struct csv_col *col = p->csvcols;
 	const char *s = line, *end = line + len;
-	size_t i, n = 0, want = p->nkeys < 64 ? p->nkeys : 64;
+	size_t i, n = 0, want = p->nkeys;
 	struct rb b;
 	int rc = 0;
 

@@ -444,6 +444,32 @@ test_tsv_csv(void **state)
 	want(p, "a\"b,1", PARSE_ERR, NULL, 0, 0);
 	want(p, "", PARSE_ERR, NULL, 0, 0);
 	parse_free(p);
+	/* more keys than any fixed table would hold */
+	{
+		struct buf keys = BUF_INIT, line = BUF_INIT, rec = BUF_INIT;
+		struct buf out = BUF_INIT;
+		uint32_t s, ns;
+		char err[128];
+		int i;
+
+		for (i = 0; i < 100; i++) {
+			buf_printf(&keys, "%sk%d", i ? "," : "", i);
+			buf_printf(&line, "%s%d", i ? "," : "", i);
+		}
+		buf_addc(&keys, '\0');
+		p = mk("format", "csv", "keys", (char *)keys.p, NULL);
+		assert_int_equal(parse_line(p, (char *)line.p, line.len, &rec,
+		    &s, &ns, err, sizeof err), PARSE_NOTIME);
+		assert_int_equal(json_value(&out, rec.p, rec.len, NULL), 0);
+		buf_addc(&out, '\0');
+		assert_non_null(strstr((char *)out.p, "\"k99\":\"99\"}"));
+		assert_int_equal(rec.p[0], 0xde);	/* map16: 100 keys */
+		parse_free(p);
+		buf_free(&keys);
+		buf_free(&line);
+		buf_free(&rec);
+		buf_free(&out);
+	}
 	p = mk("format", "csv", "keys", "a,b", "delimiter", ";", NULL);
 	want(p, "1;\"2;3\"", PARSE_NOTIME, "{\"a\":\"1\",\"b\":\"2;3\"}", 0, 0);
 	parse_free(p);
