@@ -230,6 +230,28 @@ test_json(void **state)
 	want(p, "{\"time\":\"2024-05-01 12:34:56\",\"k\":\"v\"}", PARSE_OK,
 	    "{\"k\":\"v\"}", T0, 0);
 	parse_free(p);
+	/* the time cut out of 16 keys: the map16 header becomes a fixmap */
+	p = mk("format", "json", "time-format", "%iso8601", NULL);
+	want(p, "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,"
+	    "\"time\":\"2024-05-01T12:34:56Z\",\"g\":7,\"h\":8,\"i\":9,"
+	    "\"j\":10,\"k\":11,\"l\":12,\"m\":13,\"n\":{\"o\":[14]},"
+	    "\"p\":15}", PARSE_OK, "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,"
+	    "\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10,\"k\":11,"
+	    "\"l\":12,\"m\":13,\"n\":{\"o\":[14]},\"p\":15}", T0, 0);
+	want(p, "{\"time\":1714566896,\"a\":1}", PARSE_OK, "{\"a\":1}",
+	    T0, 0);
+	want(p, "{\"time\":\"May 1\",\"a\":1}", PARSE_ERR, NULL, 0, 0);
+	want(p, "{\"time\":null}", PARSE_ERR, NULL, 0, 0);
+	want(p, "{\"a\":1}", PARSE_NOTIME, "{\"a\":1}", 0, 0);
+	parse_free(p);
+	p = mk("format", "json", "time-format", "%iso8601",
+	    "estimate-current-event", "false", NULL);
+	want(p, "{\"a\":1}", PARSE_ERR, NULL, 0, 0);
+	parse_free(p);
+	p = mk("format", "json", "time-key", "", "estimate-current-event",
+	    "false", NULL);
+	want(p, "{\"time\":1}", PARSE_ERR, NULL, 0, 0);
+	parse_free(p);
 	p = mk("format", "json", "estimate-current-event", "false", NULL);
 	want(p, "{\"a\":1}", PARSE_ERR, NULL, 0, 0);
 	parse_free(p);
