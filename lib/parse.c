@@ -442,7 +442,7 @@ pre_compile(struct pre *r, const char *src, uint32_t flags, char *err,
 	for (i = 1; i < r->nnames; i++)
 		for (j = i; j > 0 && r->names[j - 1].group >
 		    r->names[j].group; j--) {
-			__typeof__(*r->names) t = r->names[j];
+			struct pre_name t = r->names[j];
 			r->names[j] = r->names[j - 1];
 			r->names[j - 1] = t;
 		}
@@ -879,15 +879,42 @@ pf_ptime_free(struct ptime *t)
 		free(t->fallbacks[i]);
 }
 
+/* A types "time" option: [tz:]fmt, where fmt may be "unixtime" or
+ * "float"; as Fluentd, the zone ends at the first colon. */
+static int
+pf_typetime(struct parser *p, struct ptype *t, char *opt, char *err, size_t n)
+{
+	enum parse_time_type tt = PARSE_TIME_STRING;
+	struct timefmt_zone z;
+	const char *tz = NULL;
+	char *fmt = opt, *c;
+
+	if (opt != NULL && (c = strchr(opt, ':')) != NULL) {
+		*c = '\0';
+		if (timefmt_zone(&z, opt) == 0) {
+			tz = opt;
+			fmt = c + 1;
+		} else
+			*c = ':';
+	}
+	if (fmt != NULL && strcmp(fmt, "unixtime") == 0) {
+		tt = PARSE_TIME_UNIXTIME;
+		fmt = NULL;
+	} else if (fmt != NULL && strcmp(fmt, "float") == 0) {
+		tt = PARSE_TIME_FLOAT;
+		fmt = NULL;
+	}
+	return pf_ptime(&t->time, tt, fmt, NULL, tz, p->utc, err, n);
+}
+
 /* "k:integer,k2:time:%Y-%m-%d,k3:array:|" */
 static int
 pf_types(struct parser *p, const char *spec, char *err, size_t n)
 {
 	static const char *const names[] = { "string", "integer", "float",
 	    "bool", "time", "array" };
-	char *s, *ent, *ty, *opt, *fmt;
+	char *s, *save, *ent, *ty, *opt;
 	struct ptype *t;
-	struct timefmt_zone z;
 	int v, rc = 0;
 	size_t cnt = 1;
 	const char *q;
@@ -897,7 +924,7 @@ pf_types(struct parser *p, const char *spec, char *err, size_t n)
 	if ((p->types = calloc(cnt, sizeof *p->types)) == NULL ||
 	    (s = strdup(spec)) == NULL)
 		return pf_err(err, n, "out of memory");
-	char *save = s;
+	save = s;
 	while (rc == 0 && (ent = strsep(&s, ",")) != NULL) {
 		if (*ent == '\0')
 			continue;
@@ -923,31 +950,8 @@ pf_types(struct parser *p, const char *spec, char *err, size_t n)
 		if (v == PT_ARRAY) {
 			if ((t->delim = strdup(opt != NULL ? opt : ",")) == NULL)
 				rc = pf_err(err, n, "out of memory");
-		} else if (v == PT_TIME) {
-			/* [tz:]fmt, fmt possibly "unixtime" or "float" */
-			enum parse_time_type tt = PARSE_TIME_STRING;
-			const char *tz = NULL;
-			char *c2;
-
-			fmt = opt;
-			if (opt != NULL && (c2 = strchr(opt, ':')) != NULL) {
-				*c2 = '\0';
-				if (timefmt_zone(&z, opt) == 0) {
-					tz = opt;
-					fmt = c2 + 1;
-				} else
-					*c2 = ':';
-			}
-			if (fmt != NULL && strcmp(fmt, "unixtime") == 0) {
-				tt = PARSE_TIME_UNIXTIME;
-				fmt = NULL;
-			} else if (fmt != NULL && strcmp(fmt, "float") == 0) {
-				tt = PARSE_TIME_FLOAT;
-				fmt = NULL;
-			}
-			rc = pf_ptime(&t->time, tt, fmt, NULL, tz, p->utc,
-			    err, n);
-		}
+		} else if (v == PT_TIME)
+			rc = pf_typetime(p, t, opt, err, n);
 	}
 	free(save);
 	return rc;
@@ -1018,7 +1022,6 @@ pf_setup(struct parser *p, const struct parse_conf *c, char *err, size_t n)
 {
 	enum parse_time_type tt = c->time_type;
 	const char *tkey = c->time_key, *tfmt = c->time_format, *d;
-	uint32_t dummy;
 
 	p->format = c->format;
 	p->utc = c->utc;
@@ -1046,7 +1049,6 @@ pf_setup(struct parser *p, const struct parse_conf *c, char *err, size_t n)
 	if (pf_ptime(&p->time, tt, tfmt, c->time_format_fallbacks,
 	    c->timezone, c->utc, err, n) == -1)
 		return -1;
-	(void)dummy;
 	if (c->types != NULL && pf_types(p, c->types, err, n) == -1)
 		return -1;
 	if (c->null_value_pattern != NULL && pre_conf(&p->null_re,

@@ -39,15 +39,17 @@ struct ptype {
 };
 
 /* One regexp, its names in the order Ruby lists them (by group). */
+struct pre_name {
+	const char *name;		/* in the compiled code's table */
+	size_t len;
+	int group;			/* the first group of that name */
+};
+
 struct pre {
 	pcre2_code *code;
 	pcre2_match_data *md;
 	size_t nnames;
-	struct {
-		const char *name;
-		size_t len;
-		int group;
-	} *names;
+	struct pre_name *names;
 };
 
 /* A record under construction in rec: its start, and the fields so far.
