@@ -134,8 +134,7 @@ parse_option(struct parse_conf *c, int code, const char *arg, char *err,
 	static const char *const ttypes[] = { NULL, "string", "float",
 	    "unixtime", "mixed" };
 	static const char *const sfmts[] = { "rfc3164", "rfc5424", "auto" };
-	int v, i;
-	char *s, *q;
+	int v;
 
 	switch (code) {
 	case O_FORMAT:
@@ -151,18 +150,7 @@ parse_option(struct parse_conf *c, int code, const char *arg, char *err,
 		c->time_format = arg;
 		return 0;
 	case O_FALLBACKS:
-		/* comma separated, as Fluentd's array parameter; the
-		 * strings are cut from a copy kept for the process */
-		if ((s = strdup(arg)) == NULL)
-			return pf_err(err, n, "out of memory");
-		memset(c->time_format_fallbacks, 0,
-		    sizeof c->time_format_fallbacks);
-		for (i = 0; (q = strsep(&s, ",")) != NULL; i++) {
-			if (i == PARSE_MAXFALLBACKS)
-				return pf_err(err, n, "more than %d fallbacks",
-				    PARSE_MAXFALLBACKS);
-			c->time_format_fallbacks[i] = q;
-		}
+		c->time_format_fallbacks = arg;
 		return 0;
 	case O_TIME_TYPE:
 		if (pf_enum(arg, ttypes, 5, &v) == -1)
@@ -239,8 +227,10 @@ rb_begin(struct rb *b, struct buf *rec)
 	memset(b, 0, sizeof *b);
 	b->rec = rec;
 	b->start = rec->len;
-	/* room for a map32 header, cut down at the end */
-	if (buf_add(rec, "\xdf\0\0\0\0", 5) == -1)
+	/* room for a map32 header, cut down at the end; and for a usual
+	 * record, so that the fields seldom grow rec */
+	if (buf_reserve(rec, 512) == -1 ||
+	    buf_add(rec, "\xdf\0\0\0\0", 5) == -1)
 		b->nomem = 1;
 }
 
@@ -452,7 +442,7 @@ pre_compile(struct pre *r, const char *src, uint32_t flags, char *err,
 	for (i = 1; i < r->nnames; i++)
 		for (j = i; j > 0 && r->names[j - 1].group >
 		    r->names[j].group; j--) {
-			__typeof__(*r->names) t = r->names[j];
+			struct pre_name t = r->names[j];
 			r->names[j] = r->names[j - 1];
 			r->names[j - 1] = t;
 		}
@@ -469,6 +459,20 @@ pre_match(struct pre *r, const char *s, size_t n, size_t off)
 	if (rc == PCRE2_ERROR_NOMATCH)
 		return 0;
 	return rc < 0 ? -1 : 1;
+}
+
+PCRE2_SIZE *
+pre_exec(struct pre *r, const char *s, size_t n, size_t off, char *err,
+    size_t errlen)
+{
+	int m;
+
+	if ((m = pre_match(r, s, n, off)) != 1) {
+		pf_err(err, errlen, m == 0 ? "pattern not matched" :
+		    "regexp match failed (a limit)");
+		return NULL;
+	}
+	return pcre2_get_ovector_pointer(r->md);
 }
 
 void
@@ -586,8 +590,37 @@ pf_time_string(struct ptime *t, const char *fmt, const char *s, size_t n,
 	return -1;
 }
 
+static int ptime_parse1(struct ptime *, const char *, size_t, uint32_t *,
+    uint32_t *);
+
 int
 ptime_parse(struct ptime *t, const char *s, size_t n, uint32_t *sec,
+    uint32_t *nsec)
+{
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (t->cache[i].len == n && n > 0 &&
+		    memcmp(t->cache[i].key, s, n) == 0) {
+			*sec = t->cache[i].sec;
+			*nsec = t->cache[i].nsec;
+			return 0;
+		}
+	if (ptime_parse1(t, s, n, sec, nsec) == -1)
+		return -1;
+	if (n <= PTIME_CACHEKEY) {
+		i = t->cnext;
+		t->cnext = !i;
+		memcpy(t->cache[i].key, s, n);
+		t->cache[i].len = n;
+		t->cache[i].sec = *sec;
+		t->cache[i].nsec = *nsec;
+	}
+	return 0;
+}
+
+static int
+ptime_parse1(struct ptime *t, const char *s, size_t n, uint32_t *sec,
     uint32_t *nsec)
 {
 	int64_t v;
@@ -807,20 +840,24 @@ pf_finish(struct parser *p, struct rb *b, uint32_t *sec, uint32_t *nsec,
 
 static int
 pf_ptime(struct ptime *t, enum parse_time_type type, const char *format,
-    const char *const *fallbacks, const char *tz, int utc, char *err,
-    size_t n)
+    const char *fallbacks, const char *tz, int utc, char *err, size_t n)
 {
-	int i;
+	const char *f, *e;
 
 	memset(t, 0, sizeof *t);
 	t->type = type;
 	if (format != NULL && (t->format = strdup(format)) == NULL)
 		return pf_err(err, n, "out of memory");
-	for (i = 0; fallbacks != NULL && i < PARSE_MAXFALLBACKS &&
-	    fallbacks[i] != NULL; i++)
-		if ((t->fallbacks[t->nfallbacks++] = strdup(fallbacks[i])) ==
-		    NULL)
+	/* comma separated, as Fluentd's array parameter */
+	for (f = fallbacks; f != NULL; f = *e != '\0' ? e + 1 : NULL) {
+		e = f + strcspn(f, ",");
+		if (t->nfallbacks == PARSE_MAXFALLBACKS)
+			return pf_err(err, n, "more than %d fallbacks",
+			    PARSE_MAXFALLBACKS);
+		if ((t->fallbacks[t->nfallbacks++] = strndup(f,
+		    (size_t)(e - f))) == NULL)
 			return pf_err(err, n, "out of memory");
+	}
 	if (type == PARSE_TIME_MIXED && format == NULL && t->nfallbacks == 0)
 		return pf_err(err, n, "time_type mixed wants time_format or "
 		    "time_format_fallbacks");
@@ -842,15 +879,42 @@ pf_ptime_free(struct ptime *t)
 		free(t->fallbacks[i]);
 }
 
+/* A types "time" option: [tz:]fmt, where fmt may be "unixtime" or
+ * "float"; as Fluentd, the zone ends at the first colon. */
+static int
+pf_typetime(struct parser *p, struct ptype *t, char *opt, char *err, size_t n)
+{
+	enum parse_time_type tt = PARSE_TIME_STRING;
+	struct timefmt_zone z;
+	const char *tz = NULL;
+	char *fmt = opt, *c;
+
+	if (opt != NULL && (c = strchr(opt, ':')) != NULL) {
+		*c = '\0';
+		if (timefmt_zone(&z, opt) == 0) {
+			tz = opt;
+			fmt = c + 1;
+		} else
+			*c = ':';
+	}
+	if (fmt != NULL && strcmp(fmt, "unixtime") == 0) {
+		tt = PARSE_TIME_UNIXTIME;
+		fmt = NULL;
+	} else if (fmt != NULL && strcmp(fmt, "float") == 0) {
+		tt = PARSE_TIME_FLOAT;
+		fmt = NULL;
+	}
+	return pf_ptime(&t->time, tt, fmt, NULL, tz, p->utc, err, n);
+}
+
 /* "k:integer,k2:time:%Y-%m-%d,k3:array:|" */
 static int
 pf_types(struct parser *p, const char *spec, char *err, size_t n)
 {
 	static const char *const names[] = { "string", "integer", "float",
 	    "bool", "time", "array" };
-	char *s, *ent, *ty, *opt, *fmt;
+	char *s, *save, *ent, *ty, *opt;
 	struct ptype *t;
-	struct timefmt_zone z;
 	int v, rc = 0;
 	size_t cnt = 1;
 	const char *q;
@@ -860,7 +924,7 @@ pf_types(struct parser *p, const char *spec, char *err, size_t n)
 	if ((p->types = calloc(cnt, sizeof *p->types)) == NULL ||
 	    (s = strdup(spec)) == NULL)
 		return pf_err(err, n, "out of memory");
-	char *save = s;
+	save = s;
 	while (rc == 0 && (ent = strsep(&s, ",")) != NULL) {
 		if (*ent == '\0')
 			continue;
@@ -886,33 +950,8 @@ pf_types(struct parser *p, const char *spec, char *err, size_t n)
 		if (v == PT_ARRAY) {
 			if ((t->delim = strdup(opt != NULL ? opt : ",")) == NULL)
 				rc = pf_err(err, n, "out of memory");
-		} else if (v == PT_TIME) {
-			/* [tz:]fmt, fmt possibly "unixtime" or "float" */
-			enum parse_time_type tt = PARSE_TIME_STRING;
-			const char *tz = NULL;
-			char *c2;
-
-			fmt = opt;
-			if (opt != NULL && (c2 = strchr(opt, ':')) != NULL) {
-				*c2 = '\0';
-				if (timefmt_zone(&z, opt) == 0 &&
-				    (opt[0] == '+' || opt[0] == '-' ||
-				    isupper((unsigned char)opt[0]))) {
-					tz = opt;
-					fmt = c2 + 1;
-				} else
-					*c2 = ':';
-			}
-			if (fmt != NULL && strcmp(fmt, "unixtime") == 0) {
-				tt = PARSE_TIME_UNIXTIME;
-				fmt = NULL;
-			} else if (fmt != NULL && strcmp(fmt, "float") == 0) {
-				tt = PARSE_TIME_FLOAT;
-				fmt = NULL;
-			}
-			rc = pf_ptime(&t->time, tt, fmt, NULL, tz, p->utc,
-			    err, n);
-		}
+		} else if (v == PT_TIME)
+			rc = pf_typetime(p, t, opt, err, n);
 	}
 	free(save);
 	return rc;
@@ -983,7 +1022,6 @@ pf_setup(struct parser *p, const struct parse_conf *c, char *err, size_t n)
 {
 	enum parse_time_type tt = c->time_type;
 	const char *tkey = c->time_key, *tfmt = c->time_format, *d;
-	uint32_t dummy;
 
 	p->format = c->format;
 	p->utc = c->utc;
@@ -1011,7 +1049,6 @@ pf_setup(struct parser *p, const struct parse_conf *c, char *err, size_t n)
 	if (pf_ptime(&p->time, tt, tfmt, c->time_format_fallbacks,
 	    c->timezone, c->utc, err, n) == -1)
 		return -1;
-	(void)dummy;
 	if (c->types != NULL && pf_types(p, c->types, err, n) == -1)
 		return -1;
 	if (c->null_value_pattern != NULL && pre_conf(&p->null_re,
@@ -1035,13 +1072,17 @@ pf_setup(struct parser *p, const struct parse_conf *c, char *err, size_t n)
 		if (c->keys == NULL)
 			return pf_err(err, n, "%s wants keys",
 			    formats[c->format]);
-		return pf_keys(p, c->keys, err, n);
+		if (pf_keys(p, c->keys, err, n) == -1)
+			return -1;
+		if ((p->csvcols = calloc(p->nkeys,
+		    sizeof *p->csvcols)) == NULL)
+			return pf_err(err, n, "out of memory");
+		return 0;
 	case PARSE_FMT_JSON:
-		/* json_parse_record reads the time itself when the zone is
-		 * one it knows; else the time is read here */
-		p->json_direct = tt == PARSE_TIME_FLOAT || (tt ==
-		    PARSE_TIME_STRING && c->time_format != NULL &&
-		    c->timezone == NULL);
+		/* json_parse_record reads a float time itself, exactly from
+		 * the digits; a string time is read here, through the cache
+		 * and the zone */
+		p->json_direct = tt == PARSE_TIME_FLOAT;
 		return 0;
 	case PARSE_FMT_REGEXP:
 	case PARSE_FMT_APACHE2:
@@ -1101,6 +1142,7 @@ parse_free(struct parser *p)
 		free(p->keys[i]);
 	free(p->keys);
 	free(p->klens);
+	free(p->csvcols);
 	buf_free(&p->held);
 	buf_free(&p->fail);
 	buf_free(&p->scratch);

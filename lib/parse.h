@@ -2,43 +2,79 @@
  * msgpack record and its event time.
  *
  * Used by lf-tail (in_tail), lf-cat and lf-recv's HTTP input.  Formats,
- * with Fluentd's names and defaults:
+ * with Fluentd's names, defaults and record shapes:
  *	none		{message_key: line}, message_key "message"; no time
  *	ltsv		label:value fields split on delimiter ("\t"), each on
  *			its first label_delimiter (":"); a field without one
  *			is dropped
- *	json		one JSON object (lib/json's json_parse_record);
- *			time_type float unless time_format is set
+ *	json		one JSON object (lib/json's json_parse_record, yajl);
+ *			time_type float unless time_format is set.  A
+ *			top-level array, which Fluentd takes as one record
+ *			per object, is an error here (one line, one record)
  *	regexp		expression, PCRE2 with named captures (JIT when the
- *			library has it); "/re/flags" (i m x) or a bare re
- *	apache2 apache_error nginx   Fluentd's own expressions and times
+ *			library has it); "/re/flags" (i, m as Ruby's: '.'
+ *			matches newline, x) or a bare re; ^ and $ match at
+ *			line ends as in Ruby.  Captures that took part, in
+ *			the order of their groups, as strings
+ *	apache2		Fluentd's expression; host user method path code size
+ *			referer agent, always all eight, "-" as nil, code and
+ *			size integers (code 0 nil); time "%d/%b/%Y:%H:%M:%S
+ *			%z"; keep_time_key adds the text as "time"; no types
+ *	apache_error nginx   regexp with Fluentd's expressions (nginx: time
+ *			format as apache2's; apache_error: a lenient time)
  *	syslog		message_format rfc3164 (default), rfc5424 or auto;
- *			with_priority; Fluentd's fields and time formats
- *	tsv csv		keys (required), delimiter ("\t", ","); csv quotes
+ *			with_priority; Fluentd's regexp engine, fields (pri,
+ *			time with keep_time_key, host ident pid [msgid
+ *			extradata] message) and time formats (rfc3164 "%b %d
+ *			%H:%M:%S", this year; rfc5424 "%Y-%m-%dT%H:%M:%S.%L%z"
+ *			then without .%L); no types, as Fluentd
+ *	tsv csv		keys (required, "a,b" or ["a","b"]), delimiter ("\t",
+ *			","); tsv splits into at most keys fields, csv reads
+ *			quotes as Ruby's CSV (an unquoted empty field is nil,
+ *			"" is ""; malformed quoting and an empty line are
+ *			errors); missing fields nil, extra ones ignored
  *	msgpack		the bytes given are one msgpack map (not a line
  *			format: for lf-cat and HTTP bodies; lf-tail, which
- *			cuts at newlines, cannot carry binary msgpack)
+ *			cuts at newlines, cannot carry binary msgpack, so it
+ *			should refuse --format msgpack)
  *	multiline	format_firstline and format1..N (see parse_line)
+ * A delimiter is given as typed on a command line: "\t" is a TAB.
  *
- * Common options, applied to every text format as Fluentd applies them:
- * time_key ("time") is taken out of the record (kept with keep_time_key)
- * and read by time_type: string with time_format (strptime through
- * lib/timefmt; fast paths for %iso8601-like and the apache format),
- * float or unixtime (decimal epoch), mixed (time_format, then each
- * time_format_fallbacks entry).  A time without a zone is local time,
- * or UTC with utc, or in timezone ("+09:00", "Asia/Tokyo").  types
- * ("key:integer,key:float,key:bool,key:string,key:time[:fmt],
- * key:array[:delim]") converts values; null_value_pattern (a regexp
- * matching the whole value) and null_empty_string make values nil.
+ * Common options, applied as Fluentd applies them (parse_time, then
+ * convert_values) to ltsv, json, regexp, apache_error, nginx, tsv, csv,
+ * msgpack and multiline: time_key ("time") is taken out of the record
+ * (kept with keep_time_key) and read by time_type: string with
+ * time_format (lib/timefmt: strptime conversions, the common ones and
+ * %N %L %3N %z read natively, "%iso8601"), or without one leniently (as
+ * Ruby's Time.parse is met in logs: ISO 8601 with T or a space, the
+ * apache, syslog, ctime and RFC 2822 shapes); float ("sec.frac", the
+ * fraction's first 9 digits) or unixtime (leading digits, as Ruby's
+ * to_i; none at all is an error, not 1970); mixed (time_format, then
+ * each of time_format_fallbacks, where "unixtime" and "float" name the
+ * types).  The last two answers are cached, as Fluentd's TimeParser.
+ * A time without a zone is local time, or UTC with utc, or in timezone
+ * ("+09:00", "-0700", "Asia/Tokyo"); a zone in the text wins.
+ * types: "key:integer,key:float,key:bool,key:string,key:time[:tz][:fmt],
+ * key:array[:delim]", each as Ruby converts (to_i, to_f, true for
+ * true/yes/1 in any case; time -> an EventTime ext, nil if it will not
+ * parse; array split on delim, "," by default, trailing empty fields
+ * dropped); as in Fluentd the zone ends at the first colon ("+0900:fmt",
+ * not "+09:00:fmt").  null_value_pattern (a regexp that matches
+ * anywhere in the value, as Ruby's match?: anchor it) and
+ * null_empty_string make a value nil before its type applies.  On json
+ * and msgpack records these apply to top-level string values only.
  * Without a time in the line the caller uses the current time
  * (PARSE_NOTIME) when estimate_current_event (the default); without it
  * such a line is an error, as Fluentd then yields no event.
+ * A key twice in a line (ltsv) is written twice; Fluentd's hash keeps
+ * the last value.
  *
  * Unmatched lines: a line that does not parse is never dropped by this
  * module: parse_line returns PARSE_ERR with the reason and leaves rec
  * as it was.  The caller counts and warns, and with emit_unmatched_lines
  * emits parse_unmatched's record {"unmatched_line": text} (Fluentd's
- * in_tail shape) at the current time, text from parse_failed. */
+ * in_tail shape, under the same tag, at the current time; in_tail adds
+ * path_key to it too), text from parse_failed. */
 #ifndef LF_PARSE_H
 #define LF_PARSE_H
 
@@ -81,7 +117,7 @@ struct parse_conf {
 	enum parse_format format;
 	const char *time_key;		/* "time"; "" for none */
 	const char *time_format;
-	const char *time_format_fallbacks[PARSE_MAXFALLBACKS];
+	const char *time_format_fallbacks;	/* "f1,f2"; unixtime, float */
 	enum parse_time_type time_type;
 	int utc;			/* localtime is the default */
 	const char *timezone;
@@ -129,10 +165,17 @@ struct parser *parse_new(const struct parse_conf *c, char *err, size_t n);
  * msgpack map, and its time (*sec, *nsec): PARSE_OK, PARSE_NOTIME (the
  * caller uses now), PARSE_MORE (multiline: the line was taken into the
  * held record, nothing appended), PARSE_ERR (err says why, rec as it
- * was).  For multiline a first line returns the previous held record,
- * if any, as PARSE_OK or PARSE_NOTIME, or PARSE_ERR if it did not
- * match; the new line is then held.  Allocates nothing per line beyond
- * rec's growth (and the multiline hold buffer). */
+ * was).  Multiline with format_firstline: a first line returns the
+ * previous held record, if any, as PARSE_OK or PARSE_NOTIME, or
+ * PARSE_ERR if it did not match (parse_failed has it); the new line is
+ * then held (PARSE_MORE if nothing was).  Another line joins the held
+ * record with "\n" (PARSE_MORE), or with nothing held is PARSE_ERR
+ * (Fluentd's "got incomplete line before first line").  Without
+ * format_firstline, lines join until the whole matches.  A held record
+ * past 1 MiB is let go as PARSE_ERR.  Fluentd yields every match in a
+ * multiline record; this, the first.  Allocates nothing per line beyond
+ * the growth of rec and of buffers the parser keeps (the multiline
+ * record, csv's unquoting, json's scratch record). */
 int parse_line(struct parser *p, const char *line, size_t len,
     struct buf *rec, uint32_t *sec, uint32_t *nsec, char *err, size_t errlen);
 
@@ -141,11 +184,13 @@ int parse_line(struct parser *p, const char *line, size_t len,
  * is held. */
 int parse_flush(struct parser *p, struct buf *rec, uint32_t *sec,
     uint32_t *nsec, char *err, size_t errlen);
-int parse_pending(const struct parser *p);	/* bytes held, or 0 */
+/* 1 if a multiline record is held: the caller's flush timer runs. */
+int parse_pending(const struct parser *p);
 
 /* After PARSE_ERR: the text that failed, for the unmatched record: the
- * line itself, or for multiline the held lines joined by "\n" (or a
- * line before the first first-line).  Valid until the next call. */
+ * line itself (the caller's bytes: valid while they are), or for
+ * multiline the held lines joined by "\n" (held here until the next
+ * call), or a line before the first first-line. */
 const char *parse_failed(const struct parser *p, size_t *len);
 
 /* {"unmatched_line": line}, appended to rec.  0, or -1 ENOMEM. */

@@ -10,6 +10,8 @@
 
 enum { PT_STRING, PT_INTEGER, PT_FLOAT, PT_BOOL, PT_TIME, PT_ARRAY };
 
+#define PTIME_CACHEKEY	48	/* longer time texts are not cached */
+
 /* How a time text becomes an event time: a time_key's, or a types
  * "time" conversion's. */
 struct ptime {
@@ -18,6 +20,14 @@ struct ptime {
 	char *fallbacks[PARSE_MAXFALLBACKS];
 	int nfallbacks;
 	struct timefmt_zone zone;
+	/* Fluentd's TimeParser keeps its last two answers: log times
+	 * repeat for a second's worth of lines */
+	struct {
+		char key[PTIME_CACHEKEY];
+		size_t len;
+		uint32_t sec, nsec;
+	} cache[2];
+	int cnext;
 };
 
 struct ptype {
@@ -29,15 +39,17 @@ struct ptype {
 };
 
 /* One regexp, its names in the order Ruby lists them (by group). */
+struct pre_name {
+	const char *name;		/* in the compiled code's table */
+	size_t len;
+	int group;			/* the first group of that name */
+};
+
 struct pre {
 	pcre2_code *code;
 	pcre2_match_data *md;
 	size_t nnames;
-	struct {
-		const char *name;
-		size_t len;
-		int group;
-	} *names;
+	struct pre_name *names;
 };
 
 /* A record under construction in rec: its start, and the fields so far.
@@ -50,6 +62,13 @@ struct rb {
 	size_t tlen;
 	int has_time;
 	int nomem;
+};
+
+/* A csv field: in the line, or (v NULL) unquoted in scratch at soff. */
+struct csv_col {
+	const char *v;
+	size_t vl, soff;
+	int isnil;
 };
 
 struct parser {
@@ -70,8 +89,10 @@ struct parser {
 	char **keys;
 	size_t *klens;
 	size_t nkeys;
+	struct csv_col *csvcols;	/* csv: one per key */
 	struct pre re;			/* regexp, nginx, apache_error, multiline */
 	struct pre first;		/* multiline format_firstline */
+	int ap_groups[9];		/* apache2's fields' groups, time last */
 	int json_direct;		/* json_parse_record does the time */
 	int utc;
 	/* syslog */
@@ -116,6 +137,9 @@ int ptime_parse(struct ptime *t, const char *s, size_t n, uint32_t *sec,
 int pre_compile(struct pre *r, const char *src, uint32_t flags, char *err,
     size_t n);
 int pre_match(struct pre *r, const char *s, size_t n, size_t off);
+/* The match's offsets, or NULL with err set. */
+PCRE2_SIZE *pre_exec(struct pre *r, const char *s, size_t n, size_t off,
+    char *err, size_t errlen);
 void pre_free(struct pre *r);
 /* "/re/flags" (i m x, Ruby's) or a bare regexp; extra: more flags. */
 int pre_conf(struct pre *r, const char *src, uint32_t extra, char *err,

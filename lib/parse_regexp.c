@@ -26,6 +26,14 @@ static const char re_nginx[] =
 #define HELD_MAX	(1024 * 1024)	/* a multiline record past this is
 					 * let go as unmatched */
 
+static const struct { const char *k; int dash, num; } ap_f[] = {
+	{ "host", 1, 0 }, { "user", 1, 0 }, { "method", 0, 0 },
+	{ "path", 0, 0 }, { "code", 0, 2 }, { "size", 1, 1 },
+	{ "referer", 1, 0 }, { "agent", 1, 0 }, { "time", 0, 0 },
+};
+
+static int ap_group(const struct pre *r, const char *name);
+
 /* "/body/" -> body (Fluentd's f[1..-2]); anything else as it is. */
 static char *
 re_body(const char *f)
@@ -109,6 +117,12 @@ parse_regexp_setup(struct parser *p, const struct parse_conf *c, char *err,
 	}
 	if (pre_conf(&p->re, src, 0, err, n) == -1)
 		return -1;
+	if (c->format == PARSE_FMT_APACHE2) {
+		size_t i;
+
+		for (i = 0; i < 9; i++)
+			p->ap_groups[i] = ap_group(&p->re, ap_f[i].k);
+	}
 names:
 	if (p->re.nnames == 0)
 		return pf_err(err, n, "no named captures in the expression");
@@ -123,12 +137,10 @@ re_record(struct parser *p, const char *s, size_t len, struct buf *rec,
 	PCRE2_SIZE *ov;
 	struct rb b;
 	size_t i;
-	int g, m;
+	int g;
 
-	if ((m = pre_match(&p->re, s, len, 0)) != 1)
-		return pf_err(err, errlen, m == 0 ? "pattern not matched" :
-		    "regexp match failed (a limit)");
-	ov = pcre2_get_ovector_pointer(p->re.md);
+	if ((ov = pre_exec(&p->re, s, len, 0, err, errlen)) == NULL)
+		return PARSE_ERR;
 	rb_begin(&b, rec);
 	for (i = 0; i < p->re.nnames; i++) {
 		g = p->re.names[i].group;
@@ -153,13 +165,18 @@ static void
 ap_field(struct rb *b, const char *k, const char *s, PCRE2_SIZE *ov, int g,
     int dash, int num)
 {
-	const char *v = s + ov[2 * g];
-	size_t vl = ov[2 * g + 1] - ov[2 * g];
+	const char *v;
+	size_t vl, i;
 	int64_t x = 0;
-	size_t i;
 
 	rb_key(b, k, strlen(k));
-	if (ov[2 * g] == PCRE2_UNSET || (dash && vl == 1 && v[0] == '-')) {
+	if (ov[2 * g] == PCRE2_UNSET) {
+		rb_nil(b);
+		return;
+	}
+	v = s + ov[2 * g];
+	vl = ov[2 * g + 1] - ov[2 * g];
+	if (dash && vl == 1 && v[0] == '-') {
 		rb_nil(b);
 		return;
 	}
@@ -191,29 +208,22 @@ int
 parse_apache2(struct parser *p, const char *line, size_t len, struct buf *rec,
     uint32_t *sec, uint32_t *nsec, char *err, size_t errlen)
 {
-	static const struct { const char *k; int dash, num; } f[] = {
-		{ "host", 1, 0 }, { "user", 1, 0 }, { "method", 0, 0 },
-		{ "path", 0, 0 }, { "code", 0, 2 }, { "size", 1, 1 },
-		{ "referer", 1, 0 }, { "agent", 1, 0 },
-	};
 	PCRE2_SIZE *ov;
 	struct rb b;
 	size_t i;
-	int m, tg;
+	int tg;
 
-	if ((m = pre_match(&p->re, line, len, 0)) != 1)
-		return pf_err(err, errlen, m == 0 ? "pattern not matched" :
-		    "regexp match failed (a limit)");
-	ov = pcre2_get_ovector_pointer(p->re.md);
-	tg = ap_group(&p->re, "time");
+	if ((ov = pre_exec(&p->re, line, len, 0, err, errlen)) == NULL)
+		return PARSE_ERR;
+	tg = p->ap_groups[8];
 	if (ptime_parse(&p->time, line + ov[2 * tg], ov[2 * tg + 1] -
 	    ov[2 * tg], sec, nsec) == -1)
 		return pf_err(err, errlen, "invalid time: %.*s",
 		    (int)(ov[2 * tg + 1] - ov[2 * tg]), line + ov[2 * tg]);
 	rb_begin(&b, rec);
-	for (i = 0; i < sizeof f / sizeof *f; i++)
-		ap_field(&b, f[i].k, line, ov, ap_group(&p->re, f[i].k),
-		    f[i].dash, f[i].num);
+	for (i = 0; i < 8; i++)
+		ap_field(&b, ap_f[i].k, line, ov, p->ap_groups[i], ap_f[i].dash,
+		    ap_f[i].num);
 	if (p->keep_time_key)
 		ap_field(&b, "time", line, ov, tg, 0, 0);
 	if (rb_end(&b) == -1)

@@ -118,7 +118,7 @@ sl_parse(struct parser *p, int is5424, const char *s, size_t len,
 	const char *fmt = is5424 ? p->sl_fmt5424 : p->sl_fmt3164, *t;
 	size_t idx = 0, end, tl, i, nn = is5424 ? 6 : 4, j, vl;
 	char sq[256];
-	int pri = -1, m, g;
+	int pri = -1, g;
 	PCRE2_SIZE *ov;
 	struct rb b;
 
@@ -150,9 +150,8 @@ sl_parse(struct parser *p, int is5424, const char *s, size_t len,
 	    sec, nsec) == -1))
 		return pf_err(err, errlen, "invalid time: %.*s",
 		    (int)(tl > 64 ? 64 : tl), t);
-	if ((m = pre_match(re, s, len, end + 1)) != 1)
-		return pf_err(err, errlen, "pattern not matched");
-	ov = pcre2_get_ovector_pointer(re->md);
+	if ((ov = pre_exec(re, s, len, end + 1, err, errlen)) == NULL)
+		return PARSE_ERR;
 	rb_begin(&b, rec);
 	if (pri >= 0) {
 		rb_key(&b, "pri", 3);

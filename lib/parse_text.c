@@ -38,6 +38,22 @@ parse_ltsv(struct parser *p, const char *line, size_t len, struct buf *rec,
 	struct rb b;
 
 	rb_begin(&b, rec);
+	if (p->dlen == 1 && p->ldlen == 1) {
+		/* one pass per field for the common one-byte delimiters:
+		 * fields are short, two memchr calls cost more */
+		const char d = p->delim[0], ld = p->ldelim[0];
+
+		while (s < end) {
+			for (f = s, l = NULL; f < end && *f != d; f++)
+				if (*f == ld && l == NULL)
+					l = f;
+			if (l != NULL)
+				pf_field(p, &b, s, (size_t)(l - s), l + 1,
+				    (size_t)(f - l - 1), 0);
+			s = f == end ? end : f + 1;
+		}
+		return pf_finish(p, &b, sec, nsec, err, errlen);
+	}
 	while (s < end) {
 		if ((f = pf_find(s, end, p->delim, p->dlen)) == NULL)
 			f = end;
@@ -120,16 +136,13 @@ csv_field(struct parser *p, const char **pp, const char *end, const char **v,
 	return f == NULL;
 }
 
-#define CSV_MAXCOLS	1024	/* a line of more is cut: extra columns are
-				 * ignored anyway */
-
 int
 parse_csv(struct parser *p, const char *line, size_t len, struct buf *rec,
     uint32_t *sec, uint32_t *nsec, char *err, size_t errlen)
 {
-	struct { const char *v; size_t vl, soff; int isnil; } col[64];
+	struct csv_col *col = p->csvcols;
 	const char *s = line, *end = line + len;
-	size_t i, n = 0, want = p->nkeys < 64 ? p->nkeys : 64;
+	size_t i, n = 0, want = p->nkeys;
 	struct rb b;
 	int rc = 0;
 
@@ -271,43 +284,125 @@ bad:
 	return pf_err(err, errlen, "truncated msgpack");
 }
 
+/* The map header for n pairs, as msgpack-c writes it; its length. */
+static size_t
+pf_maphdr(unsigned char *h, uint32_t n)
+{
+	if (n < 16) {
+		h[0] = 0x80 | n;
+		return 1;
+	}
+	if (n < 65536) {
+		h[0] = 0xde;
+		h[1] = (unsigned char)(n >> 8);
+		h[2] = (unsigned char)n;
+		return 3;
+	}
+	h[0] = 0xdf;
+	h[1] = (unsigned char)(n >> 24);
+	h[2] = (unsigned char)(n >> 16);
+	h[3] = (unsigned char)(n >> 8);
+	h[4] = (unsigned char)n;
+	return 5;
+}
+
+/* The record json_parse_record left at rec[start..): find the time key
+ * (the last, if twice), read it, and unless keep_time_key cut it out in
+ * place: cheaper than writing the record again (pf_walk). */
+static int
+pf_cuttime(struct parser *p, struct buf *rec, size_t start, uint32_t *sec,
+    uint32_t *nsec, char *err, size_t errlen)
+{
+	unsigned char *m = rec->p + start, h[5];
+	const unsigned char *q = m, *end = rec->p + rec->len, *ks, *vs;
+	const unsigned char *tk = NULL, *te = NULL;
+	struct mp_obj map, k, v, tv;
+	size_t hl, nhl;
+	uint32_t i;
+	int rc;
+
+	if (mp_read(&q, end, &map) == -1 || map.type != MP_MAP)
+		goto bad;
+	hl = (size_t)(q - m);
+	for (i = 0; i < map.n; i++) {
+		ks = q;
+		if (mp_read(&q, end, &k) == -1 || ((k.type == MP_ARRAY ||
+		    k.type == MP_MAP) && (q = ks, mp_pass(&q, end) == -1)))
+			goto bad;
+		vs = q;
+		if (mp_read(&q, end, &v) == -1 || ((v.type == MP_ARRAY ||
+		    v.type == MP_MAP) && (q = vs, mp_pass(&q, end) == -1)))
+			goto bad;
+		if (k.type == MP_STR && k.n == p->tklen &&
+		    memcmp(k.p, p->time_key, k.n) == 0) {
+			tk = ks;
+			te = q;
+			tv = v;
+		}
+	}
+	if (tk == NULL) {
+		if (p->estimate)
+			return PARSE_NOTIME;
+		rec->len = start;
+		return pf_err(err, errlen, "no time key %s", p->time_key);
+	}
+	rc = tv.type == MP_STR ? ptime_parse(&p->time, (const char *)tv.p,
+	    tv.n, sec, nsec) : pf_numtime(&tv, sec, nsec);
+	if (rc == -1) {
+		rec->len = start;
+		return pf_err(err, errlen, "invalid time value");
+	}
+	if (p->keep_time_key)
+		return PARSE_OK;
+	memmove((unsigned char *)tk, te, (size_t)(end - te));
+	rec->len -= (size_t)(te - tk);
+	nhl = pf_maphdr(h, map.n - 1);
+	if (nhl != hl)
+		memmove(m + nhl, m + hl, rec->len - start - hl);
+	memcpy(m, h, nhl);
+	rec->len -= hl - nhl;
+	return PARSE_OK;
+bad:
+	rec->len = start;
+	return pf_err(err, errlen, "truncated msgpack");
+}
+
 int
 parse_json(struct parser *p, const char *line, size_t len, struct buf *rec,
     uint32_t *sec, uint32_t *nsec, char *err, size_t errlen)
 {
 	struct json_in opt;
-	int has_time = 0, rc;
+	int has_time = 0;
 	size_t start = rec->len;
 
 	memset(&opt, 0, sizeof opt);
 	opt.keep_time_key = p->keep_time_key;
 	opt.utc = p->utc;
-	if (p->json_direct) {
-		opt.time_key = p->time_key;
-		opt.time_format = p->time.type == PARSE_TIME_STRING ?
-		    p->time.format : NULL;
-	}
-	if (p->json_direct && !p->convert) {
-		if (json_parse_record(line, len, &opt, rec, sec, nsec,
+	if (p->json_direct)
+		opt.time_key = p->time_key;	/* a float time, exactly */
+	if (p->convert) {
+		buf_reset(&p->scratch);
+		if (json_parse_record(line, len, &opt, &p->scratch, sec, nsec,
 		    &has_time, err, errlen) == -1)
 			return PARSE_ERR;
-		if (has_time || p->time_key == NULL)
-			return has_time ? PARSE_OK : PARSE_NOTIME;
-		if (!p->estimate) {
-			/* no event without a time: take the record back */
-			rec->len = start;
-			return pf_err(err, errlen, "no time key %s",
-			    p->time_key);
-		}
-		return PARSE_NOTIME;
+		return pf_walk(p, p->scratch.p, p->scratch.len,
+		    !p->json_direct, p->json_direct && has_time, rec, sec,
+		    nsec, &has_time, err, errlen);
 	}
-	buf_reset(&p->scratch);
-	if (json_parse_record(line, len, &opt, &p->scratch, sec, nsec,
-	    &has_time, err, errlen) == -1)
+	if (json_parse_record(line, len, &opt, rec, sec, nsec, &has_time,
+	    err, errlen) == -1)
 		return PARSE_ERR;
-	rc = pf_walk(p, p->scratch.p, p->scratch.len, !p->json_direct,
-	    p->json_direct && has_time, rec, sec, nsec, &has_time, err, errlen);
-	return rc;
+	if (!p->json_direct && p->time_key != NULL)
+		return pf_cuttime(p, rec, start, sec, nsec, err, errlen);
+	if (has_time)
+		return PARSE_OK;
+	if (!p->estimate) {
+		/* no event without a time: take the record back */
+		rec->len = start;
+		return pf_err(err, errlen, "no time key %s", p->time_key ?
+		    p->time_key : "(none)");
+	}
+	return PARSE_NOTIME;
 }
 
 /* The bytes are one msgpack map: for lf-cat and HTTP bodies, not for

@@ -178,6 +178,21 @@ tf_special(struct tf *t, const char **pp, const char *end, int c, int width)
 	return -1;
 }
 
+/* The conversion character of the spec at f ('%'), past its flags (they
+ * change only how strftime writes: %:z is %z here) and width. */
+static const char *
+tf_spec(const char *f, int *width)
+{
+	const char *c = f + 1;
+
+	while (*c != '\0' && strchr("-_0^#:", *c) != NULL)
+		c++;
+	for (*width = 0; isdigit((unsigned char)*c); c++)
+		if (*width < 100)
+			*width = *width * 10 + (*c - '0');
+	return c;
+}
+
 /* Run the strptime(3) conversions gathered so far.  They go in one call
  * so that strptime's own state (%I with %p) spans them. */
 static int
@@ -279,9 +294,7 @@ tf_native(struct tf *t, const char *p, const char *end, const char *f)
 			p++;
 			continue;
 		}
-		c = f + 1;
-		for (width = 0; isdigit((unsigned char)*c); c++)
-			width = width * 10 + (*c - '0');
+		c = tf_spec(f, &width);
 		if (width > 0 && *c != 'N')
 			return 1;
 		switch (*c) {
@@ -367,12 +380,7 @@ tf_format(struct tf *t, const char *in, size_t n, const char *fmt)
 			sub[sl++] = *f++;
 			continue;
 		}
-		c = f + 1;
-		while (*c != '\0' && strchr("-_0^#:", *c) != NULL)
-			c++;
-		for (width = 0; isdigit((unsigned char)*c); c++)
-			if (width < 100)
-				width = width * 10 + (*c - '0');
+		c = tf_spec(f, &width);
 		if (*c == 'E' || *c == 'O')
 			c++;
 		if (*c == '\0')
