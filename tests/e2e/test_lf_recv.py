@@ -1,0 +1,526 @@
+"""lf-recv end to end (issue 9): the forward protocol's server, proven
+with the interop vectors of research/forward-protocol.md section 9, sent
+byte for byte by Python (an encoder independent of lf's), and every
+option, in both of lf-recv's modes:
+
+- stdout: lf-recv | lf-cat -o json, the events compared with what was sent;
+- --to unix:PATH: into a real lf-buffer, whose spool is read back with
+  lfchunk.py; a client's ack comes only once lf-buffer acked.
+
+Counters are read from --state-file (rewritten every second).  Everything
+waits with a deadline (wait_for), nothing sleeps to hope.
+"""
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+import msgpack
+import pytest
+
+import conftest
+from conftest import (T, _env, canon, check_no_sanitizer, et, et_ext8, ev,
+                      events, gzip_members, packb, str32, tool)
+from fwdclient import Client, Closed, Timeout, fluentd_token
+from test_lf_buffer import Lfb, mkspool, spool_events
+
+WAIT = 20
+wait_for = conftest.waiter(WAIT)
+LOGPFX = "lf-recv: "
+
+TOKEN3 = "p8n9gmxTQVC8/nh2wlKKeQ=="
+TOKEN4 = "AAECAwQFBgcICQoLDA0ODw==\n"
+
+
+# ---------------------------------------------------------------------------
+# Harness
+# ---------------------------------------------------------------------------
+
+def free_port(host="127.0.0.1", family=socket.AF_INET):
+    """A port free for TCP and UDP both (lf-recv binds the two)."""
+    for _ in range(50):
+        t = socket.socket(family, socket.SOCK_STREAM)
+        u = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            t.bind((host, 0))
+            port = t.getsockname()[1]
+            u.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise AssertionError("no free port")
+
+
+class TcpClient(Client):
+    """fwdclient.Client over TCP."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+        self.path = "%s:%d" % (host, port)
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect((host, port))
+        except Exception:
+            self.sock.close()
+            raise
+        self.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        self.eof = False
+
+    def read_exact(self, n, timeout=10.0):
+        """n raw bytes of reply (the bytes, not their decoding)."""
+        deadline = time.monotonic() + timeout
+        data = b""
+        while len(data) < n:
+            left = deadline - time.monotonic()
+            r, _, _ = select.select([self.sock], [], [], max(0.0, left))
+            if not r:
+                raise Timeout("%d of %d bytes" % (len(data), n))
+            b = self.sock.recv(n - len(data))
+            if not b:
+                raise Closed("closed after %r" % data)
+            data += b
+        return data
+
+    def nothing_for(self, secs):
+        """True if no byte (and no EOF) comes within secs."""
+        r, _, _ = select.select([self.sock], [], [], secs)
+        return not r
+
+
+class Recv:
+    """One lf-recv on a TCP port (and optionally more --listen), with
+    --notify-fd for readiness and --state-file for its counters.  Without
+    --to its stdout goes into lf-cat -o json, whose output is collected."""
+
+    def __init__(self, work, args=(), to=None, listen=None, env=None,
+                 cat=True, preexec=None):
+        self.work = str(work)
+        self.port = None
+        if listen is None:
+            self.port = free_port()
+            listen = ["127.0.0.1:%d" % self.port]
+        self.listen = listen
+        self.state = os.path.join(self.work, "state.json")
+        self.log = os.path.join(self.work, "recv.%d.log" % time.monotonic_ns())
+        self.args = [str(a) for a in args]
+        self.to = to
+        self.env = env
+        self.preexec = preexec
+        self.cat = None
+        self.out = b""
+        self.cat_err = b""
+        self.use_cat = cat and to is None
+        self.p = None
+
+    def cmd(self, notify):
+        c = [tool("lf-recv")]
+        for l in self.listen:
+            c += ["--listen", l]
+        if self.to:
+            c += ["--to", "unix:" + self.to]
+        return c + ["--notify-fd", str(notify), "--state-file", self.state,
+                    "--log-file", self.log] + self.args
+
+    def start(self, ready=True):
+        r, w = os.pipe()
+        self.p = subprocess.Popen(
+            self.cmd(w), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if self.use_cat else subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env=_env(self.env), pass_fds=(w,),
+            preexec_fn=self.preexec)
+        os.close(w)
+        if self.use_cat:
+            self.cat = subprocess.Popen(
+                [tool("lf-cat"), "-o", "json"], stdin=self.p.stdout,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+            self.p.stdout.close()
+            self.cat_thread = threading.Thread(target=self._read_cat)
+            self.cat_thread.start()
+        self.err = b""
+        self.err_thread = threading.Thread(target=self._read_err)
+        self.err_thread.start()
+        with os.fdopen(r, "rb") as f:
+            got = f.read(1) if ready else None
+        if ready and got != b"\n":
+            rc = self.p.wait(WAIT)
+            raise AssertionError("lf-recv not ready (rc %r): %s" %
+                                 (rc, self.text()))
+        return self
+
+    def _read_cat(self):
+        self.out = self.cat.stdout.read()
+        self.cat_err = self.cat.stderr.read()
+
+    def _read_err(self):
+        self.err = self.p.stderr.read()
+
+    def text(self):
+        try:
+            with open(self.log, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        return (data + self.err).decode(errors="replace")
+
+    def lines(self, level=None):
+        res = []
+        for line in self.text().splitlines():
+            assert line.startswith(LOGPFX), "not a log line: %r" % line
+            lvl, _, msg = line[len(LOGPFX):].partition(": ")
+            if level is None or lvl == level:
+                res.append(msg)
+        return res
+
+    def stats(self):
+        try:
+            with open(self.state) as f:
+                return json.load(f)
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def stat(self, key, i=None):
+        s = self.stats()
+        if i is not None:
+            s = (s.get("listeners") or [{}])[i]
+        return s.get(key, 0)
+
+    def wait_stat(self, key, n, i=None, what=None):
+        return wait_for(lambda: self.stat(key, i) >= n,
+                        what=what or "%s >= %d" % (key, n))
+
+    def client(self, host="127.0.0.1", port=None):
+        return TcpClient(port or self.port, host)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=WAIT):
+        """Signal and wait; the exit code.  No sanitizer report allowed."""
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            rc = self.p.wait(timeout)
+        finally:
+            if self.p.poll() is None:
+                self.p.kill()
+                self.p.wait()
+        self.err_thread.join(WAIT)
+        if self.cat:
+            self.cat.wait(WAIT)
+            self.cat_thread.join(WAIT)
+            check_no_sanitizer(self.cat_err)
+            assert self.cat.returncode == 0, self.cat_err
+        check_no_sanitizer(self.text().encode())
+        return rc
+
+    def events(self):
+        """What lf-cat printed (after stop)."""
+        return events(self.out)
+
+    def cleanup(self):
+        for p in (self.p, self.cat):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+        for t in ("err_thread", "cat_thread"):
+            if hasattr(self, t):
+                getattr(self, t).join(5)
+
+
+@pytest.fixture
+def work():
+    d = tempfile.mkdtemp(prefix="lfr")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def recvs():
+    started = []
+    yield started
+    for r in started:
+        r.cleanup()
+        if r.p is not None:
+            import sys
+            sys.stderr.write("---- lf-recv log:\n%s" % r.text())
+
+
+def recv(recvs, work, args=(), **kw):
+    r = Recv(work, args, **kw)
+    recvs.append(r)
+    return r.start()
+
+
+def stop_ok(r):
+    rc = r.stop()
+    assert rc == 0, r.text()
+    return r.events()
+
+
+# ---- the vectors, byte for byte ----
+
+TAG = packb("tag.a")
+
+
+def v1():
+    return bytes.fromhex("93a5746167 2e61ce55ece6f881a76d657373616765a3626172"
+                         .replace(" ", ""))
+
+
+def msg_chunk(token, rec=None, t=None):
+    """Message mode with a chunk option."""
+    return (b"\x94" + TAG + (t or packb(et(T, 500000000))) +
+            packb(rec or {"k": "v"}) + packb({"chunk": token}))
+
+
+def ack_bytes(token):
+    return b"\x81\xa3ack" + packb(token)
+
+
+V5 = bytes.fromhex("93a57461672e619292ce55ece6f881a1610192d70055ece6f9000000"
+                   "0081a1620281a473697a6502")
+ENTRIES6 = bytes.fromhex("92d70055ece6f80000000081a1610192d70055ece6f800000001"
+                         "81a16202")
+
+
+def v6(token=TOKEN4):
+    return (b"\x93" + TAG + str32(ENTRIES6) +
+            b"\x83\xa4size\x02\xaacompressed\xa4text\xa5chunk" + packb(token))
+
+
+V7 = b"\x92" + TAG + b"\xc4\x1e" + ENTRIES6
+V11 = bytes.fromhex("93a57461672e61919292d70055ece6f8000000008081a16101"
+                    "81ad666c75656e745f7369676e616c00")
+
+EV6 = [ev("tag.a", T, 0, {"a": 1}), ev("tag.a", T, 1, {"b": 2})]
+
+
+def send_and_sync(c, data, token=None):
+    """Send data, then a message with a chunk: its ack is the first reply
+    (what data made lf-recv answer would come before it)."""
+    token = token or fluentd_token()
+    c.send_raw(data)
+    c.send_raw(msg_chunk(token, {"sync": 1}))
+    assert c.read_reply(WAIT) == {"ack": token}
+    return token
+
+
+SYNC = ev("tag.a", T, 500000000, {"sync": 1})
+
+
+# ---------------------------------------------------------------------------
+# 1. The interop vectors (section 9)
+# ---------------------------------------------------------------------------
+
+def test_vector_1_message_no_reply(work, recvs):
+    assert v1() == b"\x93" + TAG + b"\xce\x55\xec\xe6\xf8" + packb(
+        {"message": "bar"})
+    r = recv(recvs, work)
+    with r.client() as c:
+        send_and_sync(c, v1())
+    assert stop_ok(r) == [ev("tag.a", T, 0, {"message": "bar"}), SYNC]
+
+
+def test_vector_2_event_time_fixext8_and_ext8(work, recvs):
+    r = recv(recvs, work)
+    fix = bytes.fromhex("d70055ece6f8075bcd15")
+    assert fix == packb(et(T, 123456789))
+    assert et_ext8(T, 123456789) == bytes.fromhex("c7080055ece6f8075bcd15")
+    with r.client() as c:
+        c.send_raw(b"\x93" + TAG + fix + packb({"f": 1}))
+        send_and_sync(c, b"\x93" + TAG + et_ext8(T, 123456789) + packb({"f": 2}))
+    assert stop_ok(r) == [ev("tag.a", T, 123456789, {"f": 1}),
+                          ev("tag.a", T, 123456789, {"f": 2}), SYNC]
+
+
+def test_vectors_3_4_ack_echoed_byte_for_byte(work, recvs):
+    r = recv(recvs, work)
+    want3 = bytes.fromhex("81a361636bb8") + TOKEN3.encode()
+    want4 = bytes.fromhex("81 a3 61 63 6b b9 41 41 45 43 41 77 51 46 42 67 63 49 "
+                          "43 51 6f 4c 44 41 30 4f 44 77 3d 3d 0a")
+    assert msg_chunk(TOKEN3)[:30] == bytes.fromhex(
+        "94a57461672e61d70055ece6f81dcd650081a16ba17681a56368756e6bb8")
+    with r.client() as c:
+        c.send_raw(msg_chunk(TOKEN3))
+        assert c.read_exact(len(want3)) == want3
+        c.send_raw(msg_chunk(TOKEN4))
+        assert c.read_exact(len(want4)) == want4
+        assert c.nothing_for(0.2)
+    assert stop_ok(r) == [ev("tag.a", T, 500000000, {"k": "v"})] * 2
+
+
+def test_vector_5_forward_mixed_times(work, recvs):
+    r = recv(recvs, work)
+    assert V5 == b"\x93" + TAG + packb([[T, {"a": 1}], [et(T + 1), {"b": 2}]]) \
+        + packb({"size": 2})
+    with r.client() as c:
+        send_and_sync(c, V5)
+    assert stop_ok(r) == [ev("tag.a", T, 0, {"a": 1}),
+                          ev("tag.a", T + 1, 0, {"b": 2}), SYNC]
+
+
+def test_vectors_6_7_packed_forward_str32_and_bin8(work, recvs):
+    r = recv(recvs, work)
+    with r.client() as c:
+        c.send_raw(v6())
+        want = b"\x81\xa3ack\xb9" + TOKEN4.encode()
+        assert c.read_exact(len(want)) == want
+        send_and_sync(c, V7)
+    assert stop_ok(r) == EV6 + EV6 + [SYNC]
+
+
+def test_vector_8_compressed_several_gzip_members(work, recvs):
+    e1 = packb([et(T), {"a": 1}])
+    e2 = packb([et(T, 1), {"b": 2}])
+    z = gzip_members(e1, e2)
+    opt = {"compressed": "gzip", "size": 2}
+    r = recv(recvs, work, ["--state-file", os.path.join(work, "s2")])
+    with r.client() as c:
+        c.send_raw(packb(["tag.a", z, opt]))                       # bin
+        c.send_raw(b"\x93" + TAG + str32(z) + packb(opt))         # str32
+        tok = fluentd_token()
+        c.send_raw(b"\x93" + TAG + str32(z) + packb(dict(opt, chunk=tok)))
+        assert c.read_ack(WAIT) == tok
+        # zstd is not supported: that message is refused, not taken as
+        # text; the connection goes on or is closed, and nothing is stored
+        c.send_raw(packb(["tag.a", z, {"compressed": "zstd", "size": 2,
+                                       "chunk": "z"}]))
+        try:
+            got = c.read_reply(2)
+            assert got != {"ack": "z"}, got
+        except (Closed, Timeout):
+            pass
+    assert stop_ok(r) == EV6 * 3
+
+
+def test_vector_9_streaming_one_write_and_byte_by_byte(work, recvs):
+    r = recv(recvs, work)
+    with r.client() as c:
+        c.send_raw(v1() + V5 + v6("one"))
+        assert c.read_ack(WAIT) == "one"
+    with r.client() as c:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for b in v6("two"):
+            c.send_raw(bytes([b]))
+        assert c.read_ack(WAIT) == "two"
+    got = stop_ok(r)
+    first = [ev("tag.a", T, 0, {"message": "bar"}), ev("tag.a", T, 0, {"a": 1}),
+             ev("tag.a", T + 1, 0, {"b": 2})] + EV6
+    assert got == first + EV6
+
+
+def test_vector_10_udp_heartbeat_from_the_targeted_address(work, recvs):
+    r = recv(recvs, work)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(WAIT)
+    try:
+        for _ in range(3):
+            u.sendto(b"\x00", ("127.0.0.1", r.port))
+            data, frm = u.recvfrom(64)
+            assert (data, frm) == (b"\x00", ("127.0.0.1", r.port))
+    finally:
+        u.close()
+    r.wait_stat("heartbeats", 3, 0)
+    assert stop_ok(r) == []
+
+
+def test_vector_10_udp_heartbeat_wildcard_replies_from_target(work, recvs):
+    """On a wildcard listener the reply comes from the address the client
+    sent to (127.0.0.2 here, not the 127.0.0.1 the system would pick),
+    over IPv4 and over IPv6."""
+    port = free_port("0.0.0.0")
+    r = recv(recvs, work, listen=["0.0.0.0:%d" % port])
+    for fam, host in ((socket.AF_INET, "127.0.0.2"), (socket.AF_INET, "127.0.0.1"),
+                      (socket.AF_INET6, "::1")):
+        u = socket.socket(fam, socket.SOCK_DGRAM)
+        u.settimeout(WAIT)
+        try:
+            u.sendto(b"\x00", (host, port))
+            data, frm = u.recvfrom(64)
+            assert data == b"\x00" and frm[:2] == (host, port), (host, frm)
+        finally:
+            u.close()
+    assert stop_ok(r) == []
+
+
+def test_vector_10_tcp_connect_close_and_nil(work, recvs):
+    r = recv(recvs, work)
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", r.port))
+        s.close()
+    with r.client() as c:
+        c.send_raw(b"\xc0")
+        assert c.nothing_for(0.3)
+        send_and_sync(c, b"\xc0\xc0")
+    r.wait_stat("connections", 21, 0)
+    assert r.stop() == 0
+    assert r.lines("warn") == [] and r.lines("error") == [], r.text()
+    assert r.stats()["bad_messages"] == 0
+    assert r.events() == [SYNC]
+
+
+def test_vector_11_v15_metadata(work, recvs):
+    r = recv(recvs, work)
+    assert V11 == b"\x93" + TAG + packb([[[et(T), {}], {"a": 1}]]) + packb(
+        {"fluent_signal": 0})
+    packed = packb(["tag.a", packb([[et(T), {"m": 1}], {"a": 1}]),
+                    {"fluent_signal": 0, "chunk": "m"}])
+    with r.client() as c:
+        c.send_raw(V11)
+        c.send_raw(packed)
+        assert c.read_ack(WAIT) == "m"
+    assert stop_ok(r) == [ev("tag.a", T, 0, {"a": 1})] * 2
+
+
+def test_vector_12_invalid_events_dropped_and_acked(work, recvs):
+    """A nil time and a record that is no map are dropped, the rest is
+    kept and the message acked.  (A float time is taken: section 7.6,
+    some loggers send one.)"""
+    r = recv(recvs, work)
+    bad = packb(["tag.a", [[None, {"x": 1}], [T, "notamap"], [1.5, {"f": 1}],
+                           [T, {"ok": 1}]], {"chunk": "inv"}])
+    with r.client() as c:
+        c.send_raw(bad)
+        assert c.read_ack(WAIT) == "inv"
+        # not an array: no reply, and the connection goes on
+        c.send_raw(packb({"a": 1}))
+        assert c.nothing_for(0.3)
+        send_and_sync(c, b"")
+    assert stop_ok(r) == [ev("tag.a", 1, 500000000, {"f": 1}),
+                          ev("tag.a", T, 0, {"ok": 1}), SYNC]
+    assert any("2 invalid events dropped" in m for m in r.lines()), r.text()
+
+
+def test_vector_12_invalid_message_in_message_mode_acked(work, recvs):
+    """A Message-mode event whose record is no map is dropped, acked."""
+    r = recv(recvs, work)
+    with r.client() as c:
+        c.send_raw(packb(["tag.a", T, "nomap", {"chunk": "x"}]))
+        assert c.read_ack(WAIT) == "x"
+    assert stop_ok(r) == []
+
+
+def test_vector_15_json_mode(work, recvs):
+    r = recv(recvs, work)
+    with r.client() as c:
+        c.send_raw(b'["tag.a",1441588984,{"a":1},{"chunk":"abc"}]')
+        want = b'{"ack":"abc"}'
+        assert c.read_exact(len(want)) == want
+        # more values, split anywhere, a scalar let go, forward mode
+        c.send_raw(b' 42 ["tag.b",[[1441588985,{"b":[1,2]}]],{"chu')
+        c.send_raw(b'nk":"d\\n"}]\n')
+        want = b'{"ack":"d\\n"}'
+        assert c.read_exact(len(want)) == want
+    assert stop_ok(r) == [ev("tag.a", T, 0, {"a": 1}),
+                          ev("tag.b", T + 1, 0, {"b": [1, 2]})]
