@@ -1018,6 +1018,15 @@ start_downstream(struct recv *x)
 		log_fatal(EX_OSERR, "%s", strerror(errno));
 }
 
+/* At exit: an unacked batch's ack is dropped (its client sends again). */
+static void
+hop_forget(void *ctx, void *arg, size_t count)
+{
+	(void)ctx;
+	(void)count;
+	free(arg);
+}
+
 static void
 cleanup(struct recv *x)
 {
@@ -1028,9 +1037,11 @@ cleanup(struct recv *x)
 		resolve_free(x->res);
 	for (int i = 0; i < x->nlis; i++)
 		heartbeat_free(x->lis[i].hb);
-	ingest_free(&x->in);
-	if (x->hop)
+	if (x->hop) {
+		hop_take(x->hop, hop_forget, x);
 		hop_free(x->hop);	/* unacked: their clients send again */
+	}
+	ingest_free(&x->in);
 	if (x->tls)
 		tls_ctx_free(x->tls);
 	for (size_t i = 0; i < x->nusers; i++) {
