@@ -524,3 +524,342 @@ def test_vector_15_json_mode(work, recvs):
         assert c.read_exact(len(want)) == want
     assert stop_ok(r) == [ev("tag.a", T, 0, {"a": 1}),
                           ev("tag.b", T + 1, 0, {"b": [1, 2]})]
+
+
+# ---------------------------------------------------------------------------
+# 2. --to lf-buffer: acks end to end, back pressure, no loss
+# ---------------------------------------------------------------------------
+
+def one(token, m, tag="t.r", pad=0):
+    rec = {"m": m}
+    if pad:
+        rec["pad"] = "x" * pad
+    return packb([tag, packb([et(T, m), rec]), {"size": 1, "chunk": token}])
+
+
+def spool_ms(spool):
+    return sorted(r["m"] for _t, _s, r in spool_events(spool))
+
+
+class Buf(Lfb):
+    def __init__(self, work, args=()):
+        d = os.path.join(work, "b")
+        os.makedirs(d, exist_ok=True)
+        super().__init__(d, [mkspool(d)], args)
+
+
+@pytest.fixture
+def bufs():
+    started = []
+    yield started
+    for b in started:
+        b.cleanup()
+
+
+def test_to_lf_buffer_acked_after_its_commit(work, recvs, bufs):
+    """A client's ack comes once lf-buffer committed: with --commit-wait
+    1s, not before about a second; every acked event is in the spool."""
+    b = Buf(work, ["--commit-wait", "1s"])
+    bufs.append(b)
+    b.start()
+    r = recv(recvs, work, to=b.sock)
+    with r.client() as c:
+        toks = [fluentd_token() for _ in range(5)]
+        t0 = time.monotonic()
+        for i, t in enumerate(toks):
+            c.send_raw(one(t, i))
+        assert c.read_acks(5, WAIT) == toks
+        assert time.monotonic() - t0 >= 0.9
+    assert r.stop() == 0
+    assert b.stop() == 0
+    assert spool_ms(b.spools[0]) == list(range(5))
+    st = r.stats()
+    assert (st["messages"], st["events"], st["acks"]) == (5, 5, 5)
+
+
+def test_to_lf_buffer_down_back_pressure_then_no_loss(work, recvs, bufs):
+    """lf-buffer not there: no ack; a client that keeps sending is
+    stopped by back pressure (its writes block) instead of lf-recv
+    buffering without bound; lf-buffer started, every message arrives
+    and is acked, none lost, none twice."""
+    b = Buf(work)
+    bufs.append(b)
+    r = recv(recvs, work, to=b.sock)
+    pad = 60000
+    sent, acked = [], []
+    with r.client() as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        i = 0
+        blocked = False
+        while i < 2000:
+            t = "tok%d" % i
+            try:
+                c.send_raw(one(t, i, pad=pad), timeout=1.0)
+            except Timeout:
+                blocked = True
+                break
+            sent.append(t)
+            i += 1
+        assert blocked, "lf-recv read 2000 x 60 KB with lf-buffer down"
+        assert c.poll_acks(0.2) == []
+        n = len(sent)
+        rss = conftest_rss(r.p.pid)
+        print("back pressure after %d messages of %d bytes; lf-recv RSS %.0f MB"
+              % (n, pad, rss))
+        # the hop holds at most its window (256) and lf-recv a message more
+        assert n <= 300, n
+        b.start()
+        acked = c.read_acks(n, WAIT * 2)
+    assert acked == sent
+    assert r.stop() == 0
+    assert b.stop() == 0
+    # the message whose send blocked was cut short: not stored, the rest is
+    assert spool_ms(b.spools[0]) == list(range(n))
+
+
+def conftest_rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def test_to_lf_buffer_restarted_reconnects(work, recvs, bufs):
+    """lf-buffer stopped while lf-recv runs: messages wait unacked, and
+    are delivered and acked when it is back."""
+    b = Buf(work)
+    bufs.append(b)
+    b.start()
+    r = recv(recvs, work, to=b.sock)
+    with r.client() as c:
+        c.send_raw(one("a", 0))
+        assert c.read_ack(WAIT) == "a"
+        assert b.stop() == 0
+        c.send_raw(one("b", 1))
+        c.send_raw(one("c", 2))
+        assert c.poll_acks(0.5) == []
+        b.start()
+        assert c.read_acks(2, WAIT) == ["b", "c"]
+    assert r.stop() == 0
+    assert b.stop() == 0
+    assert spool_ms(b.spools[0]) == [0, 1, 2]
+
+
+# ---------------------------------------------------------------------------
+# 3. Options
+# ---------------------------------------------------------------------------
+
+def test_add_tag_prefix(work, recvs):
+    r = recv(recvs, work, ["--add-tag-prefix", "agg"])
+    with r.client() as c:
+        c.send_raw(v6("p"))
+        assert c.read_ack(WAIT) == "p"
+    assert stop_ok(r) == [("agg.tag.a",) + e[1:] for e in EV6]
+
+
+def test_source_address_key_v4_and_v6(work, recvs):
+    p = free_port()
+    p6 = free_port("::1", socket.AF_INET6)
+    r = recv(recvs, work, ["--source-address-key", "host"],
+             listen=["127.0.0.1:%d" % p, "[::1]:%d" % p6])
+    with TcpClient(p) as c:
+        # a record that has the key already: ours comes last and wins
+        c.send_raw(packb(["t", [[T, {"a": 1}], [T, {"host": "x", "b": 2}]],
+                          {"chunk": "4"}]))
+        assert c.read_ack(WAIT) == "4"
+    with TcpClient(p6, "::1") as c:
+        c.send_raw(packb(["t", T, {"a": 1}, {"chunk": "6"}]))
+        assert c.read_ack(WAIT) == "6"
+    got = stop_ok(r)
+    assert got == [ev("t", T, 0, {"a": 1, "host": "127.0.0.1"}),
+                   ("t", "%d.000000000" % T,
+                    ("map", [(("str", "host"), ("str", "x")),
+                             (("str", "b"), ("int", 2)),
+                             (("str", "host"), ("str", "127.0.0.1"))])),
+                   ev("t", T, 0, {"a": 1, "host": "::1"})]
+
+
+def test_chunk_size_limit_acked_dropped_logged_counted(work, recvs):
+    """Over --chunk-size-limit: acked (so the sender moves on, unlike
+    Fluentd's re-send for ever), dropped, logged, counted."""
+    r = recv(recvs, work, ["--chunk-size-limit", "1k",
+                           "--chunk-size-warn-limit", "500"])
+    big = packb(["t.big", [[T, {"pad": "x" * 400}]] * 3, {"chunk": "big"}])
+    warn = packb(["t.warn", [[T, {"pad": "x" * 600}]], {"chunk": "warn"}])
+    small = packb(["t.small", [[T, {"a": 1}]], {"chunk": "small"}])
+    assert len(big) > 1024 and 500 < len(warn) < 1024
+    with r.client() as c:
+        c.send_raw(big + warn + small)
+        assert c.read_acks(3, WAIT) == ["big", "warn", "small"]
+    r.wait_stat("oversize_events", 3)
+    assert r.stat("oversize_events", 0) == 3
+    assert [e[0] for e in stop_ok(r)] == ["t.warn", "t.small"]
+    text = r.text()
+    assert ("tag t.big: a message of %d bytes (3 events) is over "
+            "--chunk-size-limit 1024: dropped and acked" % len(big)) in text
+    assert ("tag t.warn: a message of %d bytes is over "
+            "--chunk-size-warn-limit 500" % len(warn)) in text
+    assert "t.small" not in text
+
+
+def test_skip_invalid_event_false_refuses(work, recvs):
+    r = recv(recvs, work, ["--skip-invalid-event", "false"])
+    with r.client() as c:
+        c.send_raw(packb(["t", [[T, {"ok": 1}], [T, "nomap"]], {"chunk": "x"}]))
+        closed, got = c.wait_closed(WAIT)
+        assert closed and got == []
+    with r.client() as c:
+        c.send_raw(packb(["t", [[T, {"ok": 2}]], {"chunk": "y"}]))
+        assert c.read_ack(WAIT) == "y"
+    assert stop_ok(r) == [ev("t", T, 0, {"ok": 2})]
+    assert "refused (--skip-invalid-event false)" in r.text()
+
+
+def test_deny_keepalive(work, recvs):
+    """Closed after the first message, its ack written first; what came
+    after it on that connection is not taken."""
+    r = recv(recvs, work, ["--deny-keepalive", "true"])
+    with r.client() as c:
+        c.send_raw(one("first", 1) + one("second", 2))
+        closed, got = c.wait_closed(WAIT)
+        assert closed and got == [{"ack": "first"}]
+    with r.client() as c:
+        c.send_raw(packb(["t", T, {"m": 3}]))     # no chunk: closed at once
+        assert c.wait_closed(WAIT) == (True, [])
+    got = stop_ok(r)
+    assert [dict(e[2][1])[("str", "m")] for e in got] == [("int", 1), ("int", 3)]
+
+
+def keepalive_on(port):
+    """ss -o: the server's socket of that port shows a keepalive timer."""
+    out = subprocess.run(["ss", "-tno", "state", "established",
+                          "( sport = :%d )" % port], capture_output=True,
+                         text=True).stdout
+    lines = [l for l in out.splitlines()[1:] if l.strip()]
+    assert lines, out
+    return all("keepalive" in l for l in lines)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_send_keepalive_packet(work, recvs, on):
+    r = recv(recvs, work, ["--send-keepalive-packet", str(on).lower()])
+    with r.client() as c:
+        send_and_sync(c, b"")
+        assert keepalive_on(r.port) == on
+    assert len(stop_ok(r)) == 1
+
+
+@pytest.mark.parametrize("linger", [None, "0"])
+def test_linger_timeout(work, recvs, linger):
+    """--linger-timeout 0: a close is a reset (Fluentd's default);
+    without it, a plain FIN.  Seen with --deny-keepalive, where lf-recv
+    closes after its ack."""
+    args = ["--deny-keepalive", "true"]
+    if linger is not None:
+        args += ["--linger-timeout", linger]
+    r = recv(recvs, work, args)
+    with r.client() as c:
+        c.send_raw(one("l", 1))
+        assert c.read_ack(WAIT) == "l"
+        r_, _, _ = select.select([c.sock], [], [], WAIT)
+        try:
+            reset = c.sock.recv(10) != b"" and None
+        except ConnectionResetError:
+            reset = True
+        else:
+            reset = bool(reset)
+        assert reset == (linger == "0")
+    assert len(stop_ok(r)) == 1
+
+
+def test_term_drains_in_flight_then_exits_0(work, recvs, bufs):
+    """TERM: lf-recv stops accepting, and what lf-buffer is still to
+    commit (--commit-wait 2s) is acked to its clients before it exits 0."""
+    b = Buf(work, ["--commit-wait", "2s"])
+    bufs.append(b)
+    b.start()
+    r = recv(recvs, work, to=b.sock)
+    with r.client() as c:
+        toks = ["d%d" % i for i in range(10)]
+        for i, t in enumerate(toks):
+            c.send_raw(one(t, i))
+        r.wait_stat("messages", 10)
+        assert c.poll_acks(0) == []
+        t0 = time.monotonic()
+        r.p.send_signal(signal.SIGTERM)
+        wait_for(lambda: not socket_accepts(r.port), what="no more accepting")
+        assert c.read_acks(10, WAIT) == toks
+        assert r.p.wait(WAIT) == 0
+        print("drained in %.2f s" % (time.monotonic() - t0))
+    assert r.stop() == 0
+    assert b.stop() == 0
+    assert spool_ms(b.spools[0]) == list(range(10))
+
+
+def socket_accepts(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_drain_timeout(work, recvs, bufs):
+    """lf-buffer stopped (SIGSTOP): TERM waits --drain-timeout, no more,
+    and the client gets no ack for what was not acked downstream."""
+    b = Buf(work)
+    bufs.append(b)
+    b.start()
+    r = recv(recvs, work, ["--drain-timeout", "1s"], to=b.sock)
+    with r.client() as c:
+        c.send_raw(one("a", 0))
+        assert c.read_ack(WAIT) == "a"
+        b.signal(signal.SIGSTOP)
+        try:
+            c.send_raw(one("b", 1))
+            r.wait_stat("messages", 2)
+            t0 = time.monotonic()
+            assert r.stop() == 0
+            took = time.monotonic() - t0
+        finally:
+            b.signal(signal.SIGCONT)
+        assert 0.9 <= took < 5, took
+        assert c.wait_closed(WAIT) == (True, [])
+    assert "1 messages not yet acknowledged" in r.text() or \
+        "not yet acknowledged" in r.text(), r.text()
+    assert b.stop() == 0
+
+
+def test_help_version_usage(work):
+    p = subprocess.run([tool("lf-recv"), "--help"], capture_output=True,
+                       env=_env())
+    assert p.returncode == 0 and b"--listen" in p.stdout and p.stderr == b""
+    p = subprocess.run([tool("lf-recv"), "--version"], capture_output=True,
+                       env=_env())
+    assert p.returncode == 0 and p.stdout.startswith(b"lf-recv ")
+
+
+@pytest.mark.parametrize("args", [
+    ["extra"],
+    ["--bogus"],
+    ["--to", "127.0.0.1:1"],
+    ["--deny-keepalive", "true", "--send-keepalive-packet", "true"],
+    ["--tls-cert-path", "/x"],
+    ["--transport", "tls"],
+    ["--transport", "udp"],
+    ["--user-auth", "true"],
+    ["--allow-anonymous-source", "false"],
+    ["--allow", "10.0.0.0/33"],
+    ["--allow", "nope"],
+    ["--max-client-memory", "1k"],
+    ["--message-timeout", "0"],
+    ["--chunk-size-limit", "x"],
+    ["--skip-invalid-event", "maybe"],
+])
+def test_usage_errors(work, args):
+    p = subprocess.run([tool("lf-recv"), "--listen", "127.0.0.1:%d" %
+                        free_port()] + args, capture_output=True, env=_env(),
+                       timeout=WAIT)
+    check_no_sanitizer(p.stderr)
+    assert p.returncode == 64, (p.returncode, p.stderr)
