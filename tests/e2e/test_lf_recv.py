@@ -64,12 +64,14 @@ def free_port(host="127.0.0.1", family=socket.AF_INET):
 class TcpClient(Client):
     """fwdclient.Client over TCP."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, src=None):
         self.path = "%s:%d" % (host, port)
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
+            if src:
+                self.sock.bind((src, 0))
             self.sock.connect((host, port))
         except Exception:
             self.sock.close()
