@@ -865,3 +865,284 @@ def test_usage_errors(work, args):
                        timeout=WAIT)
     check_no_sanitizer(p.stderr)
     assert p.returncode == 64, (p.returncode, p.stderr)
+
+
+# ---------------------------------------------------------------------------
+# 4. Hostile clients: the bounds of lib/ingest hold through lf-recv
+# ---------------------------------------------------------------------------
+
+MiB = 1 << 20
+SMALL_QUARANTINE = {"ASAN_OPTIONS": os.environ.get(
+    "ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1") + ":quarantine_size_mb=8"}
+
+
+def rss_mb(pid):
+    return conftest_rss(pid)
+
+
+def raise_nofile():
+    import resource
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def good_after(r, tok="after", **kw):
+    """A well-behaved client is still served."""
+    with r.client(**kw) as c:
+        c.send_raw(one(tok, 99))
+        assert c.read_ack(WAIT) == tok
+
+
+def test_truncated_message_dropped_connection_kept_apart(work, recvs):
+    r = recv(recvs, work)
+    whole = one("w", 1)
+    with r.client() as c:
+        c.send_raw(whole + one("cut", 2)[:-7])
+        assert c.read_ack(WAIT) == "w"
+        c.shutdown_write()
+        assert c.wait_closed(WAIT) == (True, [])
+    good_after(r)
+    assert [e[2] for e in stop_ok(r)] == [canon({"m": 1}), canon({"m": 99})]
+    assert r.stats()["bad_messages"] == 1
+
+
+@pytest.mark.parametrize("what", ["declared", "sent"])
+def test_oversized_message_closed_memory_bounded(work, recvs, what):
+    """Over --max-message-size (1m): closed, nothing stored; a 4 GiB
+    length in a header is refused before anything is allocated."""
+    r = recv(recvs, work, ["--max-message-size", "1m"], env=SMALL_QUARANTINE)
+    rss0 = rss_mb(r.p.pid)
+    with r.client() as c:
+        if what == "declared":
+            c.send_raw(b"\x93" + TAG + b"\xdb\xff\xff\xff\xf0" + b"x" * 4096)
+        else:
+            try:
+                c.send_raw(one("big", 1, pad=4 * MiB), timeout=WAIT)
+            except Closed:
+                pass
+        closed, got = c.wait_closed(WAIT)
+        assert closed and got == []
+    assert rss_mb(r.p.pid) - rss0 < 16
+    good_after(r)
+    assert len(stop_ok(r)) == 1
+    assert r.stats()["bad_messages"] == 1
+
+
+def test_deep_nesting_refused(work, recvs):
+    """A record nested 100,000 deep: refused without recursion into it
+    (no stack overflow), the client closed, the others served."""
+    r = recv(recvs, work)
+    deep = b"\x91" * 100000 + b"\xc0"
+    with r.client() as c:
+        c.send_raw(b"\x94" + TAG + packb(T) + b"\x81\xa1k" + deep +
+                   packb({"chunk": "deep"}))
+        closed, got = c.wait_closed(WAIT)
+        assert got == [] and closed
+    good_after(r)
+    assert len(stop_ok(r)) == 1
+
+
+def test_gzip_bomb_refused_others_served(work, recvs):
+    """1 GiB of zeros in 1 MB of gzip: inflated no further than the
+    decompressed-size limit (256 MiB), refused and not acked (the
+    connection goes on: its next message is acked); RSS bounded; a client
+    alongside is acked meanwhile."""
+    import gzip as gz
+    bomb = gz.compress(b"\xc6\x3f\xff\xff\xfb" + bytes((1 << 30) - 5), 1)
+    r = recv(recvs, work, env=SMALL_QUARANTINE)
+    rss0 = rss_mb(r.p.pid)
+    with r.client() as c:
+        c.send_raw(packb(["t.gz", bomb, {"compressed": "gzip", "chunk": "b"}]))
+        c.send_raw(one("next", 1))
+        peak = 0
+        t0 = time.monotonic()
+        acked = 0
+        while True:
+            good_after(r, "along%d" % acked)
+            acked += 1
+            peak = max(peak, rss_mb(r.p.pid))
+            try:
+                got = c.read_reply(0.05)
+                break
+            except Timeout:
+                pass
+            assert time.monotonic() - t0 < WAIT * 3
+        assert got == {"ack": "next"}
+    print("gzip bomb: RSS %.0f -> peak %.0f MB, %d acks alongside in %.1f s" %
+          (rss0, peak, acked, time.monotonic() - t0))
+    assert peak - rss0 < 256 + 64, (rss0, peak)
+    assert len(stop_ok(r)) == acked + 1
+    assert "gzip: decompressed size exceeds the limit" in r.text()
+def test_acks_never_read(work, recvs):
+    """A client that never reads its acks (200-byte chunk ids): lf-recv
+    stops reading it once 256 KiB of acks are owed, serves the others,
+    and closes it after --message-timeout."""
+    r = recv(recvs, work, ["--message-timeout", "2s"])
+    s = socket.create_connection(("127.0.0.1", r.port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(0.5)
+    msg = b"".join(one("k%0199d" % i, i) for i in range(100))
+    sent = 0
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 10:
+            try:
+                s.sendall(msg)
+                sent += len(msg)
+            except socket.timeout:
+                break
+        blocked = time.monotonic() - t0
+        assert sent < 16 * MiB, sent
+        good_after(r)
+        wait_for(lambda: r.stat("connections") == 0 or
+                 "acks unread for 2 s" in r.text(), what="the reader closed")
+    finally:
+        s.close()
+    print("acks never read: blocked after %.1f MB in %.1f s" % (sent / MiB, blocked))
+    assert r.stop() == 0
+    assert "bytes of acks unread for 2 s: closing" in r.text()
+
+
+def test_slowloris_mid_message(work, recvs):
+    """Half a message, then a byte every 0.3 s stops... it is closed
+    --message-timeout (1 s) after its last byte; the whole message it
+    sent first is kept and acked."""
+    r = recv(recvs, work, ["--message-timeout", "1s"])
+    with r.client() as c:
+        c.send_raw(one("whole", 1) + one("half", 2)[:20])
+        assert c.read_ack(WAIT) == "whole"
+        t0 = time.monotonic()
+        assert c.wait_closed(WAIT) == (True, [])
+        took = time.monotonic() - t0
+    assert 0.9 <= took < 4, took
+    good_after(r)
+    assert len(stop_ok(r)) == 2
+    assert "nothing sent for 1 s inside a message" in r.text()
+
+
+def test_2000_concurrent_connections(work, recvs):
+    """2000 clients connected at once, each sends a message and gets its
+    ack; RSS stays small (under 64 MB more than idle, ASan included)."""
+    raise_nofile()
+    r = recv(recvs, work, env=SMALL_QUARANTINE, preexec=raise_nofile)
+    rss0 = rss_mb(r.p.pid)
+    socks = []
+    try:
+        for i in range(2000):
+            s = socket.create_connection(("127.0.0.1", r.port), timeout=WAIT)
+            socks.append(s)
+        for i, s in enumerate(socks):
+            s.sendall(one("c%d" % i, i))
+        for i, s in enumerate(socks):
+            u = msgpack.Unpacker(raw=False)
+            while True:
+                o = next(u, None)
+                if o is not None:
+                    break
+                d = s.recv(4096)
+                assert d, "connection %d closed" % i
+                u.feed(d)
+            assert o == {"ack": "c%d" % i}
+        r.wait_stat("connections", 2000, what="the state file")
+        rss = rss_mb(r.p.pid)
+    finally:
+        for s in socks:
+            s.close()
+    print("2000 connections: RSS %.0f -> %.0f MB" % (rss0, rss))
+    assert rss - rss0 < 64
+    got = stop_ok(r)
+    assert sorted(dict(e[2][1])[("str", "m")][1] for e in got) == list(range(2000))
+
+
+def test_udp_heartbeat_flood(work, recvs):
+    """50,000 datagrams as fast as they go: answered at most HB_RATE
+    (10,000) a second, the rest dropped and counted; RSS flat."""
+    from select import select as sel
+    r = recv(recvs, work, env=SMALL_QUARANTINE)
+    rss0 = rss_mb(r.p.pid)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MiB)
+    u.setblocking(False)
+    replies = 0
+    t0 = time.monotonic()
+    for i in range(50000):
+        try:
+            u.sendto(b"\x00", ("127.0.0.1", r.port))
+        except BlockingIOError:
+            sel([], [u], [], 1)
+        while True:
+            try:
+                u.recvfrom(16)
+                replies += 1
+            except BlockingIOError:
+                break
+    took = time.monotonic() - t0
+    end = time.monotonic() + 1
+    while time.monotonic() < end:
+        if sel([u], [], [], 0.2)[0]:
+            try:
+                u.recvfrom(16)
+                replies += 1
+            except BlockingIOError:
+                pass
+    u.close()
+    rss = rss_mb(r.p.pid)
+    wait_for(lambda: r.stat("heartbeats", 0) == replies,
+             what="the state file")
+    st = r.stats()["listeners"][0]
+    print("UDP flood: 50000 sent in %.2f s, %d answered, %d dropped, RSS "
+          "%.0f -> %.0f MB" % (took, replies, st["heartbeats_dropped"],
+                              rss0, rss))
+    assert replies <= 10000 * (took + 1.5) + 64
+    assert replies >= 1000
+    assert rss - rss0 < 8
+    good_after(r)
+    assert len(stop_ok(r)) == 1
+
+
+def test_json_unterminated_string_bounded(work, recvs):
+    """JSON mode: a string that never ends is bounded as a message is
+    (--max-message-size 1m): the connection is closed long before the
+    64 MiB sent, and lf-recv's memory does not grow with it."""
+    r = recv(recvs, work, ["--max-message-size", "1m"], env=SMALL_QUARANTINE)
+    rss0 = rss_mb(r.p.pid)
+    sent = 0
+    with r.client() as c:
+        c.send_raw(b'["t",1441588984,{"a":"')
+        try:
+            while sent < 64 * MiB:
+                c.send_raw(b"x" * MiB, timeout=WAIT)
+                sent += MiB
+        except Closed:
+            pass
+        peak = rss_mb(r.p.pid)
+        closed, got = c.wait_closed(WAIT)
+        assert closed and got == []
+    print("JSON unterminated string: %d MiB taken, RSS %.0f -> %.0f MB" %
+          (sent / MiB, rss0, peak))
+    assert sent < 16 * MiB
+    assert peak - rss0 < 16
+    good_after(r)
+    assert len(stop_ok(r)) == 1
+
+
+def test_json_slowloris_closed_idle_json_kept(work, recvs):
+    """JSON mode has the same clock as msgpack: a value begun and not
+    finished for --message-timeout (1 s) is closed; a JSON connection
+    idle between values (a newline after each) is kept."""
+    r = recv(recvs, work, ["--message-timeout", "1s"])
+    with r.client() as idle, r.client() as slow:
+        idle.send_raw(b'["t",1441588984,{"a":1},{"chunk":"i1"}]\n')
+        slow.send_raw(b'["t",1441588984,{"a":2},{"chunk":"s1"}]\n["t",14415')
+        assert idle.read_exact(12) == b'{"ack":"i1"}'
+        assert slow.read_exact(12) == b'{"ack":"s1"}'
+        t0 = time.monotonic()
+        closed, got = slow.wait_closed(WAIT)
+        took = time.monotonic() - t0
+        assert closed and took < 4, took
+        assert idle.nothing_for(1.5)
+        idle.send_raw(b'["t",1441588984,{"a":3},{"chunk":"i2"}]')
+        assert idle.read_exact(12) == b'{"ack":"i2"}'
+    assert r.stop() == 0
+    assert sorted(dict(e[2][1])[("str", "a")][1] for e in r.events()) == [1, 2, 3]
+    assert "nothing sent for 1 s inside a message" in r.text()

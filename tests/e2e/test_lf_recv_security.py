@@ -333,3 +333,101 @@ def test_sha512_vector_of_section_9():
     assert sha512_hex(salt, b"client.example", nonce, b"secret") == (
         "3a680037d3979b4f789647cd22e7e55f2197791eb498799823c424e2213124ed"
         "63938d1c422f50e08ec02957ef44df338e46c77e8ea164b0dde6d64e171b30df")
+
+
+# ---------------------------------------------------------------------------
+# Hostile clients through TLS: the bounds of lib/ingest hold when the
+# bytes come out of OpenSSL (records decrypted ahead, read on past them)
+# ---------------------------------------------------------------------------
+
+def tls_sock(r, pki):
+    s = client_ctx(pki).wrap_socket(
+        socket.create_connection(("127.0.0.1", r.port), timeout=WAIT),
+        server_hostname="localhost")
+    return s
+
+
+def read_obj(s, timeout=WAIT):
+    """The next reply object, or None at EOF."""
+    s.settimeout(timeout)
+    u = msgpack.Unpacker(raw=False)
+    while True:
+        o = next(u, None)
+        if o is not None:
+            return o
+        try:
+            d = s.recv(4096)
+        except (ConnectionResetError, ssl.SSLError):
+            d = b""
+        if not d:
+            return None
+        u.feed(d)
+
+
+def one(tok, m, pad=0):
+    rec = {"m": m, "pad": "x" * pad}
+    return msgpack.packb(["t", msgpack.packb([msgpack.ExtType(
+        0, b"\x55\xec\xe6\xf8\0\0\0\0"), rec]), {"size": 1, "chunk": tok}],
+        use_bin_type=True)
+
+
+def test_tls_hostile(work, recvs, pki):
+    """Through TLS: a gzip bomb is refused (the connection goes on), an
+    oversized message and deep nesting close their connection, a
+    truncated message is dropped, a stall inside a message is closed
+    after --message-timeout; memory stays bounded and a good TLS client
+    is served all along."""
+    import gzip as gz
+    from test_lf_recv import SMALL_QUARANTINE, rss_mb
+    r = start(recvs, work, tls_server(pki) + ["--max-message-size", "4m",
+                                              "--message-timeout", "1s"],
+              env=SMALL_QUARANTINE)
+    rss0 = rss_mb(r.p.pid)
+    bomb = gz.compress(b"\xc6\x1f\xff\xff\xfb" + bytes((1 << 29) - 5), 1)
+
+    def good(tok):
+        s = tls_sock(r, pki)
+        s.sendall(one(tok, 0))
+        assert read_obj(s) == {"ack": tok}
+        s.close()
+
+    s = tls_sock(r, pki)
+    # many messages in one TLS write, then a bomb, then one more
+    s.sendall(b"".join(one("m%d" % i, i, 1000) for i in range(50)))
+    s.sendall(msgpack.packb(["t", bomb, {"compressed": "gzip", "chunk": "b"}],
+                            use_bin_type=True))
+    s.sendall(one("after", 1))
+    u = msgpack.Unpacker(raw=False)
+    acks = []
+    s.settimeout(WAIT)
+    while len(acks) < 51:
+        d = s.recv(65536)
+        assert d
+        u.feed(d)
+        acks += [o["ack"] for o in u]
+    assert acks == ["m%d" % i for i in range(50)] + ["after"]
+    s.close()
+    good("g1")
+    for bad in (one("big", 1, 5 << 20),
+                b"\x94\xa1t\x01\x81\xa1k" + b"\x91" * 100000 + b"\xc0"):
+        s = tls_sock(r, pki)
+        try:
+            s.sendall(bad)
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+            pass
+        assert read_obj(s) is None
+        s.close()
+        good("g2")
+    s = tls_sock(r, pki)
+    s.sendall(one("cut", 3)[:30])
+    t0 = time.monotonic()
+    assert read_obj(s) is None
+    assert 0.9 <= time.monotonic() - t0 < 4
+    s.close()
+    peak = rss_mb(r.p.pid)
+    good("g3")
+    print("TLS hostile: RSS %.0f -> %.0f MB" % (rss0, peak))
+    assert peak - rss0 < 128 + 64
+    assert r.stop() == 0
+    assert len(r.events()) == 50 + 1 + 4
+    assert r.stats()["bad_messages"] == 3  # the bomb, the big one, the deep one
