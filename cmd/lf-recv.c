@@ -26,6 +26,7 @@
 #include <ev.h>
 #include <msgpack.h>
 #include <yajl/yajl_gen.h>
+#include <zlib.h>
 
 #include "buf.h"
 #include "conf.h"
@@ -303,11 +304,19 @@ out_hop(struct recv *x, const char *tag, size_t taglen,
 
 	if (a != 0) {
 		/* the same chunk sent again is the same batch to lf-buffer's
-		 * dedup window: derived from the tag and the client's id */
+		 * dedup window: derived from the tag, the client's id and its
+		 * entries' size and CRC, for a chunk option is only an ack
+		 * token to a client, and one that uses the same one for
+		 * different messages must not see them dropped as copies */
+		uint32_t crc = (uint32_t)crc32_z(0, b->entries, b->len);
+		uint64_t n = b->len;
+
 		x->tmp.len = 0;
 		if (buf_add(&x->tmp, tag, taglen) == -1 ||
 		    buf_add(&x->tmp, "", 1) == -1 ||
 		    buf_add(&x->tmp, b->chunk, b->chunklen) == -1 ||
+		    buf_add(&x->tmp, &n, sizeof n) == -1 ||
+		    buf_add(&x->tmp, &crc, sizeof crc) == -1 ||
 		    hop_id_derive(&id, x->tmp.p, x->tmp.len) == -1 ||
 		    (f = malloc(sizeof *f)) == NULL) {
 			free(f);
