@@ -627,6 +627,25 @@ def conftest_rss(pid):
     return 0.0
 
 
+def test_to_lf_buffer_same_token_other_data_kept(work, recvs, bufs):
+    """A chunk option is only an ack token to a client: one that uses the
+    same token for different messages gets each stored, while the same
+    message sent again (a re-send after a lost ack) is stored once, by
+    lf-buffer's dedup window.  Before: the second message was acked and
+    dropped as a copy."""
+    b = Buf(work)
+    bufs.append(b)
+    b.start()
+    r = recv(recvs, work, to=b.sock)
+    with r.client() as c:
+        for m in (1, 2, 1):
+            c.send_raw(one("same", m))
+            assert c.read_ack(WAIT) == "same"
+    assert r.stop() == 0
+    assert b.stop() == 0
+    assert spool_ms(b.spools[0]) == [1, 2]
+
+
 def test_to_lf_buffer_restarted_reconnects(work, recvs, bufs):
     """lf-buffer stopped while lf-recv runs: messages wait unacked, and
     are delivered and acked when it is back."""
