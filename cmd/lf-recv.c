@@ -75,6 +75,7 @@ struct lis {
 	struct serve_conf sc;
 	struct ingest_listener *l;
 	struct heartbeat *hb;		/* UDP, on a TCP listener's port */
+	const char *path;		/* a Unix socket's, removed at exit */
 	unsigned long messages, events, bytes, invalid;
 	unsigned long oversize, refused;	/* chunk_size_limit; --match */
 };
@@ -989,6 +990,8 @@ open_listener(struct recv *x, struct lis *li)
 	    &li->sc)) == NULL)
 		log_fatal(EX_OSERR, "--listen %s: %s", li->spec, strerror(errno));
 	log_info("listening on %s", ingest_listener_name(li->l));
+	if (kind == SOCK_UNIX)
+		li->path = li->spec + 5;
 	if (kind != SOCK_TCP)
 		return;
 	/* the UDP heartbeat on the same address and port */
@@ -1051,6 +1054,9 @@ cleanup(struct recv *x)
 		hop_free(x->hop);	/* unacked: their clients send again */
 	}
 	ingest_free(&x->in);
+	for (int i = 0; i < x->nlis; i++)
+		if (x->lis[i].path)
+			(void)unlink(x->lis[i].path);
 	if (x->tls)
 		tls_ctx_free(x->tls);
 	for (size_t i = 0; i < x->nusers; i++) {
