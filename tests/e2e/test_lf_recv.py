@@ -106,7 +106,7 @@ class Recv:
     --to its stdout goes into lf-cat -o json, whose output is collected."""
 
     def __init__(self, work, args=(), to=None, listen=None, env=None,
-                 cat=True, preexec=None):
+                 cat=True, preexec=None, stdout=None):
         self.work = str(work)
         self.port = None
         if listen is None:
@@ -122,7 +122,8 @@ class Recv:
         self.cat = None
         self.out = b""
         self.cat_err = b""
-        self.use_cat = cat and to is None
+        self.use_cat = cat and to is None and stdout is None
+        self.stdout = stdout
         self.p = None
 
     def cmd(self, notify):
@@ -138,7 +139,8 @@ class Recv:
         r, w = os.pipe()
         self.p = subprocess.Popen(
             self.cmd(w), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if self.use_cat else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if self.use_cat else
+            self.stdout or subprocess.DEVNULL,
             stderr=subprocess.PIPE, env=_env(self.env), pass_fds=(w,),
             preexec_fn=self.preexec)
         os.close(w)
@@ -526,6 +528,73 @@ def test_vector_15_json_mode(work, recvs):
         assert c.read_exact(len(want)) == want
     assert stop_ok(r) == [ev("tag.a", T, 0, {"a": 1}),
                           ev("tag.b", T + 1, 0, {"b": [1, 2]})]
+
+
+def test_unix_and_tcp_listeners_socket_removed_at_exit(work, recvs):
+    """--listen unix:PATH next to TCP: both served, counted apart, and
+    the socket file is gone after exit (as lf-buffer's)."""
+    sp = os.path.join(work, "in.sock")
+    port = free_port()
+    r = recv(recvs, work, listen=["127.0.0.1:%d" % port, "unix:" + sp])
+    with Client(sp) as c:
+        c.send_raw(v6("u"))
+        assert c.read_ack(WAIT) == "u"
+    with TcpClient(port) as c:
+        c.send_raw(v6("t"))
+        assert c.read_ack(WAIT) == "t"
+    assert stop_ok(r) == EV6 + EV6
+    assert not os.path.exists(sp)
+    st = r.stats()["listeners"]
+    assert [(l["messages"], l["events"]) for l in st] == [(1, 2), (1, 2)]
+    assert st[1]["listen"] == "unix:" + sp and st[1]["heartbeats"] == 0
+
+
+def test_stdout_back_pressure(work, recvs):
+    """stdout not read: lf-recv holds at most 16 MiB for it, then stops
+    reading its clients (no acks, their sends block); once it is read,
+    everything comes out, acked, in order."""
+    rfd, wfd = os.pipe()        # read only later
+    r = recv(recvs, work, stdout=wfd)
+    os.close(wfd)
+    pad = 60000
+    sent = []
+    with r.client() as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        for i in range(2000):
+            try:
+                c.send_raw(one("s%d" % i, i, pad=pad), timeout=1.0)
+            except Timeout:
+                break
+            sent.append("s%d" % i)
+        n = len(sent)
+        assert n < 2000, "stdout never pushed back"
+        got = c.poll_acks(0.3)
+        # acked: what went into the pipe (64 KiB) and lf-recv's 16 MiB
+        assert len(got) * pad < 24 * MiB, len(got)
+        print("stdout back pressure after %d x %d bytes, %d acked" %
+              (n, pad, len(got)))
+        data = bytearray()
+        done = threading.Event()
+
+        def drain():
+            while True:
+                b = os.read(rfd, 1 << 20)
+                if not b:
+                    break
+                data.extend(b)
+            done.set()
+        t = threading.Thread(target=drain)
+        t.start()
+        got += c.read_acks(n - len(got), WAIT * 2)
+        assert got == sent
+    assert r.stop() == 0
+    t.join(WAIT)
+    os.close(rfd)
+    ms = []
+    for tag, ents, opt in conftest.unpack_all(bytes(data)):
+        assert (tag, opt) == ("t.r", {"size": 1})
+        ms += [rec["m"] for _t, rec in conftest.unpack_all(ents)]
+    assert ms == list(range(n))
 
 
 # ---------------------------------------------------------------------------
