@@ -736,6 +736,56 @@ def test_to_lf_buffer_restarted_reconnects(work, recvs, bufs):
     assert spool_ms(b.spools[0]) == [0, 1, 2]
 
 
+def test_kill9_lf_send_recv_buffer_chain_loses_nothing(work, recvs, bufs,
+                                                      tmp_path):
+    """lf-send -> lf-recv -> lf-buffer, with acks end to end; lf-recv and
+    lf-buffer killed -9 in turns at random instants mid-stream and
+    started again: every chunk lf-send saw acked (it deletes those) is in
+    lf-buffer's spool; duplicates are allowed, loss is not."""
+    import random
+    import lfchunk
+    from test_lf_send import Send, fill, left
+    spool = lfchunk.make_spool(tmp_path / "spool")
+    chunks = fill(spool, 300, 40)
+    b = Buf(work, ["--commit-wait", "0.02s"])
+    bufs.append(b)
+    b.start()
+    r = recv(recvs, work, to=b.sock)
+    s = Send(spool, tmp_path, [
+        "--server", "127.0.0.1:%d" % r.port, "--require-ack-response",
+        "--retry-wait", "0.05s", "--retry-max-interval", "0.3s",
+        "--retry-randomize=false", "--heartbeat-type", "none",
+        "--ack-response-timeout", "5s"])
+    rnd = random.Random(9)
+    kills = 0
+    try:
+        while left(spool) and kills < 12:
+            # a random instant: sleeping here is the point, not a wait
+            time.sleep(rnd.uniform(0.05, 0.3))
+            if kills % 2 == 0:
+                assert r.stop(signal.SIGKILL) == -signal.SIGKILL
+                r.start()
+            else:
+                b.kill9()
+                b.start()
+            kills += 1
+        wait_for(lambda: not left(spool), WAIT * 3, "every chunk acked")
+    finally:
+        assert s.stop() == 0, s.text()
+    assert r.stop() == 0
+    assert b.stop() == 0
+    got = {}
+    for _t, _s, rec in spool_events(b.spools[0]):
+        k = (rec["c"], rec["i"])
+        got[k] = got.get(k, 0) + 1
+    want = {(r_["c"], r_["i"]) for evs in chunks.values() for _t, r_ in evs}
+    dups = sum(got.values()) - len(got)
+    print("chain kill -9 x%d: %d events, %d duplicates" % (kills, len(want),
+                                                         dups))
+    assert set(got) == want
+    assert kills >= 4, "delivered before the kills: make the spool bigger"
+
+
 # ---------------------------------------------------------------------------
 # 3. Options
 # ---------------------------------------------------------------------------
