@@ -243,6 +243,28 @@ def test_allow_networks(work, recvs, tmp_path):
     assert st[0]["refused_connections"] == 1 and st[1]["refused_connections"] == 0
 
 
+def test_dual_stack_listener_names_ipv4_clients_as_ipv4(work, recvs):
+    """--listen [::]:PORT takes IPv4 clients too (::ffff:a.b.c.d): they
+    match the IPv4 --allow networks, and are named as IPv4 in the log and
+    in --source-address-key (before: "::ffff:127.0.0.2")."""
+    port = free_port("::", socket.AF_INET6)
+    r = start(recvs, work, ["--allow", "127.0.0.2/32", "--allow", "::1",
+                            "--allow-anonymous-source", "false",
+                            "--source-address-key", "ip"],
+              listen=["[::]:%d" % port])
+    for host, tok in (("127.0.0.2", "v4"), ("::1", "v6")):
+        with TcpClient(port, host, src=host) as c:
+            c.send_raw(msgpack.packb(["t", T, {"a": 1}, {"chunk": tok}]))
+            assert c.read_ack(WAIT) == tok
+    with TcpClient(port, "127.0.0.1") as c:
+        assert c.wait_closed(WAIT) == (True, [])
+    assert r.stop() == 0
+    assert [dict(e[2][1])[("str", "ip")][1] for e in r.events()] == [
+        "127.0.0.2", "::1"]
+    assert r.lines("warn") == ["tcp: 127.0.0.1: not in an --allow network: "
+                               "refused"]
+
+
 def test_allow_with_anonymous_source_true_lets_all_in(work, recvs):
     r = start(recvs, work, ["--allow", "10.0.0.0/8"])
     with TcpClient(r.port) as c:
