@@ -65,6 +65,7 @@
 #define OUT_MAX		((size_t)16 << 20)	/* stdout bytes not yet written */
 #define RECV_WINDOW	256	/* messages in flight to lf-buffer */
 #define RECV_LOOKUPS	64	/* client addresses being looked up */
+#define OUT_TOOBIG	2	/* out_hop: over the hop's message size */
 
 struct recv;
 
@@ -330,11 +331,8 @@ out_hop(struct recv *x, const char *tag, size_t taglen,
 	if (rc == HOP_OK)
 		return INGEST_TAKE;
 	free(f);
-	if (rc == -1 && errno == EMSGSIZE) {
-		LOG_WARN_LIMITED("a message of %zu bytes is more than the hop's "
-		    "--max-message-size: refused", len);
-		return INGEST_REFUSE;
-	}
+	if (rc == -1 && errno == EMSGSIZE)
+		return OUT_TOOBIG;
 	return INGEST_HOLD;	/* HOP_FULL, or no memory: offered again */
 }
 
@@ -368,6 +366,25 @@ too_big(struct recv *x, struct lis *li, const struct stream_batch *b)
 		    (int)(b->taglen > 128 ? 128 : b->taglen), b->tag, b->msglen,
 		    x->chunk_warn);
 	return 0;
+}
+
+/* Its events (decompressed, with --source-address-key) are more than
+ * the hop carries: refused without an ack, the client would send it again
+ * for ever; so, as over --chunk-size-limit, it is acked and dropped. */
+static int
+too_big_out(struct recv *x, struct lis *li, const struct stream_batch *b,
+    size_t len, ingest_ack_t a)
+{
+	LOG_WARN_LIMITED("tag %.*s: a message whose %zu events come to %zu bytes, "
+	    "more than --max-message-size %zu: dropped and acked",
+	    (int)(b->taglen > 128 ? 128 : b->taglen), b->tag, b->count, len,
+	    x->hc.max_message);
+	x->oversize += b->count;
+	if (li)
+		li->oversize += b->count;
+	if (a != 0 && ingest_ack_release(&x->in, a) == 1)
+		x->acks++;
+	return INGEST_TAKE;
 }
 
 /* Acked at once: a message let go for good (over the size limit, or no
@@ -554,6 +571,8 @@ take(void *ctx, struct stream_batch *b)
 		rc = out_hop(x, (char *)tag.p, tag.len, b, e, len, a);
 	else
 		rc = out_stdout(x, (char *)tag.p, tag.len, e, len, b->count, a);
+	if (rc == OUT_TOOBIG)
+		return too_big_out(x, li, b, len, a);
 	if (rc != INGEST_TAKE) {
 		ingest_ack_drop(&x->in, a);
 		return rc;
