@@ -35,6 +35,7 @@ WAIT = 20
 wait_for = conftest.waiter(WAIT)
 LOGPFX = "lf-recv: "
 
+MiB = 1 << 20
 TOKEN3 = "p8n9gmxTQVC8/nh2wlKKeQ=="
 TOKEN4 = "AAECAwQFBgcICQoLDA0ODw==\n"
 
@@ -715,6 +716,34 @@ def test_to_lf_buffer_same_token_other_data_kept(work, recvs, bufs):
     assert spool_ms(b.spools[0]) == [1, 2]
 
 
+def test_to_lf_buffer_events_over_max_message_size_acked(work, recvs, bufs):
+    """16 KB of gzip that comes to 2 MB of events, over --max-message-size
+    1m, cannot go over the hop: acked and dropped, logged and counted (as
+    over --chunk-size-limit), not refused without an ack (its client would
+    send it again for ever).  The connection goes on."""
+    import gzip as gz
+    b = Buf(work)
+    bufs.append(b)
+    b.start()
+    r = recv(recvs, work, ["--max-message-size", "1m"], to=b.sock)
+    ents = b"".join(packb([et(T, i), {"m": i, "pad": "x" * 1000}])
+                    for i in range(2000))
+    z = gz.compress(ents)
+    assert len(z) < 64 << 10 and len(ents) > 2 * MiB - 100000
+    with r.client() as c:
+        c.send_raw(packb(["t.z", z, {"compressed": "gzip", "chunk": "z"}]))
+        assert c.read_ack(WAIT) == "z"
+        c.send_raw(one("after", 7))
+        assert c.read_ack(WAIT) == "after"
+    assert r.stop() == 0
+    assert b.stop() == 0
+    assert spool_ms(b.spools[0]) == [7]
+    assert r.stats()["oversize_events"] == 2000
+    assert ("tag t.z: a message whose 2000 events come to %d bytes, more "
+            "than --max-message-size 1048576: dropped and acked" % len(ents)
+            ) in r.text()
+
+
 def test_to_lf_buffer_restarted_reconnects(work, recvs, bufs):
     """lf-buffer stopped while lf-recv runs: messages wait unacked, and
     are delivered and acked when it is back."""
@@ -1009,7 +1038,6 @@ def test_usage_errors(work, args):
 # 4. Hostile clients: the bounds of lib/ingest hold through lf-recv
 # ---------------------------------------------------------------------------
 
-MiB = 1 << 20
 SMALL_QUARANTINE = {"ASAN_OPTIONS": os.environ.get(
     "ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1") + ":quarantine_size_mb=8"}
 
