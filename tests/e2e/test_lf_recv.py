@@ -1160,8 +1160,12 @@ def test_acks_never_read(work, recvs):
         blocked = time.monotonic() - t0
         assert sent < 16 * MiB, sent
         good_after(r)
-        wait_for(lambda: r.stat("connections") == 0 or
-                 "acks unread for 2 s" in r.text(), what="the reader closed")
+        wait_for(lambda: "acks unread for 2 s" in r.text(),
+                 what="the client closed")
+        s.settimeout(WAIT)
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            while True:
+                s.sendall(msg)
     finally:
         s.close()
     print("acks never read: blocked after %.1f MB in %.1f s" % (sent / MiB, blocked))
