@@ -336,6 +336,35 @@ def test_tls_client_cert_auth(work, recvs, spool, tmp_path, pki):
     assert len(r.events()) == 3 + 10
 
 
+@pytest.mark.parametrize("mode", ["tls", "handshake", "both"])
+def test_connect_and_close_is_no_failure(work, recvs, pki, tmp_path, mode):
+    """A transport heartbeat or a health check connects and closes (after
+    HELO, or inside the TLS handshake): no log line and no handshake
+    failure counted; a real failure still is.  Before: each one was a
+    warning "TLS handshake: TLS error" and a failure."""
+    kf = secret_file(tmp_path, "key", KEY)
+    args = tls_server(pki) if mode != "handshake" else []
+    if mode != "tls":
+        args += ["--shared-key-file", kf, "--self-hostname", "server.example"]
+    r = start(recvs, work, args)
+    for i in range(5):
+        s = socket.create_connection(("127.0.0.1", r.port))
+        if i == 4 and mode != "handshake":
+            s.sendall(b"\x16\x03\x01")     # a ClientHello cut short
+        s.close()
+    ctx = client_ctx(pki) if mode != "handshake" else None
+    key = KEY if mode != "tls" else None
+    assert pyclient(r.port, tls=ctx, server_name="localhost", key=key)
+    r.wait_stat("connections", 6, 0)
+    assert r.stats()["listeners"][0]["handshake_failures"] == 0
+    with TcpClient(r.port) as c:        # plain bytes: TLS or PING wrong
+        c.send_raw(msgpack.packb(["t", T, {"a": 1}]))
+        assert c.wait_closed(WAIT)[0]
+    r.wait_stat("handshake_failures", 1, 0)
+    assert r.stop() == 0
+    assert len(r.lines("warn")) == 1, r.text()
+
+
 def test_tls_handshake_stalled_closed(work, recvs, pki):
     """A TLS client that connects and sends no ClientHello is closed
     after --message-timeout."""
