@@ -151,6 +151,29 @@ def test_python_handshake_right_and_wrong_key(work, recvs, tmp_path):
     assert r.stats()["listeners"][0]["handshake_failures"] == 2
 
 
+def test_handshake_deny_keepalive(work, recvs, tmp_path):
+    """--deny-keepalive: HELO says keepalive false, and the connection is
+    closed after its first message (its ack written first)."""
+    kf = secret_file(tmp_path, "key", KEY)
+    r = start(recvs, work, ["--shared-key-file", kf, "--self-hostname",
+                            "server.example", "--deny-keepalive", "true"])
+    with TcpClient(r.port) as c:
+        helo = c.read_reply(WAIT)
+        assert helo[0] == "HELO" and helo[1]["keepalive"] is False
+        salt = b"1" * 32
+        c.send_raw(msgpack.packb(["PING", "client.example", salt, sha512_hex(
+            salt, b"client.example", helo[1]["nonce"], KEY), "", ""]) +
+            msgpack.packb(["t", T, {"a": 1}, {"chunk": "one"}]) +
+            msgpack.packb(["t", T, {"a": 2}, {"chunk": "two"}]))
+        pong = c.read_reply(WAIT)
+        assert pong[:4] == ["PONG", True, "", "server.example"]
+        assert pong[4] == sha512_hex(salt, b"server.example",
+                                     helo[1]["nonce"], KEY)
+        assert c.wait_closed(WAIT) == (True, [{"ack": "one"}])
+    assert r.stop() == 0
+    assert len(r.events()) == 1
+
+
 def test_user_auth(work, recvs, spool, tmp_path):
     kf = secret_file(tmp_path, "key", KEY)
     users = secret_file(tmp_path, "users", b"# who\nalice pw\nbob  other")
