@@ -36,6 +36,10 @@ wait_for = conftest.waiter(WAIT)
 LOGPFX = "lf-recv: "
 
 MiB = 1 << 20
+# ASan keeps freed memory (256 MiB by default) before it goes back: the
+# memory tests make that small, so that what they measure is lf-recv's
+SMALL_QUARANTINE = {"ASAN_OPTIONS": os.environ.get(
+    "ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1") + ":quarantine_size_mb=8"}
 TOKEN3 = "p8n9gmxTQVC8/nh2wlKKeQ=="
 TOKEN4 = "AAECAwQFBgcICQoLDA0ODw==\n"
 
@@ -656,7 +660,8 @@ def test_to_lf_buffer_down_back_pressure_then_no_loss(work, recvs, bufs):
     and is acked, none lost, none twice."""
     b = Buf(work)
     bufs.append(b)
-    r = recv(recvs, work, to=b.sock)
+    r = recv(recvs, work, to=b.sock, env=SMALL_QUARANTINE)
+    rss0 = conftest_rss(r.p.pid)
     pad = 60000
     sent, acked = [], []
     with r.client() as c:
@@ -678,8 +683,13 @@ def test_to_lf_buffer_down_back_pressure_then_no_loss(work, recvs, bufs):
         rss = conftest_rss(r.p.pid)
         print("back pressure after %d messages of %d bytes; lf-recv RSS %.0f MB"
               % (n, pad, rss))
-        # the hop holds at most its window (256) and lf-recv a message more
-        assert n <= 300, n
+        # the hop holds at most its window (256), lf-recv one message
+        # more, the kernel what its receive buffer takes (tcp_rmem's max)
+        with open("/proc/sys/net/ipv4/tcp_rmem") as f:
+            rmem = int(f.read().split()[2])
+        assert n <= 256 + 1 + rmem // pad + 2, n
+        # lf-recv's memory: the window's 15 MB and a held message
+        assert rss - rss0 < 15 + 48, (rss0, rss)
         b.start()
         acked = c.read_acks(n, WAIT * 2)
     assert acked == sent
@@ -993,7 +1003,7 @@ def test_drain_timeout(work, recvs, bufs):
             took = time.monotonic() - t0
         finally:
             b.signal(signal.SIGCONT)
-        assert 0.9 <= took < 5, took
+        assert 0.9 <= took < 8, took
         assert c.wait_closed(WAIT) == (True, [])
     assert "1 messages not yet acknowledged" in r.text() or \
         "not yet acknowledged" in r.text(), r.text()
@@ -1037,9 +1047,6 @@ def test_usage_errors(work, args):
 # ---------------------------------------------------------------------------
 # 4. Hostile clients: the bounds of lib/ingest hold through lf-recv
 # ---------------------------------------------------------------------------
-
-SMALL_QUARANTINE = {"ASAN_OPTIONS": os.environ.get(
-    "ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1") + ":quarantine_size_mb=8"}
 
 
 def rss_mb(pid):
@@ -1184,7 +1191,7 @@ def test_slowloris_mid_message(work, recvs):
         t0 = time.monotonic()
         assert c.wait_closed(WAIT) == (True, [])
         took = time.monotonic() - t0
-    assert 0.9 <= took < 4, took
+    assert 0.9 <= took < 6, took
     good_after(r)
     assert len(stop_ok(r)) == 2
     assert "nothing sent for 1 s inside a message" in r.text()
@@ -1309,7 +1316,7 @@ def test_json_slowloris_closed_idle_json_kept(work, recvs):
         t0 = time.monotonic()
         closed, got = slow.wait_closed(WAIT)
         took = time.monotonic() - t0
-        assert closed and took < 4, took
+        assert closed and took < 6, took
         assert idle.nothing_for(1.5)
         idle.send_raw(b'["t",1441588984,{"a":3},{"chunk":"i2"}]')
         assert idle.read_exact(12) == b'{"ack":"i2"}'

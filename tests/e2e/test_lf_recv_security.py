@@ -231,9 +231,9 @@ def test_handshake_stalled_closed_after_message_timeout(work, recvs, tmp_path):
         took = time.monotonic() - t0
         assert slow.wait_closed(0.1) == (True, []), \
             "a trickling handshake held for %.1f s" % took
-        assert 0.9 <= took < 4, took
+        assert 0.9 <= took < 6, took
         assert silent.wait_closed(WAIT) == (True, [])
-        assert time.monotonic() - t0 < 4
+        assert time.monotonic() - t0 < 6
     assert r.stop() == 0
     assert r.text().count("handshake not done in 1 s") == 2, r.text()
     assert r.stats()["connections"] == 0
@@ -395,7 +395,7 @@ def test_tls_handshake_stalled_closed(work, recvs, pki):
     with TcpClient(r.port) as c:
         t0 = time.monotonic()
         assert c.wait_closed(WAIT)[0]
-        assert 0.9 <= time.monotonic() - t0 < 4
+        assert 0.9 <= time.monotonic() - t0 < 6
     assert r.stop() == 0
 
 
@@ -496,7 +496,7 @@ def test_tls_hostile(work, recvs, pki):
     s.sendall(one("cut", 3)[:30])
     t0 = time.monotonic()
     assert read_obj(s) is None
-    assert 0.9 <= time.monotonic() - t0 < 4
+    assert 0.9 <= time.monotonic() - t0 < 6
     s.close()
     peak = rss_mb(r.p.pid)
     good("g3")
