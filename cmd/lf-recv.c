@@ -26,6 +26,7 @@
 #include <ev.h>
 #include <msgpack.h>
 #include <yajl/yajl_gen.h>
+#include <zlib.h>
 
 #include "buf.h"
 #include "conf.h"
@@ -64,6 +65,8 @@
 #define OUT_MAX		((size_t)16 << 20)	/* stdout bytes not yet written */
 #define RECV_WINDOW	256	/* messages in flight to lf-buffer */
 #define RECV_LOOKUPS	64	/* client addresses being looked up */
+#define OUT_TOOBIG	2	/* out_hop: over the hop's message size */
+#define DEDUP_SAMPLE	512	/* bytes at each end of a batch in its id */
 
 struct recv;
 
@@ -74,6 +77,7 @@ struct lis {
 	struct serve_conf sc;
 	struct ingest_listener *l;
 	struct heartbeat *hb;		/* UDP, on a TCP listener's port */
+	const char *path;		/* a Unix socket's, removed at exit */
 	unsigned long messages, events, bytes, invalid;
 	unsigned long oversize, refused;	/* chunk_size_limit; --match */
 };
@@ -303,11 +307,24 @@ out_hop(struct recv *x, const char *tag, size_t taglen,
 
 	if (a != 0) {
 		/* the same chunk sent again is the same batch to lf-buffer's
-		 * dedup window: derived from the tag and the client's id */
+		 * dedup window: derived from the tag, the client's id and its
+		 * entries' size, and a CRC of their first and last bytes (the
+		 * first and last events, with their times: a CRC of all of
+		 * them would cost a third of a core at full speed), for a
+		 * chunk option is only an ack token to a client, and one that
+		 * uses the same one for different messages must not see them
+		 * dropped as copies */
+		size_t k = b->len < DEDUP_SAMPLE ? b->len : DEDUP_SAMPLE;
+		uint32_t crc = (uint32_t)crc32_z(crc32_z(0, b->entries, k),
+		    b->entries + b->len - k, k);
+		uint64_t n = b->len;
+
 		x->tmp.len = 0;
 		if (buf_add(&x->tmp, tag, taglen) == -1 ||
 		    buf_add(&x->tmp, "", 1) == -1 ||
 		    buf_add(&x->tmp, b->chunk, b->chunklen) == -1 ||
+		    buf_add(&x->tmp, &n, sizeof n) == -1 ||
+		    buf_add(&x->tmp, &crc, sizeof crc) == -1 ||
 		    hop_id_derive(&id, x->tmp.p, x->tmp.len) == -1 ||
 		    (f = malloc(sizeof *f)) == NULL) {
 			free(f);
@@ -320,11 +337,8 @@ out_hop(struct recv *x, const char *tag, size_t taglen,
 	if (rc == HOP_OK)
 		return INGEST_TAKE;
 	free(f);
-	if (rc == -1 && errno == EMSGSIZE) {
-		LOG_WARN_LIMITED("a message of %zu bytes is more than the hop's "
-		    "--max-message-size: refused", len);
-		return INGEST_REFUSE;
-	}
+	if (rc == -1 && errno == EMSGSIZE)
+		return OUT_TOOBIG;
 	return INGEST_HOLD;	/* HOP_FULL, or no memory: offered again */
 }
 
@@ -358,6 +372,25 @@ too_big(struct recv *x, struct lis *li, const struct stream_batch *b)
 		    (int)(b->taglen > 128 ? 128 : b->taglen), b->tag, b->msglen,
 		    x->chunk_warn);
 	return 0;
+}
+
+/* Its events (decompressed, with --source-address-key) are more than
+ * the hop carries: refused without an ack, the client would send it again
+ * for ever; so, as over --chunk-size-limit, it is acked and dropped. */
+static int
+too_big_out(struct recv *x, struct lis *li, const struct stream_batch *b,
+    size_t len, ingest_ack_t a)
+{
+	LOG_WARN_LIMITED("tag %.*s: a message whose %zu events come to %zu bytes, "
+	    "more than --max-message-size %zu: dropped and acked",
+	    (int)(b->taglen > 128 ? 128 : b->taglen), b->tag, b->count, len,
+	    x->hc.max_message);
+	x->oversize += b->count;
+	if (li)
+		li->oversize += b->count;
+	if (a != 0 && ingest_ack_release(&x->in, a) == 1)
+		x->acks++;
+	return INGEST_TAKE;
 }
 
 /* Acked at once: a message let go for good (over the size limit, or no
@@ -544,6 +577,8 @@ take(void *ctx, struct stream_batch *b)
 		rc = out_hop(x, (char *)tag.p, tag.len, b, e, len, a);
 	else
 		rc = out_stdout(x, (char *)tag.p, tag.len, e, len, b->count, a);
+	if (rc == OUT_TOOBIG)
+		return too_big_out(x, li, b, len, a);
 	if (rc != INGEST_TAKE) {
 		ingest_ack_drop(&x->in, a);
 		return rc;
@@ -980,6 +1015,8 @@ open_listener(struct recv *x, struct lis *li)
 	    &li->sc)) == NULL)
 		log_fatal(EX_OSERR, "--listen %s: %s", li->spec, strerror(errno));
 	log_info("listening on %s", ingest_listener_name(li->l));
+	if (kind == SOCK_UNIX)
+		li->path = li->spec + 5;
 	if (kind != SOCK_TCP)
 		return;
 	/* the UDP heartbeat on the same address and port */
@@ -1018,6 +1055,15 @@ start_downstream(struct recv *x)
 		log_fatal(EX_OSERR, "%s", strerror(errno));
 }
 
+/* At exit: an unacked batch's ack is dropped (its client sends again). */
+static void
+hop_forget(void *ctx, void *arg, size_t count)
+{
+	(void)ctx;
+	(void)count;
+	free(arg);
+}
+
 static void
 cleanup(struct recv *x)
 {
@@ -1028,9 +1074,14 @@ cleanup(struct recv *x)
 		resolve_free(x->res);
 	for (int i = 0; i < x->nlis; i++)
 		heartbeat_free(x->lis[i].hb);
-	ingest_free(&x->in);
-	if (x->hop)
+	if (x->hop) {
+		hop_take(x->hop, hop_forget, x);
 		hop_free(x->hop);	/* unacked: their clients send again */
+	}
+	ingest_free(&x->in);
+	for (int i = 0; i < x->nlis; i++)
+		if (x->lis[i].path)
+			(void)unlink(x->lis[i].path);
 	if (x->tls)
 		tls_ctx_free(x->tls);
 	for (size_t i = 0; i < x->nusers; i++) {

@@ -489,13 +489,15 @@ conn_eof(struct ingest_conn *c)
 	conn_end(c);
 }
 
-/* The transport's own start (TLS, the forward handshake), before data. */
+/* The transport's own start (TLS, the forward handshake), before data.
+ * Its clock (last_in) runs from the accept, not from the last byte: a
+ * handshake is a few hundred bytes, and one sent a byte at a time would
+ * otherwise hold its connection and buffers for ever. */
 static void
 shake(struct ingest_conn *c)
 {
 	int rc, ev = 0;
 
-	c->last_in = ev_now(c->in->loop);
 	if ((rc = c->ops->finish(c->octx, c->fd, &ev)) == -1) {
 		conn_close(c);
 		return;
@@ -716,6 +718,7 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (c->pipe)
 			continue;
 		if (c->shaking && now - c->last_in >= in->msg_timeout) {
+			/* last_in is the accept's time: see shake */
 			LOG_WARN_LIMITED("connection %d: its handshake not done in "
 			    "%g s: closing", c->fd, in->msg_timeout);
 			conn_close(c);

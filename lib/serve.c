@@ -242,11 +242,13 @@ sv_finish(void *ctx, int fd, int *events)
 
 	if (c->tls && !c->tls_done) {
 		if ((rc = tls_conn_ops.finish(c->tls, fd, events)) != 0) {
-			if (rc == -1)
+			/* a close is a transport heartbeat or a probe, as a
+			 * connect and close without TLS: not a failure */
+			if (rc == -1 && errno != ECONNRESET) {
 				c->conf->stats.failed++;
-			if (rc == -1)
 				LOG_WARN_LIMITED("%s: %s: TLS handshake: %s",
 				    c->conf->name, c->peer, tls_conn_reason(c->tls));
+			}
 			return rc;
 		}
 		c->tls_done = 1;
@@ -260,10 +262,11 @@ sv_finish(void *ctx, int fd, int *events)
 	case HS_AGAIN:
 		return 1;
 	}
-	c->conf->stats.failed++;
-	if (errno != ECONNRESET)
+	if (errno != ECONNRESET) {	/* a close is no failure, as above */
+		c->conf->stats.failed++;
 		LOG_WARN_LIMITED("%s: %s: handshake: %s", c->conf->name, c->peer,
 		    c->hs->reason);
+	}
 	return -1;
 }
 

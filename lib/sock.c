@@ -172,6 +172,8 @@ int
 sock_host(const struct sockaddr *sa, socklen_t len, char *buf, size_t n,
     unsigned *port)
 {
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	struct sockaddr_in s4;
 	char serv[16];
 
 	if (port)
@@ -181,6 +183,17 @@ sock_host(const struct sockaddr *sa, socklen_t len, char *buf, size_t n,
 			return -1;
 		buf[0] = '\0';
 		return 0;
+	}
+	/* an IPv4 client of an IPv6 socket is named as IPv4, as everywhere
+	 * else (log lines, --allow, source_address_key) */
+	if (sa->sa_family == AF_INET6 && len >= sizeof *s6 &&
+	    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		memset(&s4, 0, sizeof s4);
+		s4.sin_family = AF_INET;
+		s4.sin_port = s6->sin6_port;
+		memcpy(&s4.sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+		sa = (const struct sockaddr *)&s4;
+		len = sizeof s4;
 	}
 	if (getnameinfo(sa, len, buf, (socklen_t)n, serv, sizeof serv,
 	    NI_NUMERICHOST | NI_NUMERICSERV) != 0)

@@ -206,8 +206,11 @@ failure(SSL *ssl, int rc, char *reason, size_t n)
 		ERR_clear_error();
 		return EPROTO;
 	}
-	if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
-		if (e == 0)
+	/* a close: SSL_OP_IGNORE_UNEXPECTED_EOF makes one inside the
+	 * handshake a zero return, with nothing queued */
+	if (err == SSL_ERROR_ZERO_RETURN ||
+	    (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+		if (e == 0 || err == SSL_ERROR_ZERO_RETURN)
 			e = ECONNRESET;
 		snprintf(reason, n, "%s", e == ECONNRESET ? "the peer closed "
 		    "the connection" : strerror(e));
