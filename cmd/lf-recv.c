@@ -143,7 +143,7 @@ struct recv {
 	ev_io ow;
 	struct buf tmp, key_val;
 	int stopping, exit_code;
-	unsigned long messages, events, acks, oversize, refused, lost;
+	unsigned long messages, events, acks, oversize, refused;
 	unsigned long refused_msgs;
 	ev_timer state_timer, drain_timer;
 	struct sig sig;
@@ -184,7 +184,7 @@ hop_gaveup(void *ctx, void *arg, size_t count)
 	struct recv *x = ctx;
 	struct fwd *f = arg;
 
-	x->lost += count;
+	(void)count;
 	if (f == NULL)
 		return;
 	ingest_ack_drop(&x->in, f->ack);
@@ -619,7 +619,14 @@ state_lis(yajl_gen g, const struct lis *li)
 		heartbeat_stats(li->hb, &ans, &drop);
 	yajl_gen_map_open(g);
 	jkey(g, "listen");
-	yajl_gen_string(g, (const unsigned char *)name, strlen(name));
+	if (li->sc.tls && strncmp(name, "tcp:", 4) == 0) {
+		char t[160];
+
+		snprintf(t, sizeof t, "tls:%s", name + 4);
+		yajl_gen_string(g, (const unsigned char *)t, strlen(t));
+	} else {
+		yajl_gen_string(g, (const unsigned char *)name, strlen(name));
+	}
 	jint(g, "connections", li->sc.stats.accepted);
 	jint(g, "refused_connections", li->sc.stats.refused);
 	jint(g, "handshake_failures", li->sc.stats.failed);
@@ -1110,6 +1117,7 @@ main(int argc, char **argv)
 
 	log_init(argv[0]);
 	stream_limits_default(&x.lim);
+	x.lim.zero_is_now = 1;		/* in_forward's rule */
 	tls_conf_default(&x.tc);
 	x.notify_fd = -1;
 	x.skip_invalid = 1;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bsd/stdlib.h>
@@ -30,6 +31,7 @@ stream_limits_default(struct stream_limits *lim)
 	lim->max_chunk = STREAM_MAX_CHUNK;
 	lim->step = 0;
 	lim->max_depth = MP_MAXDEPTH;
+	lim->zero_is_now = 0;
 }
 
 void
@@ -215,6 +217,21 @@ stream_entry_head(unsigned char h[STREAM_ENTRY_HEAD], uint32_t sec, uint32_t nse
 	put32(h + 7, nsec);
 }
 
+/* Time 0 is "now" to in_forward (some loggers send it): with
+ * lim.zero_is_now, such a time is replaced.  1 if it was. */
+static int
+zero_now(const struct stream_reader *r, uint32_t *sec, uint32_t *nsec)
+{
+	struct timespec ts;
+
+	if (!r->lim.zero_is_now || *sec != 0 || *nsec != 0)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	*sec = (uint32_t)ts.tv_sec;
+	*nsec = (uint32_t)ts.tv_nsec;
+	return 1;
+}
+
 /* Check one entry at p[0..n): *len is its size.  Returns 1 if canonical,
  * 2 if valid but needing a rewrite (its time and record are returned
  * either way), 0 if well-formed msgpack but not an event, -1 if the bytes
@@ -235,6 +252,8 @@ entry_check(const struct stream_reader *r, const unsigned char *p, size_t n,
 	    (t = entry_time(&q, end, sec, nsec, 0)) == 0 ||
 	    q == end || !((*q & 0xf0) == 0x80 || *q == 0xde || *q == 0xdf))
 		goto invalid;
+	if (zero_now(r, sec, nsec))
+		t = 2;
 	*rec = q;
 	if (mp_skip(q, (size_t)(end - q), depth, reclen) != MP_OK)
 		return -1;
@@ -552,7 +571,8 @@ decode(struct stream_reader *r, const unsigned char *msg, size_t len,
 		return -1;
 	}
 	p = body;
-	t = entry_time(&p, end, &sec, &nsec, 0);
+	if ((t = entry_time(&p, end, &sec, &nsec, 0)) != 0)
+		zero_now(r, &sec, &nsec);
 	rec = p;
 	if (mp_pass(&p, end) == -1)
 		return -1;

@@ -34,6 +34,7 @@ struct stream_limits {
 					 * 0: no limit */
 	size_t step;			/* bytes of entries checked (or inflated)
 					 * per call of stream_reader_next; 0: all */
+	int zero_is_now;		/* time 0 means now (in_forward's rule) */
 };
 
 enum stream_mode {

@@ -379,6 +379,24 @@ def test_vector_5_forward_mixed_times(work, recvs):
                           ev("tag.a", T + 1, 0, {"b": 2}), SYNC]
 
 
+def test_time_zero_is_now(work, recvs):
+    """in_forward reads a time of 0 (int or EventTime, in every mode) as
+    now; a time of 1 stays 1."""
+    r = recv(recvs, work)
+    before = int(time.time())
+    with r.client() as c:
+        send_and_sync(c, b"\x93" + TAG + packb(0) + packb({"m": 1}))
+        send_and_sync(c, b"\x92" + TAG + packb([[et(0), {"f": 1}],
+                                                [1, {"one": 1}]]))
+    after = int(time.time()) + 1
+    evs = [e for e in stop_ok(r) if e != SYNC]
+    assert [e[2] for e in evs] == [canon({"m": 1}), canon({"f": 1}),
+                                   canon({"one": 1})]
+    for e in evs[:2]:
+        assert before <= int(float(e[1])) <= after, e
+    assert evs[2][1] == conftest.ts(1, 0)
+
+
 def test_vectors_6_7_packed_forward_str32_and_bin8(work, recvs):
     r = recv(recvs, work)
     with r.client() as c:
