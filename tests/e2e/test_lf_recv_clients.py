@@ -1,0 +1,401 @@
+"""Real Fluentd loggers into lf-recv (issue 9, "Proof"): the npm packages
+fluent-logger and @fluent-org/logger (run by the machine's Node.js, from
+tests/node, installed by scripts/deps) and Debian's python3-fluent-logger.
+
+Each logger sends events with tags, times (with nanoseconds where it can
+send an EventTime), UTF-8 and binary values, in each of its event modes,
+with acks where it has them; the claim is that every event arrives intact
+and that the logger reports success:
+
+- stdout: lf-recv writes the events to stdout as an lf-stream(5); an
+  acked event is already in the pipe when the logger hears of it.
+- to:     lf-recv --to lf-buffer; an acked event is already sealed in
+  the spool (lf-buffer --flush-mode immediate seals before it acks), and
+  survives kill -9 of both.
+- buffer: the same logger straight into lf-buffer's Unix socket: the
+  control that tells a driver's fault from lf-recv's.
+
+What each logger puts on the wire (read from their sources; the
+driver scripts in tests/node say it in more detail):
+
+  logger              modes                       quirks
+  fluent-logger (npm) Message (default),          "size" = entries' BYTES, not
+                      PackedForward, Compressed   events; "chunk" sent even
+                                                  without acks; int seconds
+                                                  unless given an EventTime;
+                                                  one chunk in flight
+  @fluent-org/logger  PackedForward (default),    Message mode always has an
+                      Forward, Message,           option map ({} without ack);
+                      CompressedPackedForward     several chunks in flight;
+                                                  Date -> int seconds
+  fluent-logger (py)  Message only, [tag, time,   no acks at all; nanoseconds
+                      record] without option      only from a float (so within
+                                                  float precision)
+"""
+import base64
+import errno
+import json
+import os
+import struct
+import subprocess
+import threading
+
+import pytest
+
+import conftest
+from conftest import REPO, _env, ev, events, packed_events, run, tool
+from test_lf_buffer import Lfb, spool_events, work  # noqa: F401
+from test_lf_send import free_port
+
+WAIT = 30                   # seconds: generous, ASan on a loaded 2-core box
+wait_for = conftest.waiter(WAIT)
+NODE_DIR = REPO / "tests" / "node"
+T0 = 1441588984             # research/forward-protocol.md section 9's T
+
+
+class Recv(Lfb):
+    """One lf-recv on 127.0.0.1:port (a free one unless given), with
+    --to unix:to when to is given, else writing to stdout, which a thread
+    collects.  Can be started again on the same port.  Its stderr files
+    are in workdir/recv; stop, kill9, cleanup and the rest are Lfb's."""
+
+    def __init__(self, workdir, to=None, args=(), port=None):
+        d = os.path.join(str(workdir), "recv")
+        os.makedirs(d, exist_ok=True)
+        super().__init__(d, [], args, sock=False)
+        self.to = to
+        self.port = port or free_port()
+        self.out = bytearray()
+        self.lock = threading.Lock()
+        self.reader = None
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def cmd(self, notify_fd=None):
+        c = [tool("lf-recv"), "--listen", self.addr]
+        if notify_fd is not None:
+            c += ["--notify-fd", str(notify_fd)]
+        if self.to:
+            c += ["--to", "unix:" + self.to]
+        return c + self.args
+
+    def start(self, wait_ready=True):
+        assert self.p is None or self.p.poll() is not None
+        self.runs += 1
+        self.errpath = os.path.join(self.workdir, "err.%d" % self.runs)
+        self.errf = open(self.errpath, "wb")
+        r, w = os.pipe()
+        self.p = subprocess.Popen(
+            self.cmd(w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=self.errf, env=_env(self.env), pass_fds=(w,))
+        os.close(w)
+        self.notify_r = r
+        self.reader = threading.Thread(target=self._read, args=(self.p,),
+                                       daemon=True)
+        self.reader.start()
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def _read(self, p):
+        while True:
+            b = p.stdout.read1(1 << 16)
+            if not b:
+                return
+            with self.lock:
+                self.out += b
+
+    def output(self):
+        with self.lock:
+            return bytes(self.out)
+
+    def _finish(self):
+        self.reader.join(WAIT)
+        self.p.stdout.close()
+        return super()._finish()
+
+
+@pytest.fixture
+def procs():
+    """Processes (Recv, Lfb) to kill at the end, whatever happened; their
+    stderr is shown with a failed test's report."""
+    started = []
+    yield started
+    for p in started:
+        p.cleanup()
+        txt = p.all_err() + p.read_err()
+        if txt:
+            print("---- %s stderr:\n%s" % (type(p).__name__, txt))
+
+
+# ---------------------------------------------------------------------------
+# The events every logger sends
+# ---------------------------------------------------------------------------
+
+def record(i):
+    """A record with a bit of everything the loggers agree on: str (with
+    non-ASCII), bin (with bytes no UTF-8 allows), small ints, a float,
+    bool, nil, an array and a map.  Integers stay within 32 bits:
+    msgpack-lite packs larger ones as float64."""
+    return {"i": i, "msg": "h\u00e9llo \u043a\u043b\u044e\u0447 \U0001f600 %d" % i,
+            "bin": bytes([0, 0xff, 0xfe, 0x80, i & 0xff]),
+            "neg": -7 - i, "f": 1.5, "yes": True, "nil": None,
+            "arr": [1, "two", b"\xc3\x28"], "map": {"k": "v\u00e9"}}
+
+
+def make_events(n, nanos=True):
+    """[(tag, (sec, nsec) or sec, record)]: three tags; every fourth time
+    an integer of seconds, the rest EventTimes with nanoseconds (if the
+    logger can send them)."""
+    res = []
+    for i in range(n):
+        tag = "cl.%s" % ("abc"[i % 3])
+        if nanos and i % 4:
+            t = (T0 + i, (123456789 * (i + 1)) % 1000000000)
+        else:
+            t = T0 + i
+        res.append((tag, t, record(i)))
+    return res
+
+
+def map_bytes(v, f):
+    """v with every bytes value b inside it replaced by f(base64 of b)."""
+    if isinstance(v, bytes):
+        return f(base64.b64encode(v).decode())
+    if isinstance(v, dict):
+        return {k: map_bytes(x, f) for k, x in v.items()}
+    if isinstance(v, list):
+        return [map_bytes(x, f) for x in v]
+    return v
+
+
+def jsonable(v):
+    """For a driver's job: bin as {"$bin": base64} (see tests/node/common.js)."""
+    return map_bytes(v, lambda b64: {"$bin": b64})
+
+
+def as_json_value(v):
+    """A value as lf-cat -o json prints it: bin as the str of its base64."""
+    return map_bytes(v, lambda b64: b64)
+
+
+def sec_nsec(t):
+    return t if isinstance(t, tuple) else (t, 0)
+
+
+def want_events(evs):
+    """Expected, in packed_events() form (bin and str told apart)."""
+    return sorted(ev(tag, *sec_nsec(t), r) for tag, t, r in evs)
+
+
+def want_json(evs):
+    """Expected, in events() form (lf-cat -o json of the same)."""
+    return sorted(ev(tag, *sec_nsec(t), as_json_value(r)) for tag, t, r in evs)
+
+
+# ---------------------------------------------------------------------------
+# The loggers
+# ---------------------------------------------------------------------------
+
+def node_modules_ok():
+    for pkg in ("fluent-logger", "@fluent-org/logger"):
+        if not (NODE_DIR / "node_modules" / pkg / "package.json").exists():
+            pytest.fail("%s is not installed in %s/node_modules: run "
+                        "scripts/deps" % (pkg, NODE_DIR))
+
+
+def run_node(script, target, mode, ack, evs, deadline=WAIT):
+    """Run a driver of tests/node on the events; its result dict, exit
+    status and stderr."""
+    node_modules_ok()
+    job = {"target": target, "mode": mode, "ack": ack,
+           "deadline_ms": int(deadline * 1000),
+           "events": [{"tag": tag, "time": list(t) if isinstance(t, tuple)
+                       else t, "record": jsonable(r)} for tag, t, r in evs]}
+    p = subprocess.run(["node", str(NODE_DIR / script)],
+                       input=json.dumps(job).encode(), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=WAIT + 10,
+                       cwd=str(NODE_DIR))
+    lines = p.stdout.decode().splitlines()
+    assert lines, "no result from %s: rc %d, stderr %r" % (script,
+                                                          p.returncode,
+                                                          p.stderr)
+    return json.loads(lines[-1]), p.returncode, p.stderr.decode()
+
+
+def py_events(n):
+    """Events for the Python logger: its EventTime is made from a float
+    (fluent.sender.EventTime), so the nanoseconds are what that float
+    holds, computed here by the logger's own class."""
+    from fluent.sender import EventTime
+    res = []
+    for tag, t, r in make_events(n):
+        if isinstance(t, tuple):
+            f = t[0] + t[1] / 1e9
+            t = struct.unpack(">II", EventTime(f).data)
+            assert abs(t[0] + t[1] / 1e9 - f) < 1e-6
+            t = (t, f)
+        res.append((tag, t, r))
+    return res
+
+
+def run_python(target, evs):
+    """Send with fluent.sender.FluentSender (one per tag prefix, as an
+    application would set it up); returns the senders, still open, so that
+    the test can look at what came back on their sockets."""
+    from fluent import sender
+    host = "unix://" + target["path"] if "path" in target else target["host"]
+    port = target.get("port", 0)
+    senders = {}
+    for tag, t, r in evs:
+        prefix, _, label = tag.partition(".")
+        s = senders.get(prefix)
+        if s is None:
+            s = senders[prefix] = sender.FluentSender(
+                prefix, host=host, port=port, timeout=WAIT,
+                nanosecond_precision=True)
+        tt = t[1] if isinstance(t, tuple) else t    # the float, or int
+        assert s.emit_with_time(label or None, tt, r), s.last_error
+    return list(senders.values())
+
+
+def py_plain(evs):
+    """The Python events with their times as (sec, nsec) or int."""
+    return [(tag, t[0] if isinstance(t, tuple) else t, r) for tag, t, r in evs]
+
+
+CLIENTS = [
+    # (id, driver, mode, ack)
+    ("fluent-logger-message-ack", "fluent_logger.js", "Message", True),
+    ("fluent-logger-message", "fluent_logger.js", "Message", False),
+    ("fluent-logger-packed-ack", "fluent_logger.js", "PackedForward", True),
+    ("fluent-logger-compressed-ack", "fluent_logger.js",
+     "CompressedPackedForward", True),
+    ("fluent-org-message-ack", "fluent_org_logger.js", "Message", True),
+    ("fluent-org-forward-ack", "fluent_org_logger.js", "Forward", True),
+    ("fluent-org-packed-ack", "fluent_org_logger.js", "PackedForward", True),
+    ("fluent-org-packed", "fluent_org_logger.js", "PackedForward", False),
+    ("fluent-org-compressed-ack", "fluent_org_logger.js",
+     "CompressedPackedForward", True),
+    ("python", None, "Message", False),
+]
+
+NEVENTS = 24
+
+
+# ---------------------------------------------------------------------------
+# The tests
+# ---------------------------------------------------------------------------
+
+def start_target(kind, work, procs):
+    """Start what the logger talks to: (target for the driver, Recv or
+    None, Lfb or None, spool or None)."""
+    rv = b = spool = None
+    if kind in ("to", "buffer"):
+        spool = os.path.join(work, "spool")
+        b = Lfb(work, [spool], ["--flush-mode", "immediate"])
+        procs.append(b)
+        b.start()
+    if kind == "buffer":
+        return {"path": b.sock}, None, b, spool
+    rv = Recv(work, to=b.sock if b else None)
+    procs.append(rv)
+    rv.start()
+    return {"host": "127.0.0.1", "port": rv.port}, rv, b, spool
+
+
+def received(kind, rv, spool):
+    """The events that arrived so far, in packed_events() form."""
+    if kind == "stdout":
+        return sorted(packed_events(rv.output()))
+    return sorted(ev(tag, t[0], t[1], r) for tag, t, r in spool_events(spool))
+
+
+@pytest.mark.parametrize("kind", ["stdout", "to", "buffer"])
+@pytest.mark.parametrize("cid,script,mode,ack", CLIENTS,
+                         ids=[c[0] for c in CLIENTS])
+def test_logger_events_arrive_intact(work, procs, kind, cid, script, mode,
+                                     ack):
+    target, rv, b, spool = start_target(kind, work, procs)
+    if script is None:
+        evs = py_events(NEVENTS)
+        senders = run_python(target, evs)
+        evs = py_plain(evs)
+    else:
+        evs = make_events(NEVENTS)
+        res, rc, err = run_node(script, target, mode, ack, evs)
+        assert rc == 0 and res == {"sent": NEVENTS, "ok": NEVENTS,
+                                   "errors": []}, (res, rc, err)
+    want = want_events(evs)
+    if ack:
+        # the logger heard every ack: every event is there already
+        # (written to the pipe, or sealed in the spool) ...
+        if kind == "stdout":
+            wait_for(lambda: len(packed_events(rv.output())) >= NEVENTS,
+                     what="the acked events read from the pipe")
+        assert received(kind, rv, spool) == want
+    else:
+        wait_for(lambda: len(received(kind, rv, spool)) >= NEVENTS,
+                 what="the events")
+        assert received(kind, rv, spool) == want
+    if script is None:
+        # python's fluent-logger has no acks, and sends no chunk: nothing
+        # may come back on its sockets (it would read and drop it)
+        for s in senders:
+            s.socket.setblocking(False)
+            try:
+                got = s.socket.recv(4096)
+            except OSError as e:
+                assert e.errno == errno.EAGAIN, e
+                got = None
+            assert got is None, "the server answered %r" % got
+            s.close()
+    if kind == "to":
+        # acked means fsync'd: kill -9 both, lf-buffer recovers the spool
+        rv.kill9()
+        b.kill9()
+        b.start()
+        assert b.stop() == 0
+        assert received(kind, rv, spool) == want
+        assert rv.output() == b""
+    elif kind == "stdout":
+        assert rv.stop() == 0
+        assert b"fatal" not in rv.err, rv.err
+        out = rv.output()
+        assert sorted(packed_events(out)) == want
+        # the same stream read by lf-cat, to JSON
+        rc, js, err = run("lf-cat", ["-o", "json"], out)
+        assert (rc, err) == (0, b""), err
+        assert sorted(events(js)) == want_json(evs)
+    else:
+        assert b.stop() == 0
+        assert received(kind, rv, spool) == want
+
+
+def test_fluent_org_pipelines_acks(work, procs):
+    """@fluent-org/logger keeps several chunks in flight on one socket (one
+    per tag per flush): 300 events over 30 tags in one flush, each chunk's
+    ack must come back to its own promise, through lf-recv --to."""
+    target, rv, b, spool = start_target("to", work, procs)
+    evs = [("many.t%d" % (i % 30), (T0 + i, i), {"i": i, "s": "x" * 100})
+           for i in range(300)]
+    res, rc, err = run_node("fluent_org_logger.js", target, "PackedForward",
+                            True, evs)
+    assert rc == 0 and res["ok"] == 300, (res, err)
+    assert received("to", rv, spool) == want_events(evs)
+    assert rv.stop() == 0
+    assert b.stop() == 0
+
+
+def test_logger_without_server_reports_failure(work):
+    """The drivers are not blind: with nothing listening, an acked logger
+    reports errors and exits 1 (so the tests above can fail)."""
+    port = free_port()
+    evs = make_events(3)
+    for script, mode in (("fluent_logger.js", "Message"),
+                         ("fluent_org_logger.js", "PackedForward")):
+        res, rc, err = run_node(script, {"host": "127.0.0.1", "port": port},
+                                mode, True, evs, deadline=3)
+        assert rc == 1 and res["ok"] == 0, (script, res, err)
