@@ -1,0 +1,111 @@
+"""lf-send -> lf-recv -> lf-buffer with acks, and kill -9 mid-stream
+(issue 9, "Proof"; issue 8's lf-send -> lf-recv interop).
+
+lf-send delivers a spool with --require-ack-response to lf-recv on TCP,
+which hands the events on to lf-buffer --listen over the acked hop
+(--to); lf-send deletes a chunk only once its ack came back, and lf-recv
+may ack only what lf-buffer acked (fsync'd).  One of the two servers is
+killed with SIGKILL again and again while chunks flow and started again
+at once on the same address.  The claim: every chunk lf-send saw acked
+(gone from its spool) has every event in the destination spool.  In the
+end every chunk is gone from the source, so no event may be missing;
+duplicates are allowed (a chunk sent again after a kill), counted and
+printed.
+
+The kills are at random points of the stream (seeded), chosen by
+progress rather than by the clock, so that every one is mid-stream
+however fast the machine is: each round adds CHUNKS chunks to the
+source spool and kills the victim once a random number of them (fewer
+than all) is acked, after a random pause of up to 20 ms.
+
+Bounds, and why:
+- ROUNDS = 10 kills per victim, CHUNKS = 12 chunks of PER = 100 events
+  (~130 bytes) a round: 12,000 events a test, a few seconds under ASan.
+- --ack-response-timeout 3s: a chunk that lf-recv took but can no longer
+  ack (its lf-buffer died) is sent again after 3 s, not Fluentd's 190 s.
+- WAIT (30 s) for any one step: far above what a step takes, so a
+  timeout means a stall, not a slow machine.
+"""
+import random
+import time
+
+import pytest
+
+import lfchunk
+from conftest import waiter
+from test_lf_buffer import Lfb, spool_events, work  # noqa: F401
+from test_lf_recv_clients import Recv, procs  # noqa: F401
+from test_lf_send import ACK, Send, fill, left
+
+WAIT = 30
+wait_for = waiter(WAIT)
+ROUNDS = 10
+CHUNKS = 12
+PER = 100
+ARGS = ACK + ["--ack-response-timeout", "3s", "--retry-max-interval", "0.3s"]
+
+
+def chain(work, tmp_path, procs, victim, seed):
+    """Run the chain with ROUNDS kills of victim ("recv" or "buffer");
+    returns (events expected, events in the destination spool)."""
+    rnd = random.Random(seed)
+    src = lfchunk.make_spool(tmp_path / "src")
+    dst = str(tmp_path / "dst")
+    b = Lfb(work, [dst])
+    procs.append(b)
+    b.start()
+    rv = Recv(work, to=b.sock)
+    procs.append(rv)
+    rv.start()
+    s = Send(src, tmp_path, ["--server", rv.addr] + ARGS)
+    assert s.ready, s.text()
+    want = {}
+    midstream = 0
+    try:
+        for r in range(ROUNDS):
+            tag = "chain.r%d" % r
+            for cid, evs in fill(src, CHUNKS, PER, tag=tag, pad=80,
+                                 seed=seed * 100 + r).items():
+                for t, rec in evs:
+                    want[(tag, rec["c"], rec["i"])] = (t, rec)
+            k = rnd.randrange(CHUNKS)           # acked before the kill
+            wait_for(lambda: len(left(src)) <= CHUNKS - k,
+                     what="%d chunks of round %d acked" % (k, r))
+            time.sleep(rnd.uniform(0, 0.02))
+            midstream += bool(left(src))
+            if victim == "recv":
+                rv.kill9()
+                rv.start()
+            else:
+                b.kill9()
+                b.start()
+            assert s.p.poll() is None, s.text()
+        wait_for(lambda: not left(src), what="every chunk acked and deleted")
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.text()
+    assert rv.stop() == 0, rv.err
+    assert b.stop() == 0, b.err
+    assert midstream >= ROUNDS // 2, "only %d kills mid-stream" % midstream
+    return want, spool_events(dst)
+
+
+@pytest.mark.parametrize("victim", ["recv", "buffer"])
+def test_kill9_midstream_loses_no_acked_event(work, tmp_path, procs, victim,
+                                              capsys):
+    want, got = chain(work, tmp_path, procs, victim, seed=9)
+    counts = {}
+    for tag, (sec, nsec), rec in got:
+        key = (tag, rec["c"], rec["i"])
+        assert key in want, "an event never sent: %r" % (key,)
+        t, r = want[key]
+        assert (sec, nsec) == (t, 0) and rec == r, (key, sec, nsec, rec)
+        counts[key] = counts.get(key, 0) + 1
+    missing = sorted(set(want) - set(counts))
+    dups = sum(counts.values()) - len(counts)
+    with capsys.disabled():
+        print("\nchain, kill -9 lf-%s x%d: %d events sent, %d stored, "
+              "%d duplicates, %d missing" % (victim, ROUNDS, len(want),
+                                             len(got), dups, len(missing)))
+    assert not missing, "%d acked events missing, first %r" % (
+        len(missing), missing[:5])
