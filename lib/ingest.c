@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ingest.h"
+#include "json.h"
 #include "log.h"
 #include "sock.h"
 
@@ -60,6 +61,12 @@ struct ingest_conn {
 	unsigned long seq;		/* its unfinished message began; 0: none */
 	ev_tstamp last_in, last_out;	/* last progress reading, writing */
 	int held;			/* hb is waiting to be taken */
+	int shaking, want;		/* ops->finish still to run; its events */
+	int more;			/* stopped reading at INGEST_READ */
+	int sniffed;			/* its first byte was seen */
+	int last;			/* one_message: this was it */
+	struct json_stream *js;		/* JSON mode */
+	unsigned long jskipped;
 	struct stream_batch hb;
 	struct buf htag, hentries, hchunk;
 };
@@ -68,6 +75,8 @@ static void conn_read(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_write(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_step(struct ev_loop *loop, ev_idle *w, int revents);
 static void conn_close(struct ingest_conn *c);
+static void conn_end(struct ingest_conn *c);
+static void shake(struct ingest_conn *c);
 static void accept_again(struct ev_loop *loop, ev_timer *w, int revents);
 static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
@@ -94,11 +103,14 @@ plain_close(void *ctx, int fd)
 
 /* Acks are small writes answering the client's: no Nagle delay. */
 static int
-tcp_open(void *arg, int fd, void **ctx)
+tcp_open(void *arg, int fd, const struct sockaddr *peer, socklen_t peerlen,
+    void **ctx)
 {
 	int one = 1;
 
 	(void)arg;
+	(void)peer;
+	(void)peerlen;
 	*ctx = NULL;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return 0;
@@ -112,13 +124,13 @@ pipe_close(void *ctx, int fd)
 }
 
 const struct ingest_ops ingest_unix = {
-	"unix", NULL, plain_read, plain_write, plain_close,
+	"unix", NULL, NULL, plain_read, plain_write, NULL, plain_close,
 };
 const struct ingest_ops ingest_tcp = {
-	"tcp", tcp_open, plain_read, plain_write, plain_close,
+	"tcp", tcp_open, NULL, plain_read, plain_write, NULL, plain_close,
 };
 static const struct ingest_ops pipe_ops = {
-	"pipe", NULL, plain_read, NULL, pipe_close,
+	"pipe", NULL, NULL, plain_read, NULL, NULL, pipe_close,
 };
 
 static const char *
@@ -175,15 +187,38 @@ reading(const struct ingest *in, const struct ingest_conn *c)
 	    (!in->over || c == in->eldest);
 }
 
+/* Bytes to read that no EV_READ will announce: read on at INGEST_READ,
+ * or kept inside the transport (TLS). */
+static int
+more_to_read(const struct ingest_conn *c)
+{
+	return c->more || (c->ops->pending && c->ops->pending(c->octx));
+}
+
 static void
 update(struct ingest_conn *c)
 {
+	struct ev_loop *loop = c->in->loop;
+
+	if (c->shaking) {
+		if ((c->want & EV_READ) && !c->in->stopped)
+			ev_io_start(loop, &c->rio);
+		else
+			ev_io_stop(loop, &c->rio);
+		if (c->want & EV_WRITE)
+			ev_io_start(loop, &c->wio);
+		else if (c->out.len == 0)
+			ev_io_stop(loop, &c->wio);
+		return;
+	}
 	if (reading(c->in, c)) {
 		if (!ev_is_active(&c->rio))
-			c->last_in = ev_now(c->in->loop);	/* its clock starts again */
-		ev_io_start(c->in->loop, &c->rio);
+			c->last_in = ev_now(loop);	/* its clock starts again */
+		ev_io_start(loop, &c->rio);
+		if (more_to_read(c))
+			ev_idle_start(loop, &c->step);
 	} else {
-		ev_io_stop(c->in->loop, &c->rio);
+		ev_io_stop(loop, &c->rio);
 	}
 }
 
@@ -276,6 +311,11 @@ conn_new(struct ingest *in, int fd, const struct ingest_ops *ops, void *octx,
 	c->wio.data = c;
 	ev_idle_init(&c->step, conn_step);
 	c->step.data = c;
+	c->last_in = ev_now(in->loop);
+	if (ops->finish) {
+		c->shaking = 1;
+		c->want = EV_READ | EV_WRITE;	/* finish says which at once */
+	}
 	c->next = in->conns;
 	if (c->next)
 		c->next->prevp = &c->next;
@@ -333,8 +373,10 @@ offer(struct ingest_conn *c, struct stream_batch *b)
 	c->in->cur = c;
 	rc = c->in->fn(c->in->ctx, b);
 	c->in->cur = NULL;
-	if (rc == INGEST_TAKE)
+	if (rc == INGEST_TAKE) {
+		c->last = c->in->one_message && !c->pipe;
 		return 0;
+	}
 	if (rc == INGEST_HOLD && hold(c, b) == 0)
 		return 1;
 	if (c->pipe) {
@@ -364,6 +406,10 @@ drain(struct ingest_conn *c)
 		if (rc == 1) {
 			if (offer(c, &b) == -1)
 				return -1;
+			if (c->last) {
+				conn_end(c);
+				return -1;	/* c may be gone: touch it no more */
+			}
 			continue;
 		}
 		c->in->bad++;
@@ -387,6 +433,11 @@ conn_step(struct ev_loop *loop, ev_idle *w, int revents)
 
 	(void)revents;
 	ev_idle_stop(loop, w);	/* and ingest_stop stops it */
+	if (!c->shaking && reading(c->in, c) && more_to_read(c)) {
+		c->more = 0;
+		conn_read(loop, &c->rio, 0);
+		return;
+	}
 	if (drain(c) == 0)
 		settle(c);
 }
@@ -416,7 +467,10 @@ conn_end(struct ingest_conn *c)
 static void
 conn_eof(struct ingest_conn *c)
 {
-	if (stream_reader_end(&c->r) != 0) {
+	if (c->js && json_stream_end(c->js) == -1) {
+		c->in->bad++;
+		LOG_WARN_LIMITED("connection %d: JSON: %s", c->fd, c->js->err);
+	} else if (stream_reader_end(&c->r) != 0) {
 		c->in->bad++;
 		LOG_WARN_LIMITED("%s %d: offset %llu: %s", kind(c), c->fd,
 		    (unsigned long long)c->r.err_off, c->r.err);
@@ -424,17 +478,97 @@ conn_eof(struct ingest_conn *c)
 	conn_end(c);
 }
 
+/* The transport's own start (TLS, the forward handshake), before data. */
+static void
+shake(struct ingest_conn *c)
+{
+	int rc, ev = 0;
+
+	c->last_in = ev_now(c->in->loop);
+	if ((rc = c->ops->finish(c->octx, c->fd, &ev)) == -1) {
+		conn_close(c);
+		return;
+	}
+	if (rc == 1) {
+		c->want = ev ? ev : EV_READ;
+		update(c);
+		return;
+	}
+	c->shaking = 0;
+	c->want = 0;
+	update(c);
+	conn_read(c->in->loop, &c->rio, 0);	/* what came with its end */
+}
+
+/* The forward protocol's JSON mode (Fluentd's in_forward): a connection
+ * whose first byte is '{' or '[' sends JSON; its values become msgpack
+ * for the same reader, and its acks go back as JSON. */
+static int
+sniff(struct ingest_conn *c, const unsigned char *p)
+{
+	c->sniffed = 1;
+	if (c->pipe || (p[0] != '{' && p[0] != '['))
+		return 0;
+	if ((c->js = malloc(sizeof *c->js)) == NULL ||
+	    json_stream_init(c->js, c->in->lim.max_message) == -1) {
+		free(c->js);
+		c->js = NULL;
+		return -1;
+	}
+	return 1;
+}
+
+/* JSON read: the values that ended go to the reader.  0, or -1 closed. */
+static int
+json_in(struct ingest_conn *c, const unsigned char *p, size_t n)
+{
+	struct json_stream *js = c->js;
+
+	if (json_stream_feed(js, p, n) == -1) {
+		c->in->bad++;
+		LOG_WARN_LIMITED("connection %d: JSON: %s: closing", c->fd, js->err);
+		conn_end(c);
+		return -1;
+	}
+	if (js->skipped > c->jskipped) {
+		c->in->bad += js->skipped - c->jskipped;
+		c->jskipped = js->skipped;
+		LOG_WARN_LIMITED("connection %d: a JSON value that is not a "
+		    "message (not an array): let go", c->fd);
+	}
+	if (js->whole > 0) {
+		if (stream_reader_feed(&c->r, js->out.p, js->whole) == -1) {
+			LOG_WARN_LIMITED("connection %d: out of memory reading: "
+			    "closing", c->fd);
+			conn_close(c);
+			return -1;
+		}
+		json_stream_taken(js);
+	}
+	return drain(c);
+}
+
+/* Read what the connection has, up to INGEST_READ at a time. */
 static void
 conn_read(struct ev_loop *loop, ev_io *w, int revents)
 {
+	static unsigned char jbuf[65536];
 	struct ingest_conn *c = w->data;
 	size_t total = 0, avail;
 	unsigned char *p;
 	ssize_t n;
+	int j;
 
 	(void)revents;
+	if (c->shaking) {
+		shake(c);
+		return;
+	}
 	while (total < INGEST_READ && reading(c->in, c)) {
-		if ((p = stream_reader_space(&c->r, 65536, &avail)) == NULL) {
+		if (c->js) {
+			p = jbuf;
+			avail = sizeof jbuf;
+		} else if ((p = stream_reader_space(&c->r, 65536, &avail)) == NULL) {
 			LOG_WARN_LIMITED("%s %d: out of memory reading: closing",
 			    kind(c), c->fd);
 			conn_close(c);
@@ -456,13 +590,27 @@ conn_read(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		c->last_in = ev_now(loop);
-		stream_reader_wrote(&c->r, (size_t)n);
 		total += (size_t)n;
+		if (!c->sniffed && (j = sniff(c, p)) != 0) {
+			if (j == -1 || json_in(c, p, (size_t)n) == -1) {
+				if (j == -1)
+					conn_close(c);
+				return;
+			}
+			continue;
+		}
+		if (c->js) {
+			if (json_in(c, p, (size_t)n) == -1)
+				return;
+			continue;
+		}
+		stream_reader_wrote(&c->r, (size_t)n);
 		if (drain(c) == -1)
 			return;
 		if (c->pipe)
 			break;	/* a pipe is blocking: one read per wake-up */
 	}
+	c->more = total >= INGEST_READ;
 	settle(c);
 }
 
@@ -515,9 +663,9 @@ listen_cb(struct ev_loop *loop, ev_io *w, int revents)
 			accept_pause(in);
 			return;
 		}
-		if (l->ops->open && l->ops->open(l->arg, fd, &octx) == -1) {
-			LOG_WARN_LIMITED("%s: accept: %s", l->name, strerror(errno));
-			close(fd);
+		if (l->ops->open && l->ops->open(l->arg, fd,
+		    (const struct sockaddr *)&ss, sslen, &octx) == -1) {
+			close(fd);	/* refused: open said why */
 			continue;
 		}
 		if ((c = conn_new(in, fd, l->ops, octx, l)) == NULL) {
@@ -554,6 +702,12 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 		if (c->pipe)
 			continue;
+		if (c->shaking && now - c->last_in >= in->msg_timeout) {
+			LOG_WARN_LIMITED("connection %d: its handshake not done in "
+			    "%g s: closing", c->fd, in->msg_timeout);
+			conn_close(c);
+			continue;
+		}
 		if (c->out.len > 0 && now - c->last_out >= in->msg_timeout) {
 			LOG_WARN_LIMITED("connection %d: %zu bytes of acks unread for "
 			    "%g s: closing", c->fd, c->out.len, in->msg_timeout);
@@ -804,9 +958,14 @@ ingest_ack_release(struct ingest *in, ingest_ack_t h)
 	c = s->c;
 	if (c->out.len == 0)
 		c->last_out = ev_now(in->loop);	/* the clock starts */
-	/* {"ack": <the chunk option, byte for byte>} */
-	rc = buf_add(&c->out, "\x81\xa3" "ack", 5) == -1 ||
-	    buf_add(&c->out, slot_tok(s), s->len) == -1 ? -1 : 1;
+	/* {"ack": <the chunk option, byte for byte>}, or its JSON */
+	if (c->js)
+		rc = buf_add(&c->out, "{\"ack\":", 7) == -1 ||
+		    json_value(&c->out, slot_tok(s), s->len, NULL) == -1 ||
+		    buf_add(&c->out, "}", 1) == -1 ? -1 : 1;
+	else
+		rc = buf_add(&c->out, "\x81\xa3" "ack", 5) == -1 ||
+		    buf_add(&c->out, slot_tok(s), s->len) == -1 ? -1 : 1;
 	slot_free(in, (uint32_t)(s - in->slots));
 	if (rc == -1) {
 		LOG_WARN_LIMITED("connection %d: out of memory for its acks: "
@@ -855,6 +1014,11 @@ conn_write(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n;
 
 	(void)revents;
+	if (c->shaking) {
+		if (revents)
+			shake(c);
+		return;
+	}
 	while (c->out.len > 0) {
 		n = c->ops->write(c->octx, c->fd, c->out.p, c->out.len);
 		if (n == -1 && errno == EINTR)
@@ -922,6 +1086,10 @@ conn_close(struct ingest_conn *c)
 	if (in->eldest == c)
 		in->eldest = NULL;
 	stream_reader_free(&c->r);
+	if (c->js) {
+		json_stream_free(c->js);
+		free(c->js);
+	}
 	buf_free(&c->out);
 	buf_free(&c->htag);
 	buf_free(&c->hentries);
@@ -963,9 +1131,19 @@ ingest_retry(struct ingest *in)
 		if (offer(c, &c->hb) != 0)
 			continue;	/* held again, or closed */
 		unhold(c);
+		if (c->last) {
+			conn_end(c);
+			continue;
+		}
 		if (drain(c) == 0)
 			settle(c);
 	}
+}
+
+void
+ingest_set_one_message(struct ingest *in, int on)
+{
+	in->one_message = on;
 }
 
 void

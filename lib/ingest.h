@@ -54,15 +54,24 @@ enum { INGEST_TAKE = 0, INGEST_HOLD = 1, INGEST_REFUSE = -1 };
 
 /* A transport: how a connection's bytes are read and written.  ctx is the
  * connection's (what open made; the listener's arg when there is no open).
- * read and write are as read(2) and write(2) on a non-blocking descriptor
- * (-1 with EAGAIN: nothing now; a TLS transport that needs the other
- * direction first says EAGAIN too, for now).  close closes fd.  The
- * plain transports write(2): the tool ignores SIGPIPE. */
+ * open sees the peer's address first: -1 refuses the connection (it is
+ * closed at once; open logs why, if it should).  finish, when given, runs
+ * before any data, as often as it asks (a TLS handshake, the forward
+ * protocol's HELO/PING/PONG): 0 done, 1 again once *events (EV_READ,
+ * EV_WRITE) are ready, -1 drop the connection (finish logs why).  It
+ * counts as being inside a message for msg_timeout.  read and write are
+ * as read(2) and write(2) on a non-blocking descriptor (-1 with EAGAIN:
+ * nothing now).  pending, when given, says bytes can be read without the
+ * descriptor being readable (TLS records decrypted ahead).  close closes
+ * fd.  The plain transports write(2): the tool ignores SIGPIPE. */
 struct ingest_ops {
 	const char *name;		/* "unix", "tcp" */
-	int (*open)(void *arg, int fd, void **ctx);	/* optional: 0 or -1 */
+	int (*open)(void *arg, int fd, const struct sockaddr *peer,
+	    socklen_t peerlen, void **ctx);	/* optional */
+	int (*finish)(void *ctx, int fd, int *events);	/* optional */
 	ssize_t (*read)(void *ctx, int fd, void *p, size_t n);
 	ssize_t (*write)(void *ctx, int fd, const void *p, size_t n);
+	int (*pending)(void *ctx);	/* optional */
 	void (*close)(void *ctx, int fd);
 };
 extern const struct ingest_ops ingest_unix, ingest_tcp;
@@ -96,6 +105,7 @@ struct ingest {
 	unsigned long seq;		/* unfinished messages begun */
 	ev_timer accept_wait, sweep;
 	int paused, stopped;
+	int one_message;		/* close after each connection's first */
 	int pipes_open;			/* pipes not yet at EOF */
 	unsigned long bad;		/* malformed messages seen */
 	unsigned long held;		/* connections holding a batch */
@@ -134,6 +144,10 @@ struct ingest_listener *ingest_listen_addr(struct ingest *in, const char *spec,
 /* "unix:PATH", "tcp:127.0.0.1:24224" (the port taken, if 0 was asked). */
 const char *ingest_listener_name(const struct ingest_listener *l);
 const struct ingest_ops *ingest_listener_ops(const struct ingest_listener *l);
+
+/* Close each connection after its first message (and its ack): in_forward's
+ * deny_keepalive. */
+void ingest_set_one_message(struct ingest *in, int on);
 
 /* Read a pipe (no acks: what it carries is at-most-once in flight). */
 int ingest_pipe(struct ingest *in, int fd);

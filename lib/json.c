@@ -502,6 +502,10 @@ struct jp {
 	int want_time;		/* the next value is the time key's */
 	int keep;		/* and it stays in the record too */
 	int has_time;
+	/* json_stream: any values, one after another */
+	int values;
+	size_t whole;		/* rec's bytes of complete values */
+	unsigned long skipped;	/* top-level scalars let go */
 	/* json_parse_event */
 	int envelope;
 	int open;		/* inside the envelope object */
@@ -586,8 +590,10 @@ jp_close(struct jp *j)
 		memmove(h + hl, h + 5, j->rec->len - f->hdr - 5);
 		j->rec->len -= 5 - hl;
 	}
-	if (j->n == 0)
+	if (j->n == 0) {
 		j->done = 1;
+		j->whole = j->rec->len;
+	}
 	return 1;
 }
 
@@ -657,6 +663,12 @@ jp_begin(struct jp *j, int type, const char *s, size_t n)
 {
 	int keep;
 
+	if (j->n == 0 && j->values) {
+		if (type == JV_MAP || type == JV_ARRAY)
+			return 1;
+		j->skipped++;	/* no message is a scalar */
+		return 0;
+	}
 	if (j->n == 0) {
 		(void)jp_outer(j, type, s, n);
 		return 0;
@@ -801,7 +813,7 @@ jp_map_key(void *ctx, const unsigned char *k, size_t n)
 	struct jp *j = ctx;
 	const char *tk = j->opt != NULL ? j->opt->time_key : NULL;
 
-	if (j->n == 0)
+	if (j->n == 0 && !j->values)
 		return jp_envkey(j, k, n);
 	if (j->n == 1 && tk != NULL && strlen(tk) == n && memcmp(tk, k, n) == 0) {
 		j->want_time = 1;
@@ -933,4 +945,90 @@ json_parse_event(const char *line, size_t len, struct buf *tag,
 	*sec = j.sec;
 	*nsec = j.nsec;
 	return 0;
+}
+
+/* json_stream: values one after another, each into rec as it ends. */
+struct json_stream_st {
+	struct jp j;
+	yajl_handle h;
+};
+
+int
+json_stream_init(struct json_stream *s, size_t max)
+{
+	struct json_stream_st *st;
+
+	memset(s, 0, sizeof *s);
+	s->max = max;
+	if ((st = calloc(1, sizeof *st)) == NULL)
+		return -1;
+	st->j.rec = &s->out;
+	st->j.values = 1;
+	st->j.err = s->err;
+	st->j.errlen = sizeof s->err;
+	msgpack_packer_init(&st->j.pk, &s->out, buf_msgpack_write);
+	if ((st->h = yajl_alloc(&jp_callbacks, NULL, &st->j)) == NULL) {
+		free(st);
+		return -1;
+	}
+	yajl_config(st->h, yajl_allow_multiple_values, 1);
+	s->st = st;
+	return 0;
+}
+
+int
+json_stream_feed(struct json_stream *s, const void *p, size_t n)
+{
+	struct json_stream_st *st = s->st;
+	yajl_status rc;
+
+	if (st->j.failed)
+		return -1;
+	rc = yajl_parse(st->h, p, n);
+	if (rc == yajl_status_error && !st->j.failed)
+		jp_yajlerr(&st->j, st->h, p, n);
+	else if (rc != yajl_status_ok && !st->j.failed)
+		jp_fail(&st->j, "parse cancelled");
+	s->whole = st->j.whole;
+	s->skipped = st->j.skipped;
+	if (!st->j.failed && s->out.len - s->whole > s->max)
+		jp_fail(&st->j, "a JSON value of more than %zu bytes", s->max);
+	return st->j.failed ? -1 : 0;
+}
+
+int
+json_stream_end(struct json_stream *s)
+{
+	struct json_stream_st *st = s->st;
+
+	if (st->j.failed)
+		return -1;
+	if (s->out.len > s->whole || st->j.n > 0)
+		return jp_fail(&st->j, "a JSON value cut short"), -1;
+	return 0;
+}
+
+void
+json_stream_taken(struct json_stream *s)
+{
+	struct json_stream_st *st = s->st;
+
+	buf_consume(&s->out, s->whole);
+	/* the open containers' headers moved down with the rest */
+	for (unsigned i = 0; i < st->j.n; i++)
+		st->j.st[i].hdr -= s->whole;
+	st->j.whole = s->whole = 0;
+}
+
+void
+json_stream_free(struct json_stream *s)
+{
+	struct json_stream_st *st = s->st;
+
+	if (st != NULL) {
+		yajl_free(st->h);
+		free(st);
+	}
+	buf_free(&s->out);
+	s->st = NULL;
 }

@@ -110,4 +110,30 @@ int json_parse_record(const char *line, size_t len, const struct json_in *opt,
 int json_parse_event(const char *line, size_t len, struct buf *tag,
     struct buf *rec, uint32_t *sec, uint32_t *nsec, char *err, size_t errlen);
 
+/* The forward protocol's JSON mode: a connection whose first byte is
+ * '{' or '[' sends JSON values one after another (Fluentd reads them
+ * with yajl's stream parser).  Each value, converted to msgpack as
+ * json_parse_record converts a record, is appended to out as it ends:
+ * out.p[0 .. whole) are complete values for the forward-protocol reader,
+ * the rest is the value under way.  A top-level scalar is no message: it
+ * is let go and counted in skipped.  -1 with err once the text is not
+ * JSON, a value nests too deep, or the value under way passes max bytes;
+ * the stream is then lost. */
+struct json_stream {
+	struct buf out;
+	size_t whole;
+	size_t max;
+	unsigned long skipped;
+	char err[160];
+	void *st;
+};
+
+int json_stream_init(struct json_stream *s, size_t max);	/* 0, -1 ENOMEM */
+int json_stream_feed(struct json_stream *s, const void *p, size_t n);
+/* At the end of input: -1 if a value was cut short. */
+int json_stream_end(struct json_stream *s);
+/* The complete values were used: drop them from out. */
+void json_stream_taken(struct json_stream *s);
+void json_stream_free(struct json_stream *s);
+
 #endif

@@ -672,6 +672,63 @@ stream_iter_next(struct stream_iter *it, struct stream_event *ev)
 	return 1;
 }
 
+/* Each record gets one more key: the map header grows by one pair (to
+ * the next form when it must) and key and value (msgpack bytes) go
+ * last, so a key the record had already comes first and a reader that
+ * keeps the last one sees ours, as Fluentd's record[key] = value. */
+int
+stream_entries_add(struct buf *out, const unsigned char *p, size_t n,
+    const void *kv, size_t kvlen)
+{
+	struct stream_iter it;
+	struct stream_event ev;
+	const unsigned char *body;
+	unsigned char h[STREAM_ENTRY_HEAD + 5];
+	size_t start = out->len, hl;
+	uint32_t cnt;
+	int rc;
+
+	stream_iter_init(&it, p, n);
+	while ((rc = stream_iter_next(&it, &ev)) == 1) {
+		stream_entry_head(h, ev.sec, ev.nsec);
+		hl = STREAM_ENTRY_HEAD;
+		if ((ev.rec[0] & 0xf0) == 0x80) {
+			cnt = ev.rec[0] & 0x0f;
+			body = ev.rec + 1;
+		} else if (ev.rec[0] == 0xde) {
+			cnt = (uint32_t)ev.rec[1] << 8 | ev.rec[2];
+			body = ev.rec + 3;
+		} else {
+			cnt = (uint32_t)ev.rec[1] << 24 | (uint32_t)ev.rec[2] << 16 |
+			    (uint32_t)ev.rec[3] << 8 | ev.rec[4];
+			body = ev.rec + 5;
+		}
+		if (cnt == UINT32_MAX)
+			goto bad;
+		cnt++;
+		if (cnt < 16) {
+			h[hl++] = 0x80 | (unsigned char)cnt;
+		} else if (cnt < 65536) {
+			h[hl++] = 0xde;
+			h[hl++] = (unsigned char)(cnt >> 8);
+			h[hl++] = (unsigned char)cnt;
+		} else {
+			h[hl++] = 0xdf;
+			put32(h + hl, cnt);
+			hl += 4;
+		}
+		if (buf_add(out, h, hl) == -1 ||
+		    buf_add(out, body, ev.reclen - (size_t)(body - ev.rec)) == -1 ||
+		    buf_add(out, kv, kvlen) == -1)
+			goto bad;
+	}
+	if (rc == 0)
+		return 0;
+bad:
+	out->len = start;
+	return -1;
+}
+
 /* ---- writing ---- */
 
 /* A str header for n bytes into h; its length. */

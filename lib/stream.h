@@ -150,6 +150,12 @@ struct stream_iter {
 void stream_iter_init(struct stream_iter *it, const unsigned char *p, size_t n);
 int stream_iter_next(struct stream_iter *it, struct stream_event *ev); /* 1, 0 at end, -1 */
 
+/* Canonical entries p, n with one more key in every record: kv is the
+ * key's and the value's msgpack bytes, one after the other.  Appended
+ * to out; 0, or -1 (no memory, or p not canonical) with out as it was. */
+int stream_entries_add(struct buf *out, const unsigned char *p, size_t n,
+    const void *kv, size_t kvlen);
+
 /* Encoding */
 #define STREAM_ENTRY_HEAD 11	/* 0x92, then an EventTime as fixext8 */
 void stream_entry_head(unsigned char h[STREAM_ENTRY_HEAD], uint32_t sec, uint32_t nsec);

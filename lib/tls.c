@@ -585,3 +585,9 @@ tls_conn_peer(const struct tls_conn *c)
 {
 	return c->peer;
 }
+
+int
+tls_conn_pending(const struct tls_conn *c)
+{
+	return SSL_pending(c->ssl) > 0;
+}

@@ -115,6 +115,8 @@ struct tls_conn;
 struct tls_conn *tls_conn_new(struct tls_ctx *t, int fd);	/* NULL, errno */
 extern const struct dial_ops tls_conn_ops;
 const char *tls_conn_reason(const struct tls_conn *c);
+/* Bytes decrypted and not yet read: no EV_READ will announce them. */
+int	tls_conn_pending(const struct tls_conn *c);
 /* The client certificate's subject (verify_client), or "". */
 const char *tls_conn_peer(const struct tls_conn *c);
 
