@@ -13,14 +13,16 @@ duplicates are allowed (a chunk sent again after a kill), counted and
 printed.
 
 The kills are at random points of the stream (seeded), chosen by
-progress rather than by the clock, so that every one is mid-stream
-however fast the machine is: each round adds CHUNKS chunks to the
-source spool and kills the victim once a random number of them (fewer
-than all) is acked, after a random pause of up to 20 ms.
+progress rather than by the clock, so that they are mid-stream however
+fast the machine is: the source spool holds ROUNDS + 1 slices of CHUNKS
+chunks before lf-send starts, and the r-th kill comes once the chunks
+left fall below a random point of the r-th slice, after a random pause
+of up to 5 ms.  At least half the kills must find chunks still in the
+source (mid-stream); nearly all do.
 
 Bounds, and why:
-- ROUNDS = 10 kills per victim, CHUNKS = 12 chunks of PER = 100 events
-  (~130 bytes) a round: 12,000 events a test, a few seconds under ASan.
+- ROUNDS = 10 kills per victim; CHUNKS = 20 chunks of PER = 200 events
+  (~130 bytes) a slice: 44,000 events a test, a few seconds under ASan.
 - --ack-response-timeout 3s: a chunk that lf-recv took but can no longer
   ack (its lf-buffer died) is sent again after 3 s, not Fluentd's 190 s.
 - WAIT (30 s) for any one step: far above what a step takes, so a
@@ -40,14 +42,15 @@ from test_lf_send import ACK, Send, fill, left
 WAIT = 30
 wait_for = waiter(WAIT)
 ROUNDS = 10
-CHUNKS = 12
-PER = 100
+CHUNKS = 20
+PER = 200
 ARGS = ACK + ["--ack-response-timeout", "3s", "--retry-max-interval", "0.3s"]
 
 
 def chain(work, tmp_path, procs, victim, seed):
     """Run the chain with ROUNDS kills of victim ("recv" or "buffer");
-    returns (events expected, events in the destination spool)."""
+    returns (events expected, events in the destination spool, kills
+    mid-stream)."""
     rnd = random.Random(seed)
     src = lfchunk.make_spool(tmp_path / "src")
     dst = str(tmp_path / "dst")
@@ -57,21 +60,25 @@ def chain(work, tmp_path, procs, victim, seed):
     rv = Recv(work, to=b.sock)
     procs.append(rv)
     rv.start()
+    want = {}
+    for r in range(ROUNDS + 1):
+        tag = "chain.r%d" % r
+        for evs in fill(src, CHUNKS, PER, tag=tag, pad=80,
+                        seed=seed * 100 + r).values():
+            for t, rec in evs:
+                want[(tag, rec["c"], rec["i"])] = (t, rec)
+    total = CHUNKS * (ROUNDS + 1)
     s = Send(src, tmp_path, ["--server", rv.addr] + ARGS)
     assert s.ready, s.text()
-    want = {}
     midstream = 0
     try:
         for r in range(ROUNDS):
-            tag = "chain.r%d" % r
-            for cid, evs in fill(src, CHUNKS, PER, tag=tag, pad=80,
-                                 seed=seed * 100 + r).items():
-                for t, rec in evs:
-                    want[(tag, rec["c"], rec["i"])] = (t, rec)
-            k = rnd.randrange(CHUNKS)           # acked before the kill
-            wait_for(lambda: len(left(src)) <= CHUNKS - k,
-                     what="%d chunks of round %d acked" % (k, r))
-            time.sleep(rnd.uniform(0, 0.02))
+            # the r-th kill somewhere in the (r+1)-th of ROUNDS+1 slices
+            # of the stream
+            mark = total - int((r + rnd.uniform(0.1, 0.9)) * CHUNKS)
+            wait_for(lambda: len(left(src)) <= mark, step=0.002,
+                     what="kill %d: %d chunks left" % (r, mark))
+            time.sleep(rnd.uniform(0, 0.005))
             midstream += bool(left(src))
             if victim == "recv":
                 rv.kill9()
@@ -87,13 +94,13 @@ def chain(work, tmp_path, procs, victim, seed):
     assert rv.stop() == 0, rv.err
     assert b.stop() == 0, b.err
     assert midstream >= ROUNDS // 2, "only %d kills mid-stream" % midstream
-    return want, spool_events(dst)
+    return want, spool_events(dst), midstream
 
 
 @pytest.mark.parametrize("victim", ["recv", "buffer"])
 def test_kill9_midstream_loses_no_acked_event(work, tmp_path, procs, victim,
                                               capsys):
-    want, got = chain(work, tmp_path, procs, victim, seed=9)
+    want, got, mid = chain(work, tmp_path, procs, victim, seed=9)
     counts = {}
     for tag, (sec, nsec), rec in got:
         key = (tag, rec["c"], rec["i"])
@@ -104,8 +111,9 @@ def test_kill9_midstream_loses_no_acked_event(work, tmp_path, procs, victim,
     missing = sorted(set(want) - set(counts))
     dups = sum(counts.values()) - len(counts)
     with capsys.disabled():
-        print("\nchain, kill -9 lf-%s x%d: %d events sent, %d stored, "
-              "%d duplicates, %d missing" % (victim, ROUNDS, len(want),
-                                             len(got), dups, len(missing)))
+        print("\nchain, kill -9 lf-%s x%d (%d mid-stream): %d events sent, "
+              "%d stored, %d duplicates, %d missing" % (
+                  victim, ROUNDS, mid, len(want), len(got), dups,
+                  len(missing)))
     assert not missing, "%d acked events missing, first %r" % (
         len(missing), missing[:5])
