@@ -30,21 +30,26 @@ driver scripts in tests/node say it in more detail):
                                                   Date -> int seconds
   fluent-logger (py)  Message only, [tag, time,   no acks at all; nanoseconds
                       record] without option      only from a float (so within
-                                                  float precision)
+                                                  float precision); bytes as
+                                                  str with use_bin_type=False
+                                                  (msgpack < 1.0's default)
 """
 import base64
 import errno
+import gzip
 import json
 import os
 import struct
 import subprocess
 import threading
 
+import msgpack
 import pytest
 
 import conftest
-from conftest import REPO, _env, ev, events, packed_events, run, tool
-from test_lf_buffer import Lfb, spool_events, work  # noqa: F401
+import lfchunk
+from conftest import REPO, _env, canon, ev, events, packed_events, run, tool
+from test_lf_buffer import Lfb, spool_events, tsec, work  # noqa: F401
 from test_lf_send import free_port
 
 WAIT = 30                   # seconds: generous, ASan on a loaded 2-core box
@@ -241,7 +246,7 @@ def py_events(n):
     return res
 
 
-def run_python(target, evs):
+def run_python(target, evs, msgpack_kwargs=None):
     """Send with fluent.sender.FluentSender (one per tag prefix, as an
     application would set it up); returns the senders, still open, so that
     the test can look at what came back on their sockets."""
@@ -255,7 +260,7 @@ def run_python(target, evs):
         if s is None:
             s = senders[prefix] = sender.FluentSender(
                 prefix, host=host, port=port, timeout=WAIT,
-                nanosecond_precision=True)
+                nanosecond_precision=True, msgpack_kwargs=msgpack_kwargs)
         tt = t[1] if isinstance(t, tuple) else t    # the float, or int
         assert s.emit_with_time(label or None, tt, r), s.last_error
     return list(senders.values())
@@ -399,3 +404,59 @@ def test_logger_without_server_reports_failure(work):
         res, rc, err = run_node(script, {"host": "127.0.0.1", "port": port},
                                 mode, True, evs, deadline=3)
         assert rc == 1 and res["ok"] == 0, (script, res, err)
+
+
+def raw_form(v):
+    """v as msgpack without a bin type carries it: every str as bytes."""
+    if isinstance(v, str):
+        return v.encode()
+    if isinstance(v, dict):
+        return {raw_form(k): raw_form(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [raw_form(x) for x in v]
+    return v
+
+
+def unpack_raw(data):
+    u = msgpack.Unpacker(raw=True, ext_hook=msgpack.ExtType,
+                         strict_map_key=False)
+    u.feed(data)
+    return list(u)
+
+
+def received_raw(kind, rv, spool):
+    """The events that arrived, decoded without UTF-8 (str as bytes)."""
+    res = []
+    if kind == "stdout":
+        for tag, ents, opt in unpack_raw(rv.output()):
+            if opt.get(b"compressed") == b"gzip":
+                ents = gzip.decompress(ents)
+            res += [(tag, tsec(t), canon(r)) for t, r in unpack_raw(ents)]
+    else:
+        for n in lfchunk.list_chunks(spool):
+            c = lfchunk.read_chunk(os.path.join(spool, "new", n))
+            res += [(c["tag"].encode(), tsec(t), canon(r))
+                    for t, r in unpack_raw(c["body"])]
+    return sorted(res)
+
+
+@pytest.mark.parametrize("kind", ["stdout", "to"])
+def test_python_binary_in_str(work, procs, kind):
+    """python's fluent-logger with msgpack_kwargs use_bin_type=False packs
+    bytes as str, as msgpack before 1.0 (and so many old loggers) did: the
+    binary values arrive as str holding bytes that are not UTF-8
+    (research section 7.1).  They are passed on byte for byte."""
+    target, rv, b, spool = start_target(kind, work, procs)
+    evs = py_events(NEVENTS)
+    for s in run_python(target, evs, {"use_bin_type": False}):
+        s.close()
+    evs = py_plain(evs)
+    want = sorted((tag.encode(), sec_nsec(t), canon(raw_form(r)))
+                  for tag, t, r in evs)
+    wait_for(lambda: len(received_raw(kind, rv, spool)) >= NEVENTS,
+             what="the events")
+    assert received_raw(kind, rv, spool) == want
+    assert rv.stop() == 0
+    if b:
+        assert b.stop() == 0
+        assert received_raw(kind, rv, spool) == want
