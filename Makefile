@@ -42,7 +42,7 @@ TOOLS   = $(patsubst cmd/%.c,%,$(wildcard cmd/*.c))
 LIBSRC  = $(wildcard lib/*.c)
 LIBOBJ  = $(LIBSRC:%.c=$(O)/%.o)
 UNITS   = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
-TESTTOOLS = $(filter-out faultinj,$(patsubst tests/tools/%.c,%,$(wildcard tests/tools/*.c)))
+TESTTOOLS = $(filter-out faultinj fakedns,$(patsubst tests/tools/%.c,%,$(wildcard tests/tools/*.c)))
 BENCHES = $(patsubst bench/%.c,%,$(wildcard bench/bench_*.c))
 FUZZERS = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 MANS    = $(wildcard man/*.[157])
@@ -94,8 +94,15 @@ $(O)/tests/tools/faultinj.so: tests/tools/faultinj.c
 	$(CC) $(CPPFLAGS) -O1 -g -std=c11 -Wall -Wextra -Werror -fPIC -shared \
 	    $(LDFLAGS) -o $@ $< -ldl
 
+# fakedns answers getaddrinfo/getnameinfo from a file (the DNS tests);
+# a preload like faultinj, built the same way.
+$(O)/tests/tools/fakedns.so: tests/tools/fakedns.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -O1 -g -std=c11 -Wall -Wextra -Werror -fPIC -shared \
+	    $(LDFLAGS) -o $@ $< -ldl
+
 units: $(UNITS:%=$(O)/tests/%) $(TESTTOOLS:%=$(O)/tests/tools/%) \
-	$(O)/tests/tools/faultinj.so
+	$(O)/tests/tools/faultinj.so $(O)/tests/tools/fakedns.so
 fuzzers: $(FUZZERS:%=build/fuzz/%)
 
 # The test build is a second tree under build/san, built with ASan+UBSan.

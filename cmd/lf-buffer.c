@@ -1,12 +1,13 @@
 /* lf-buffer: write events durably into one or more spools.
  *
- * lf-buffer [options] [--listen unix:PATH ... [--stdin]] SPOOL...
+ * lf-buffer [options] [--listen unix:PATH ... [--stdin]] [PATTERN=]SPOOL...
  *
  * Reads forward-protocol messages from stdin and/or Unix sockets, puts their
  * events into staged chunks, and commits them in groups: one write and
  * one fdatasync per staged chunk for everything read since the last
  * commit, then the acks for all of it (deferred acks of lib/ingest,
- * released after the commit).  Several spools are out_copy. */
+ * released after the commit).  Several spools are out_copy; a spool with
+ * a pattern (lib/match) takes only the tags it matches. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -22,6 +23,7 @@
 #include "conf.h"
 #include "ingest.h"
 #include "log.h"
+#include "match.h"
 #include "sig.h"
 #include "window.h"
 
@@ -34,13 +36,15 @@
 	"                 [--overflow-action block|throw_exception|drop_oldest_chunk]\n" \
 	"                 [--commit-wait TIME] [--dedup-window N]\n" \
 	"                 [--max-message-size SIZE] [--max-client-memory SIZE]\n" \
-	"                 [--message-timeout TIME] [--log-file PATH] SPOOL ...\n"
+	"                 [--message-timeout TIME] [--log-file PATH]\n" \
+	"                 [PATTERN=]SPOOL ...\n"
 
 struct lfb {
 	struct ev_loop *loop;
 	struct buffer_conf conf;
 	struct buffer *spools;
 	int nspools;
+	struct match_rules routes;	/* rule i: spool i's pattern, or none */
 	struct ingest in;
 	struct stream_limits lim;
 	const char **listen, *logfile;	/* --listen addresses */
@@ -55,6 +59,7 @@ struct lfb {
 	int stopping;
 	int exit_code;
 	unsigned long events, dups, commits;
+	unsigned long unmatched, unmatched_events;	/* dropped: no spool's tag */
 	ingest_ack_t *acks;		/* deferred until the commit */
 	size_t nacks, capacks;
 	ev_prepare prep;
@@ -79,24 +84,59 @@ ack_room(struct lfb *x)
 	return 0;
 }
 
-/* Take a batch into every spool that has not got it yet: a batch held
- * and offered again is not stored twice in the spools that took it. */
+/* A batch whose tag no spool's pattern matches is dropped and counted,
+ * and still acked (after the commit, in the order of the messages), so
+ * that a client does not send it again forever.  It is logged as
+ * Fluentd logs "no patterns matched": the 1st, 2nd, 4th ... 256th time,
+ * then every 512th (the count is in the stats line at exit). */
+static int
+unmatched(struct lfb *x, struct stream_batch *b)
+{
+	char tag[LOG_TAG_MAX];
+	ingest_ack_t a;
+	unsigned long c;
+
+	if ((a = ingest_ack_defer(&x->in, b)) == INGEST_ACK_FAIL)
+		return INGEST_REFUSE;
+	if (a != 0) {
+		x->acks[x->nacks++] = a;
+		x->dirty = 1;		/* the next commit releases it */
+	}
+	c = ++x->unmatched;
+	x->unmatched_events += b->count;
+	if (!log_nth(c))
+		return INGEST_TAKE;
+	log_tag(tag, b->tag, b->taglen);
+	log_warn("no patterns matched tag=\"%s\": %zu events dropped "
+	    "(%lu messages, %lu events so far)", tag, b->count, c,
+	    x->unmatched_events);
+	return INGEST_TAKE;
+}
+
+/* Take a batch into every spool whose pattern matches its tag and that
+ * has not got it yet: a batch held and offered again is not stored
+ * twice in the spools that took it. */
 static int
 take(void *ctx, struct stream_batch *b)
 {
 	struct lfb *x = ctx;
 	unsigned char h[16];
 	ingest_ack_t a;
+	uint64_t to;
 	int i, seen = 0;
 
 	if (x->stuck)
 		return INGEST_HOLD;
 	if (ack_room(x) == -1)
 		return INGEST_HOLD;	/* out of memory: offered again later */
+	if ((to = match_rules_all(&x->routes, b->tag, b->taglen)) == 0)
+		return unmatched(x, b);
 	if (b->chunk)
 		window_hash(b->chunk, b->chunklen, h);
 	for (i = 0; i < x->nspools; i++) {
 		struct buffer *bf = &x->spools[i];
+		if (!(to >> i & 1))
+			continue;
 		if (b->chunk && buffer_seen(bf, h)) {
 			seen++;
 			continue;
@@ -118,7 +158,8 @@ take(void *ctx, struct stream_batch *b)
 	}
 	for (i = 0; i < x->nspools; i++) {
 		struct buffer *bf = &x->spools[i];
-		if ((b->taken >> i & 1) || (b->chunk && buffer_seen(bf, h)))
+		if (!(to >> i & 1) || (b->taken >> i & 1) ||
+		    (b->chunk && buffer_seen(bf, h)))
 			continue;
 		if (buffer_add(bf, b->tag, b->taglen, b->entries, b->len, b->count,
 		    b->chunk ? h : NULL) == -1) {
@@ -132,7 +173,7 @@ take(void *ctx, struct stream_batch *b)
 	if (b->invalid)
 		LOG_WARN_LIMITED("offset %llu: %zu invalid events dropped",
 		    (unsigned long long)b->offset, b->invalid);
-	if (seen == x->nspools && b->chunk)
+	if (seen == __builtin_popcountll(to) && b->chunk)
 		x->dups++;
 	if (x->blocked) {
 		log_warn("room again in the spools: input resumed");
@@ -431,6 +472,40 @@ parse_args(struct lfb *x, int argc, char **argv)
 		log_fatal(EX_USAGE, "--message-timeout: more than 0");
 }
 
+/* PATTERN=SPOOL: the left of the first '=' is a pattern when it has no
+ * '/' (so a path with an '=' is written ./a=b or with a '/' before the
+ * '='); the path is cut off in place.  A spool without a pattern takes
+ * every tag.  Before anything is opened, so a bad pattern is only a
+ * usage error. */
+static void
+parse_spools(struct lfb *x, char **args, int n)
+{
+	char err[512];
+
+	if (n > MATCH_MAX_RULES)
+		log_fatal(EX_USAGE, "at most %d spools", MATCH_MAX_RULES);
+	match_rules_init(&x->routes);
+	for (int i = 0; i < n; i++) {
+		char *eq = strchr(args[i], '='), *pat = NULL;
+		if (eq && memchr(args[i], '/', (size_t)(eq - args[i])) == NULL) {
+			pat = args[i];
+			*eq = '\0';
+			args[i] = eq + 1;
+			if (*args[i] == '\0')
+				log_fatal(EX_USAGE, "%s=: no spool after the pattern", pat);
+		}
+		if (match_rules_add(&x->routes, pat, err, sizeof err) == -1)
+			log_fatal(EX_USAGE, "%s=%s: %s", pat, args[i], err);
+		for (int j = 0; j < i; j++)
+			if (strcmp(args[j], args[i]) == 0)
+				log_fatal(EX_USAGE, "%s: spool given twice (one spool "
+				    "takes several patterns: 'a.** b.**=%s')", args[i],
+				    args[i]);
+		if (pat)
+			log_info("%s: tags %s", args[i], pat);
+	}
+}
+
 static void
 open_spools(struct lfb *x, char **paths, int n)
 {
@@ -438,8 +513,6 @@ open_spools(struct lfb *x, char **paths, int n)
 
 	if ((x->spools = calloc((size_t)n, sizeof *x->spools)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
-	if (n > 64)
-		log_fatal(EX_USAGE, "at most 64 spools");
 	for (int i = 0; i < n; i++) {
 		int rc = buffer_open(&x->spools[i], paths[i], &x->conf, err, sizeof err);
 		if (rc != 0)
@@ -469,6 +542,7 @@ main(int argc, char **argv)
 	if (x.logfile && log_open(x.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", x.logfile, strerror(errno));
 	x.loop = EV_DEFAULT;
+	parse_spools(&x, argv + optind, argc - optind);
 	open_spools(&x, argv + optind, argc - optind);
 
 	ingest_init(&x.in, x.loop, &x.lim, take, &x);
@@ -504,9 +578,11 @@ main(int argc, char **argv)
 	for (int i = 0; i < x.nspools; i++) {
 		buffer_stats(&x.spools[i], &bst);
 		log_info("%s: stats: events=%lu duplicates=%lu commits=%lu "
-		    "fdatasyncs=%lu dropped_chunks=%lu oversize_events=%lu",
+		    "fdatasyncs=%lu dropped_chunks=%lu oversize_events=%lu "
+		    "unmatched_messages=%lu unmatched_events=%lu",
 		    buffer_path(&x.spools[i]), x.events, x.dups, x.commits,
-		    bst.syncs, bst.dropped_chunks, bst.oversize_events);
+		    bst.syncs, bst.dropped_chunks, bst.oversize_events,
+		    x.unmatched, x.unmatched_events);
 	}
 	log_limit_summary();
 	ingest_stats(&x.in, &ist);
@@ -514,6 +590,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < x.nspools; i++)
 		buffer_close(&x.spools[i]);
 	free(x.spools);
+	match_rules_free(&x.routes);
 	free(x.acks);
 	free(x.listen);
 	if (x.exit_code == 0 && ist.bad && x.nlisten == 0)

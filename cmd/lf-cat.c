@@ -28,6 +28,7 @@
 #include "io.h"
 #include "json.h"
 #include "log.h"
+#include "resolve.h"
 #include "spool.h"
 #include "stream.h"
 
@@ -64,6 +65,7 @@ struct cat {
 	struct hop_conf hc;
 	struct ev_loop *loop;
 	struct hop *hop;
+	struct resolve *res;	/* a host name, looked up off the loop */
 	int room;		/* the hop has room again */
 	int gaveup;		/* the hop gave batches up: exit 75 */
 	unsigned long long events, acked; /* taken in, acknowledged */
@@ -171,6 +173,14 @@ hop_start(struct cat *c)
 		log_fatal(EX_USAGE, "%s", err);
 	if ((c->loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		log_fatal(EX_OSERR, "cannot start the event loop");
+	if (!c->addr.unix_) {
+		struct resolve_conf rc;
+
+		resolve_conf_default(&rc);
+		if ((c->res = resolve_new(c->loop, &rc)) == NULL)
+			log_fatal(EX_OSERR, "out of memory");
+		c->addr.res = c->res;
+	}
 	if ((c->hop = hop_new(c->loop, &c->hc, &dial_sock_ops, &c->addr,
 	    &cbs)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
@@ -190,6 +200,8 @@ hop_finish(struct cat *c)
 		hop_gaveup_exit(c);
 	hop_free(c->hop);
 	c->hop = NULL;
+	if (c->res)
+		resolve_free(c->res);
 	ev_loop_destroy(c->loop);
 }
 

@@ -36,6 +36,8 @@
 #include "ingest.h"
 #include "io.h"
 #include "log.h"
+#include "match.h"
+#include "resolve.h"
 #include "secret.h"
 #include "serve.h"
 #include "sig.h"
@@ -46,6 +48,8 @@
 #define USAGE "usage: lf-recv [-v] [--listen [ADDR:]PORT|unix:PATH ...] [--to unix:PATH]\n" \
 	"               [--notify-fd N] [--state-file PATH] [--log-file PATH]\n" \
 	"               [--add-tag-prefix PREFIX] [--source-address-key KEY]\n" \
+	"               [--source-hostname-key KEY] [--resolve-hostname BOOL]\n" \
+	"               [--match PATTERN ...]\n" \
 	"               [--chunk-size-limit SIZE] [--chunk-size-warn-limit SIZE]\n" \
 	"               [--skip-invalid-event BOOL] [--deny-keepalive BOOL]\n" \
 	"               [--send-keepalive-packet BOOL] [--linger-timeout TIME]\n" \
@@ -59,6 +63,7 @@
 
 #define OUT_MAX		((size_t)16 << 20)	/* stdout bytes not yet written */
 #define RECV_WINDOW	256	/* messages in flight to lf-buffer */
+#define RECV_LOOKUPS	64	/* client addresses being looked up */
 
 struct recv;
 
@@ -71,6 +76,14 @@ struct lis {
 	struct heartbeat *hb;		/* UDP, on a TCP listener's port */
 	unsigned long messages, events, bytes, invalid;
 	unsigned long oversize, refused;	/* chunk_size_limit; --match */
+};
+
+/* A client address whose name is being looked up: its messages wait. */
+struct lookup {
+	struct recv *x;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct resolve_req *req;
 };
 
 /* A message handed downstream, its client's ack waiting on it. */
@@ -87,7 +100,13 @@ struct recv {
 	int nlis;
 	const char **listen;
 	/* options */
-	const char *to, *logfile, *state_file, *prefix, *addr_key;
+	const char *to, *logfile, *state_file, *prefix, *addr_key, *host_key;
+	int resolve_hostname;		/* -1: not given */
+	struct resolve *res;
+	struct buf patterns;		/* --match, joined by spaces */
+	struct match *match;
+	struct lookup lookups[RECV_LOOKUPS];
+	int nlookups;
 	size_t chunk_limit, chunk_warn;		/* 0: none */
 	int skip_invalid, deny_keepalive, keepalive_packet;
 	double linger;
@@ -119,9 +138,10 @@ struct recv {
 	size_t qhead, qlen, qcap;
 	ev_io ow;
 	struct buf tmp, key_val;
-	int stopping, exit_code, blocked;
+	int stopping, exit_code;
 	unsigned long messages, events, acks, oversize, refused, lost;
-	ev_timer state_timer, drain_timer, retry_timer;
+	unsigned long refused_msgs;
+	ev_timer state_timer, drain_timer;
 	struct sig sig;
 };
 
@@ -354,6 +374,29 @@ ack_now(struct recv *x, const struct stream_batch *b)
 	return INGEST_TAKE;
 }
 
+/* A tag that matches no --match pattern is dropped at the door, and
+ * acked so that its client does not send it again for ever (the events
+ * of another environment, say); Fluentd's "no patterns matched", logged
+ * on its schedule and counted. */
+static int
+refused(struct recv *x, struct lis *li, const struct stream_batch *b,
+    const struct buf *tag)
+{
+	char t[LOG_TAG_MAX];
+	unsigned long c = ++x->refused_msgs;
+
+	x->refused += b->count;
+	if (li)
+		li->refused += b->count;
+	if (log_nth(c)) {
+		log_tag(t, (const char *)tag->p, tag->len);
+		log_warn("no patterns matched tag=\"%s\": %zu events dropped "
+		    "(%lu messages, %lu events so far)", t, b->count, c,
+		    x->refused);
+	}
+	return ack_now(x, b);
+}
+
 /* The tag, with --add-tag-prefix. */
 static int
 tag_of(struct recv *x, const struct stream_batch *b, struct buf *t)
@@ -365,32 +408,99 @@ tag_of(struct recv *x, const struct stream_batch *b, struct buf *t)
 	return buf_add(t, b->tag, b->taglen);
 }
 
-/* The entries, with --source-address-key. */
+static void
+looked_up(void *arg, const char *host, int resolved)
+{
+	struct lookup *l = arg;
+	struct recv *x = l->x;
+
+	(void)host;
+	(void)resolved;	/* in the cache now, name or numeric */
+	l->req = NULL;
+	x->nlookups--;
+	ingest_retry(&x->in);
+}
+
+/* The client's host name for --source-hostname-key: from the cache, or
+ * 1 when its lookup is under way (the message waits: HOLD). */
+static int
+host_name(struct recv *x, const struct ingest_peer *p, char *host, size_t n)
+{
+	struct lookup *l;
+	int i;
+
+	if (p->addr == NULL || p->addr->sa_family == AF_UNIX) {
+		host[0] = '\0';
+		return 0;
+	}
+	if (resolve_reverse_cached(x->res, p->addr, p->addrlen, host, n) == 1)
+		return 0;
+	for (i = 0; i < RECV_LOOKUPS; i++)
+		if (x->lookups[i].req && x->lookups[i].len == p->addrlen &&
+		    memcmp(&x->lookups[i].ss, p->addr, p->addrlen) == 0)
+			return 1;
+	for (i = 0; i < RECV_LOOKUPS && x->lookups[i].req; i++)
+		;
+	if (i < RECV_LOOKUPS) {
+		l = &x->lookups[i];
+		l->x = x;
+		memcpy(&l->ss, p->addr, p->addrlen);
+		l->len = p->addrlen;
+		if ((l->req = resolve_reverse(x->res, p->addr, p->addrlen,
+		    looked_up, l)) != NULL) {
+			x->nlookups++;
+			return 1;
+		}
+	}
+	/* too many lookups at once: the numeric address, as on a failure */
+	return ingest_peer_host(p, host, n) == -1 ? -1 : 0;
+}
+
+/* One key and its value (a str) as msgpack, appended to kv. */
+static int
+pack_kv(struct buf *kv, const char *k, const char *v)
+{
+	msgpack_packer pk;
+
+	/* as str: Fluentd's bin here trips JSON outputs (fluentd #2990) */
+	msgpack_packer_init(&pk, kv, buf_msgpack_write);
+	return msgpack_pack_str_with_body(&pk, k, strlen(k)) != 0 ||
+	    msgpack_pack_str_with_body(&pk, v, strlen(v)) != 0 ? -1 : 0;
+}
+
+/* The entries, with --source-address-key and --source-hostname-key.
+ * 0, 1 the host name is being looked up, -1 no memory. */
 static int
 entries_of(struct recv *x, const struct stream_batch *b,
     const unsigned char **e, size_t *len)
 {
-	char host[64];
+	char host[256], addr[64];
 	struct ingest_peer p;
 	static struct buf kv;
-	msgpack_packer pk;
+	int rc;
 
 	*e = b->entries;
 	*len = b->len;
-	if (x->addr_key == NULL)
+	if (x->addr_key == NULL && x->host_key == NULL)
 		return 0;
-	if (ingest_peer(&x->in, &p) == -1 ||
-	    ingest_peer_host(&p, host, sizeof host) == -1)
-		host[0] = '\0';
 	kv.len = 0;
+	if (ingest_peer(&x->in, &p) == -1)
+		return -1;
+	if (x->host_key) {
+		if ((rc = host_name(x, &p, host, sizeof host)) != 0)
+			return rc;
+		if (pack_kv(&kv, x->host_key, host) == -1)
+			return -1;
+	}
+	if (x->addr_key) {
+		if (ingest_peer_host(&p, addr, sizeof addr) == -1)
+			addr[0] = '\0';
+		if (pack_kv(&kv, x->addr_key, addr) == -1)
+			return -1;
+	}
 	x->key_val.len = 0;
-	msgpack_packer_init(&pk, &kv, buf_msgpack_write);
-	/* as str: Fluentd's bin here trips JSON outputs (fluentd #2990) */
-	if (msgpack_pack_str_with_body(&pk, x->addr_key,
-	    strlen(x->addr_key)) != 0 ||
-	    msgpack_pack_str_with_body(&pk, host, strlen(host)) != 0 ||
-	    stream_entries_add(&x->key_val, b->entries, b->len, kv.p,
-	    kv.len) == -1)
+	if (stream_entries_add(&x->key_val, b->entries, b->len, kv.p,
+	    kv.len, (x->addr_key != NULL) + (x->host_key != NULL)) == -1)
 		return -1;
 	*e = x->key_val.p;
 	*len = x->key_val.len;
@@ -420,8 +530,12 @@ take(void *ctx, struct stream_batch *b)
 	}
 	if (too_big(x, li, b))
 		return ack_now(x, b);
-	if (tag_of(x, b, &tag) == -1 || entries_of(x, b, &e, &len) == -1)
+	if (tag_of(x, b, &tag) == -1)
 		return INGEST_HOLD;
+	if (x->match && !match_tag(x->match, (char *)tag.p, tag.len))
+		return refused(x, li, b, &tag);
+	if (entries_of(x, b, &e, &len) != 0)
+		return INGEST_HOLD;	/* no memory, or the host name comes */
 	if (b->count == 0)
 		return ack_now(x, b);
 	if ((a = ingest_ack_defer(&x->in, b)) == INGEST_ACK_FAIL)
@@ -674,7 +788,7 @@ parse_args(struct recv *x, int argc, char **argv)
 		O_ADDRKEY, O_CSL, O_CSWL, O_SKIP, O_DENYKA, O_KAPKT, O_LINGER,
 		O_TRANSPORT, O_TLSCERT, O_TLSKEY, O_TLSCA, O_TLSCLIENT, O_KEYFILE,
 		O_SELF, O_USERAUTH, O_USERS, O_ALLOW, O_ANON, O_MAXMSG, O_MAXMEM,
-		O_MSGTIME, O_DRAIN, O_VERSION };
+		O_MSGTIME, O_DRAIN, O_HOSTKEY, O_RESOLVE, O_MATCH, O_VERSION };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "to", required_argument, NULL, O_TO },
@@ -683,6 +797,9 @@ parse_args(struct recv *x, int argc, char **argv)
 		{ "log-file", required_argument, NULL, O_LOG },
 		{ "add-tag-prefix", required_argument, NULL, O_PREFIX },
 		{ "source-address-key", required_argument, NULL, O_ADDRKEY },
+		{ "source-hostname-key", required_argument, NULL, O_HOSTKEY },
+		{ "resolve-hostname", required_argument, NULL, O_RESOLVE },
+		{ "match", required_argument, NULL, O_MATCH },
 		{ "chunk-size-limit", required_argument, NULL, O_CSL },
 		{ "chunk-size-warn-limit", required_argument, NULL, O_CSWL },
 		{ "skip-invalid-event", required_argument, NULL, O_SKIP },
@@ -723,6 +840,13 @@ parse_args(struct recv *x, int argc, char **argv)
 		case O_LOG: x->logfile = optarg; break;
 		case O_PREFIX: x->prefix = optarg; break;
 		case O_ADDRKEY: x->addr_key = optarg; break;
+		case O_HOSTKEY: x->host_key = optarg; break;
+		case O_MATCH:
+			if ((x->patterns.len && buf_add(&x->patterns, " ", 1) == -1) ||
+			    buf_adds(&x->patterns, optarg) == -1)
+				log_fatal(EX_OSERR, "out of memory");
+			break;
+		case O_RESOLVE: x->resolve_hostname = conf_opt_bool("resolve-hostname", optarg); break;
 		case O_CSL: x->chunk_limit = conf_opt_size("chunk-size-limit", optarg); break;
 		case O_CSWL: x->chunk_warn = conf_opt_size("chunk-size-warn-limit", optarg); break;
 		case O_SKIP: x->skip_invalid = conf_opt_bool("skip-invalid-event", optarg); break;
@@ -758,6 +882,16 @@ parse_args(struct recv *x, int argc, char **argv)
 		log_fatal(EX_USAGE, "--to: want unix:PATH (lf-buffer --listen)");
 	if (x->to && dial_parse(&x->addr, x->to, err, sizeof err) == -1)
 		log_fatal(EX_USAGE, "--to: %s", err);
+	if (x->patterns.len) {
+		if (buf_add(&x->patterns, "", 1) == -1)
+			log_fatal(EX_OSERR, "out of memory");
+		if ((x->match = match_compile((char *)x->patterns.p, err,
+		    sizeof err)) == NULL)
+			log_fatal(EX_USAGE, "--match: %s", err);
+	}
+	if (x->host_key && x->resolve_hostname == 0)
+		log_fatal(EX_USAGE, "--source-hostname-key needs --resolve-hostname "
+		    "true (as in Fluentd)");
 	if (x->deny_keepalive && x->keepalive_packet)
 		log_fatal(EX_USAGE, "--send-keepalive-packet and --deny-keepalive "
 		    "exclude each other (as in Fluentd)");
@@ -887,6 +1021,11 @@ start_downstream(struct recv *x)
 static void
 cleanup(struct recv *x)
 {
+	for (int i = 0; i < RECV_LOOKUPS; i++)
+		if (x->lookups[i].req)
+			resolve_cancel(x->lookups[i].req);
+	if (x->res)
+		resolve_free(x->res);
 	for (int i = 0; i < x->nlis; i++)
 		heartbeat_free(x->lis[i].hb);
 	ingest_free(&x->in);
@@ -901,6 +1040,9 @@ cleanup(struct recv *x)
 	free(x->users);
 	free(x->passwords);
 	secret_free(&x->key);
+	if (x->match)
+		match_free(x->match);
+	buf_free(&x->patterns);
 	free(x->allow);
 	free(x->lis);
 	free(x->listen);
@@ -925,6 +1067,7 @@ main(int argc, char **argv)
 	x.max_client_memory = INGEST_MAX_MEMORY;
 	x.message_timeout = INGEST_MSG_TIMEOUT;
 	x.drain_timeout = 30;
+	x.resolve_hostname = -1;
 	parse_args(&x, argc, argv);
 	if (x.logfile && log_open(x.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", x.logfile, strerror(errno));
@@ -942,6 +1085,13 @@ main(int argc, char **argv)
 		open_listener(&x, &x.lis[i]);
 	}
 	start_downstream(&x);
+	if (x.host_key) {
+		struct resolve_conf rc;
+
+		resolve_conf_default(&rc);
+		if ((x.res = resolve_new(x.loop, &rc)) == NULL)
+			log_fatal(EX_OSERR, "resolver: %s", strerror(errno));
+	}
 	ev_timer_init(&x.state_timer, state_timer, 1, 1);
 	x.state_timer.data = &x;
 	ev_timer_start(x.loop, &x.state_timer);

@@ -74,6 +74,7 @@
 #include "log.h"
 #include "handshake.h"
 #include "phi.h"
+#include "resolve.h"
 #include "secret.h"
 #include "sig.h"
 #include "spool.h"
@@ -98,7 +99,8 @@ enum { HB_TRANSPORT, HB_UDP, HB_NONE };
 "               [--tls-private-key-path FILE] [--shared-key-file FILE]\n" \
 "               [--self-hostname NAME] [--username NAME]\n" \
 "               [--password-file FILE] [--keepalive BOOL]\n" \
-"               [--keepalive-timeout DUR]\n" \
+"               [--keepalive-timeout DUR] [--expire-dns-cache DUR]\n" \
+"               [--dns-round-robin BOOL]\n" \
 "               [--log-file FILE]\n" \
 "               [consume options] SPOOL\n" \
 "       lf-send [options] [--buffer-limit SIZE] [--dump-dir DIR] ... -\n"
@@ -170,6 +172,9 @@ struct send {
 	unsigned long long chunks, events, bytes, retries;
 	int reached;		/* a heartbeat or an ack came from a server */
 	struct stdin_mode *in;	/* NULL: a spool */
+	struct resolve *res;	/* name lookups off the loop */
+	struct resolve_conf rc;
+	int dns_rr;		/* --dns-round-robin */
 };
 
 /* A chunk on its way: the claim (consume's) and the gzipped copy. */
@@ -206,6 +211,11 @@ usage(int code)
 "  --ack-response-timeout DUR no ack in this long: resend (190s)\n"
 "  --send-timeout DUR         no write progress in this long: resend (60s)\n"
 "  --connect-timeout DUR      (60s)\n"
+"  --expire-dns-cache DUR     resolve a name again after this long (0: for\n"
+"                             every connection; default: once, and again\n"
+"                             when its server goes down)\n"
+"  --dns-round-robin BOOL     each connection takes a name's next address\n"
+"                             (false)\n"
 "  --shutdown-timeout DUR     on TERM, wait this long for acks (30s)\n"
 "  --state-file PATH          the state for an operator (SPOOL/state/send)\n"
 "  --notify-fd N              write a newline to fd N once started\n"
@@ -422,6 +432,10 @@ server_down(struct server *v, const char *why)
 	}
 	v->up = 0;
 	phi_clear(&v->phi);
+	/* Fluentd drops a detached node's resolved address: a server
+	 * that moved is found at its new address */
+	if (!v->addr.unix_ && v->s->res != NULL)
+		resolve_forget(v->s->res, v->addr.host, v->addr.port);
 }
 
 /* A heartbeat (or a chunk acked) from v at now.  A down server is up again
@@ -1341,6 +1355,30 @@ parse_server(struct send *s, char *spec, int standby)
 		log_fatal(EX_USAGE, "--server: weight=0: at least 1");
 }
 
+/* One resolver for every server's connections and heartbeats, so a
+ * name is looked up once for all of them.  A caller waits for a lookup
+ * at most RESOLVE_WAIT, or half the connect timeout when that is less,
+ * so that the resolver's "no answer" is what is logged, once, rather
+ * than a connect timeout per retry. */
+#define RESOLVE_WAIT	10.0
+
+static void
+resolver_setup(struct send *s)
+{
+	struct server *v;
+	int i;
+
+	s->rc.timeout = s->hc.connect_timeout / 2 < RESOLVE_WAIT ?
+	    s->hc.connect_timeout / 2 : RESOLVE_WAIT;
+	if ((s->res = resolve_new(s->loop, &s->rc)) == NULL)
+		log_fatal(EX_OSERR, "resolver: %s", strerror(errno));
+	for (i = 0; i < s->nserver; i++) {
+		v = &s->srv[i];
+		v->hl.addr.res = v->pl.addr.res = s->res;
+		v->hl.addr.round_robin = v->pl.addr.round_robin = s->dns_rr;
+	}
+}
+
 static void
 secret_or_die(struct secret *sec, const char *path)
 {
@@ -1463,7 +1501,8 @@ parse_args(struct send *s, int argc, char **argv)
 		O_PHITHR, O_HARD, O_STATE, O_ACK, O_COMPRESS, O_ACKTIME, O_SENDTIME,
 		O_CONNTIME, O_SHUTTIME, O_NOTIFY, O_LOG, O_VERSION, O_TRANSPORT,
 		O_TLSCA, O_TLSVERIFY, O_TLSCERT, O_TLSKEY, O_KEYFILE, O_SELF,
-		O_USER, O_PWFILE, O_KEEPALIVE, O_KATIME, O_BUFLIMIT, O_DUMPDIR };
+		O_USER, O_PWFILE, O_KEEPALIVE, O_KATIME, O_BUFLIMIT, O_DUMPDIR,
+		O_DNSEXPIRE, O_DNSRR };
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "standby", required_argument, NULL, O_STANDBY },
@@ -1495,6 +1534,8 @@ parse_args(struct send *s, int argc, char **argv)
 		{ "keepalive-timeout", required_argument, NULL, O_KATIME },
 		{ "buffer-limit", required_argument, NULL, O_BUFLIMIT },
 		{ "dump-dir", required_argument, NULL, O_DUMPDIR },
+		{ "expire-dns-cache", required_argument, NULL, O_DNSEXPIRE },
+		{ "dns-round-robin", required_argument, NULL, O_DNSRR },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -1588,6 +1629,13 @@ parse_args(struct send *s, int argc, char **argv)
 			s->in->limit = conf_opt_size("buffer-limit", optarg);
 			break;
 		case O_DUMPDIR: s->in->dump_dir = optarg; break;
+		case O_DNSEXPIRE:
+			s->rc.expire = conf_opt_duration("expire-dns-cache",
+			    optarg);
+			break;
+		case O_DNSRR:
+			s->dns_rr = conf_opt_bool("dns-round-robin", optarg);
+			break;
 		case O_STATE:
 			free(s->state_file);
 			if ((s->state_file = strdup(optarg)) == NULL)
@@ -1620,6 +1668,11 @@ parse_args(struct send *s, int argc, char **argv)
 		log_fatal(EX_USAGE, "--phi-threshold: more than 0");
 	if (consume_conf_check(&s->cc, err, sizeof err) == -1)
 		log_fatal(EX_USAGE, "%s", err);
+	/* as Fluentd: a udp heartbeat goes to one address of a name, so
+	 * it would judge one host while chunks go to the others */
+	if (s->dns_rr && s->hb_type == HB_UDP)
+		log_fatal(EX_USAGE, "--dns-round-robin: needs --heartbeat-type "
+		    "transport or none");
 	if (!s->tls && (s->tc.ca_path || s->tc.cert_path || s->tc.key_path))
 		log_fatal(EX_USAGE, "--tls-*: only with --transport tls");
 	if ((s->tc.cert_path == NULL) != (s->tc.key_path == NULL))
@@ -1657,6 +1710,7 @@ main(int argc, char **argv)
 	s.phi_threshold = 16;
 	s.phi_on = 1;
 	tls_conf_default(&s.tc);
+	resolve_conf_default(&s.rc);	/* expire -1: Fluentd's nil */
 	s.in = &in;
 	in.limit = STDIN_LIMIT;
 	parse_args(&s, argc, argv);
@@ -1670,6 +1724,7 @@ main(int argc, char **argv)
 	if (s.in == NULL && s.state_file == NULL && asprintf(&s.state_file, "%s/state/send",
 	    s.spool.path) == -1)
 		log_fatal(EX_OSERR, "out of memory");
+	resolver_setup(&s);
 	for (i = 0; i < s.nserver; i++) {
 		v = &s.srv[i];
 		cbs.ctx = v;
@@ -1739,5 +1794,6 @@ main(int argc, char **argv)
 		spool_close(&s.spool);
 	}
 	servers_free(&s);
+	resolve_free(s.res);
 	return rc;
 }

@@ -794,5 +794,13 @@ buffer_stats(const struct buffer *b, struct buffer_stats *st)
 int
 buffer_sync_window(struct buffer *b)
 {
+	/* window_sync writes the records of a commit under way too, and
+	 * they name its staged chunks: one whose file a failed commit could
+	 * not make (ENOSPC) would be taken at the next start for a chunk
+	 * sealed and delivered since, and a re-send of its events acked as
+	 * a duplicate, the events lost.  So its file first (make_files'
+	 * rule), or no records. */
+	if (make_files(b) == -1)
+		return -1;
 	return window_sync(&b->window);
 }

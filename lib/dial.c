@@ -1,14 +1,19 @@
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "dial.h"
+#include "log.h"
 
 static int
 parse_err(char *err, size_t n, const char *spec, const char *why)
@@ -120,14 +125,123 @@ start(int family, const struct sockaddr *sa, socklen_t salen, int *fdp)
 	return -1;
 }
 
+/* Which of n addresses this connection takes: the next one with
+ * round_robin; else the one that last connected, moving on only after a
+ * connection that could not connect (failover between a name's
+ * addresses). */
+static size_t
+pick(struct dial_addr *a, size_t n)
+{
+	if (a->round_robin || (a->tried && !a->connected))
+		a->next++;
+	a->tried = 1;
+	a->connected = 0;
+	/* round robin takes the first address first, too */
+	return (a->round_robin ? a->next - 1 : a->next) % n;
+}
+
+static int
+start_sa(const struct resolve_sa *sa, int *fd)
+{
+	return start(sa->ss.ss_family, (const struct sockaddr *)&sa->ss,
+	    sa->len, fd);
+}
+
+/* getaddrinfo here, in open(): numeric addresses (AI_NUMERICHOST never
+ * asks a name server), or any name when there is no resolver. */
+static int
+open_now(struct dial_addr *a, int flags, int *fd)
+{
+	struct addrinfo hints, *res, *ai;
+	struct resolve_sa sa[RESOLVE_ADDRS];
+	size_t n = 0;
+	int rc;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_ADDRCONFIG | flags;
+	if ((rc = getaddrinfo(a->host, a->port, &hints, &res)) != 0) {
+		errno = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+		return -1;
+	}
+	for (ai = res; ai && n < RESOLVE_ADDRS; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof sa[n].ss)
+			continue;
+		memcpy(&sa[n].ss, ai->ai_addr, ai->ai_addrlen);
+		sa[n++].len = ai->ai_addrlen;
+	}
+	freeaddrinfo(res);
+	if (n == 0) {
+		errno = EHOSTUNREACH;
+		return -1;
+	}
+	return start_sa(&sa[pick(a, n)], fd);
+}
+
+static int
+numeric(const struct dial_addr *a)
+{
+	unsigned char b[sizeof(struct in6_addr)];
+
+	return a->port[strspn(a->port, "0123456789")] == '\0' &&
+	    (inet_pton(AF_INET, a->host, b) == 1 ||
+	    inet_pton(AF_INET6, a->host, b) == 1);
+}
+
+/* The resolver's answer, in the loop: keep the address this connection
+ * takes, and wake the stand-in fd so that finish() is called. */
+static void
+resolved(void *arg, const struct resolve_res *res)
+{
+	struct dial_addr *a = arg;
+	uint64_t one = 1;
+
+	a->req = NULL;
+	if (res->err != 0) {
+		a->got = -1;
+		a->err = res->err == EAI_AGAIN ? ETIMEDOUT : EHOSTUNREACH;
+	} else {
+		a->sa = res->sa[pick(a, res->n)];
+		a->got = 1;
+	}
+	(void)write(a->wait_fd, &one, sizeof one);
+}
+
+/* Ask the resolver; the connection is in progress meanwhile, on a
+ * stand-in fd that becomes readable with the answer. */
+static int
+open_later(struct dial_addr *a, int *fd)
+{
+	int efd, e;
+
+	if ((efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		return -1;
+	a->got = 0;
+	a->wait_fd = efd;
+	if ((a->req = resolve_forward(a->res, a->host, a->port, resolved, a))
+	    == NULL) {
+		e = errno;
+		if (e == EAGAIN) {
+			LOG_WARN_LIMITED("%s: too many name lookups pending",
+			    a->desc);
+			e = ENOBUFS;
+		}
+		close(efd);
+		errno = e;
+		return -1;
+	}
+	a->waiting = 1;
+	*fd = efd;
+	return 1;
+}
+
 static int
 sock_open(void *ctx, int *fd)
 {
 	struct dial_addr *a = ctx;
-	struct addrinfo hints, *res, *ai;
+	struct resolve_res res;
 	struct sockaddr_un sun;
-	unsigned i, cnt;
-	int rc;
 
 	if (a->unix_) {
 		memset(&sun, 0, sizeof sun);
@@ -135,39 +249,61 @@ sock_open(void *ctx, int *fd)
 		memcpy(sun.sun_path, a->path, strlen(a->path));
 		return start(AF_UNIX, (struct sockaddr *)&sun, sizeof sun, fd);
 	}
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_ADDRCONFIG;
-	/* blocks for a name, at connect time only (see dial.h) */
-	if ((rc = getaddrinfo(a->host, a->port, &hints, &res)) != 0) {
-		errno = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+	if (numeric(a))
+		return open_now(a, AI_NUMERICHOST | AI_NUMERICSERV, fd);
+	if (a->res == NULL)
+		return open_now(a, 0, fd);	/* blocks: see dial.h */
+	if (resolve_cached(a->res, a->host, a->port, &res) == 1)
+		return start_sa(&res.sa[pick(a, res.n)], fd);
+	return open_later(a, fd);
+}
+
+/* The stand-in: still waiting, failed, or connect now and put the
+ * socket in its place.  1 even when connect() finished at once: the
+ * caller must set its watcher again on the new file (dial.h). */
+static int
+finish_lookup(struct dial_addr *a, int fd, int *events)
+{
+	int s, e;
+
+	if (a->got == 0) {
+		*events = EV_READ;
+		return 1;
+	}
+	if (a->got < 0) {
+		errno = a->err;
 		return -1;
 	}
-	for (cnt = 0, ai = res; ai; ai = ai->ai_next)
-		cnt++;
-	for (i = 0, ai = res; i < a->next % cnt; i++)
-		ai = ai->ai_next;
-	a->next++;
-	rc = start(ai->ai_family, ai->ai_addr, ai->ai_addrlen, fd);
-	freeaddrinfo(res);
-	return rc;
+	if (start_sa(&a->sa, &s) == -1)
+		return -1;
+	if (dup3(s, fd, O_CLOEXEC) == -1) {
+		e = errno;
+		close(s);
+		errno = e;
+		return -1;
+	}
+	close(s);
+	a->waiting = 0;
+	*events = EV_WRITE;
+	return 1;
 }
 
 static int
 sock_finish(void *ctx, int fd, int *events)
 {
+	struct dial_addr *a = ctx;
 	int e = 0;
 	socklen_t len = sizeof e;
 
-	(void)ctx;
-	(void)events;
+	if (a->waiting && fd == a->wait_fd)
+		return finish_lookup(a, fd, events);
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == -1)
 		return -1;
 	if (e != 0) {
 		errno = e;
 		return -1;
 	}
+	a->connected = 1;
 	return 0;
 }
 
@@ -193,7 +329,14 @@ sock_writev(void *ctx, int fd, const struct iovec *iov, int cnt)
 static void
 sock_close(void *ctx, int fd)
 {
-	(void)ctx;
+	struct dial_addr *a = ctx;
+
+	if (a->waiting && fd == a->wait_fd) {
+		/* the lookup's answer must not reach a closed connection */
+		resolve_cancel(a->req);
+		a->req = NULL;
+		a->waiting = 0;
+	}
 	close(fd);
 }
 

@@ -8,10 +8,18 @@
  *
  * Every TCP connection sends keepalive probes (see DIAL_KA_*).
  *
- * Every operation is non-blocking, with one documented exception: a TCP
- * host name is resolved (getaddrinfo) when a connection is opened, that
- * is at start and at each reconnect, never while a connection is up.
- * Give a numeric address to keep even that off the loop. */
+ * Every operation is non-blocking.  A numeric address is used as it is.
+ * A host name is looked up through the dial_addr's resolver (lib/resolve,
+ * worker threads) when one is set: open() then returns 1 with a stand-in
+ * fd (an eventfd) and finish() keeps saying 1 until the answer is in,
+ * then connects a socket and puts it in the stand-in's place with dup3,
+ * the fd number unchanged (TLS has bound it already).  So the caller's
+ * connect timeout covers the lookup, and the contract below gains one
+ * rule: after finish() returns 1 the file behind fd may have changed,
+ * and a libev watcher on it must be set again (ev_io_set), which every
+ * caller does anyway to watch the events finish() asks for.  Without a
+ * resolver (dial_addr.res NULL) a name is resolved with a blocking
+ * getaddrinfo in open(), at start and at each reconnect. */
 #ifndef LF_DIAL_H
 #define LF_DIAL_H
 
@@ -20,6 +28,8 @@
 #include <sys/uio.h>
 
 #include <ev.h>
+
+#include "resolve.h"
 
 struct dial_ops {
 	/* Start opening a connection: 0 with *fd connected, 1 with *fd
@@ -46,6 +56,20 @@ struct dial_addr {
 	char	port[32];
 	unsigned next;			/* which resolved address to try next */
 	char	desc[400];
+	/* Set by the tool after dial_parse: the resolver (NULL: resolve
+	 * in open(), blocking), and dns_round_robin (each connection
+	 * takes the next address; without it a connection keeps the
+	 * address that last connected and moves on only after one that
+	 * could not connect). */
+	struct resolve *res;
+	int	round_robin;
+	/* a connection under way: its lookup, stand-in fd, answer */
+	struct resolve_req *req;
+	int	waiting, wait_fd;	/* the stand-in is the fd */
+	int	got;			/* 0 waiting, 1 an address, -1 failed */
+	int	err;			/* errno for finish() when got -1 */
+	struct resolve_sa sa;		/* the address to connect to */
+	int	tried, connected;	/* the last connection's fate */
 };
 
 /* 0, or -1 with a reason in err. */
@@ -59,7 +83,8 @@ int	dial_parse(struct dial_addr *a, const char *spec, char *err, size_t n);
 #define DIAL_KA_CNT	3
 
 /* The operations of a plain socket; ctx is a struct dial_addr.  A host
- * with several addresses is tried one address per open(), in turn. */
+ * with several addresses is tried one address per open(), in turn (see
+ * round_robin).  A dial_addr carries one connection at a time. */
 extern const struct dial_ops dial_sock_ops;
 
 #endif

@@ -33,8 +33,9 @@
  *
  * A connection stays open while idle, unless close_idle or idle_timeout
  * say otherwise (hop_conf).
- * Everything runs in the caller's libev loop; nothing blocks in it but
- * the name resolution documented in dial.h.  Callbacks are only made
+ * Everything runs in the caller's libev loop; nothing blocks in it (a
+ * host name is looked up off the loop when the dial_addr has a
+ * resolver, within connect_timeout: see dial.h).  Callbacks are only made
  * from the loop, never from inside hop_send; they may call hop_send, but
  * not hop_free. */
 #ifndef LF_HOP_H

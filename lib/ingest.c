@@ -187,6 +187,14 @@ reading(const struct ingest *in, const struct ingest_conn *c)
 	    (!in->over || c == in->eldest);
 }
 
+/* Bytes of a message begun and not yet whole (JSON: its text too). */
+static size_t
+partial(const struct ingest_conn *c)
+{
+	return stream_reader_partial(&c->r) +
+	    (c->js && c->js->out.len > c->js->whole ? c->js->text : 0);
+}
+
 /* Bytes to read that no EV_READ will announce: read on at INGEST_READ,
  * or kept inside the transport (TLS). */
 static int
@@ -228,7 +236,8 @@ static void
 account(struct ingest_conn *c)
 {
 	size_t m = stream_reader_mem(&c->r) + c->out.cap + c->ackmem +
-	    c->htag.cap + c->hentries.cap + c->hchunk.cap;
+	    c->htag.cap + c->hentries.cap + c->hchunk.cap +
+	    (c->js ? c->js->out.cap + c->js->text : 0);
 
 	c->in->mem = c->in->mem - c->mem + m;
 	c->mem = m;
@@ -274,7 +283,7 @@ budget(struct ingest *in)
 static void
 settle(struct ingest_conn *c)
 {
-	if (stream_reader_busy(&c->r) || stream_reader_partial(&c->r) > 0) {
+	if (stream_reader_busy(&c->r) || partial(c) > 0) {
 		if (c->seq == 0)
 			c->seq = ++c->in->seq;
 	} else {
@@ -283,6 +292,8 @@ settle(struct ingest_conn *c)
 	/* a large message's memory goes back at once, the rest when idle */
 	if (!c->held)
 		stream_reader_trim(&c->r, STREAM_KEEP);
+	if (c->js)
+		buf_shrink(&c->js->out, STREAM_KEEP);
 	account(c);
 	budget(c->in);
 	update(c);
@@ -695,9 +706,11 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	for (c = in->conns; c; c = next) {
 		next = c->next;
-		if (!c->held && stream_reader_partial(&c->r) == 0) {
+		if (!c->held && partial(c) == 0) {
 			/* idle: an input buffer kept between reads goes back */
 			stream_reader_trim(&c->r, 0);
+			if (c->js)
+				buf_shrink(&c->js->out, 0);
 			account(c);
 		}
 		if (c->pipe)
@@ -720,15 +733,15 @@ sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			LOG_WARN_LIMITED("connection %d: its message not done %g s "
 			    "after its turn over the memory budget came (%zu bytes "
 			    "of it came): closing", c->fd, in->msg_timeout,
-			    stream_reader_partial(&c->r));
+			    partial(c));
 			conn_end(c);
 			continue;
 		}
-		if (ev_is_active(&c->rio) && stream_reader_partial(&c->r) > 0 &&
+		if (ev_is_active(&c->rio) && partial(c) > 0 &&
 		    now - c->last_in >= in->msg_timeout) {
 			LOG_WARN_LIMITED("connection %d: nothing sent for %g s inside "
 			    "a message (%zu bytes of it came): closing", c->fd,
-			    in->msg_timeout, stream_reader_partial(&c->r));
+			    in->msg_timeout, partial(c));
 			conn_end(c);	/* the acks it is owed are still written */
 		}
 	}

@@ -981,9 +981,11 @@ json_stream_feed(struct json_stream *s, const void *p, size_t n)
 {
 	struct json_stream_st *st = s->st;
 	yajl_status rc;
+	size_t before;
 
 	if (st->j.failed)
 		return -1;
+	before = st->j.whole;
 	rc = yajl_parse(st->h, p, n);
 	if (rc == yajl_status_error && !st->j.failed)
 		jp_yajlerr(&st->j, st->h, p, n);
@@ -991,7 +993,10 @@ json_stream_feed(struct json_stream *s, const void *p, size_t n)
 		jp_fail(&st->j, "parse cancelled");
 	s->whole = st->j.whole;
 	s->skipped = st->j.skipped;
-	if (!st->j.failed && s->out.len - s->whole > s->max)
+	/* yajl holds a token cut by a read (a long string) in a buffer of
+	 * its own: count the text since a value last ended, an upper bound */
+	s->text = st->j.whole != before ? n : s->text + n;
+	if (!st->j.failed && (s->out.len - s->whole > s->max || s->text > s->max))
 		jp_fail(&st->j, "a JSON value of more than %zu bytes", s->max);
 	return st->j.failed ? -1 : 0;
 }

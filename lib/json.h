@@ -118,11 +118,14 @@ int json_parse_event(const char *line, size_t len, struct buf *tag,
  * the rest is the value under way.  A top-level scalar is no message: it
  * is let go and counted in skipped.  -1 with err once the text is not
  * JSON, a value nests too deep, or the value under way passes max bytes;
- * the stream is then lost. */
+ * the stream is then lost.  The memory it holds is at most about
+ * out's capacity plus text (the value under way, as text and as
+ * msgpack). */
 struct json_stream {
 	struct buf out;
 	size_t whole;
 	size_t max;
+	size_t text;		/* bytes of text since a value last ended */
 	unsigned long skipped;
 	char err[160];
 	void *st;

@@ -6,6 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#define LIBBSD_NETBSD_VIS	/* quiets <bsd/vis.h>; strnvisx is the same in both */
+#include <bsd/string.h>
+#include <bsd/vis.h>
+
 #include "log.h"
 
 const char *log_prog = "lf";
@@ -161,4 +165,22 @@ log_warn_limited(struct log_limit *l, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_emit("warn", fmt, ap);
 	va_end(ap);
+}
+
+int
+log_nth(unsigned long c)
+{
+	return c < 512 ? c != 0 && (c & (c - 1)) == 0 : c % 512 == 0;
+}
+
+void
+log_tag(char *out, const char *tag, size_t len)
+{
+	size_t n = len < 64 ? len : 64;
+
+	if (strnvisx(out, LOG_TAG_MAX - 3, tag, n,
+	    VIS_CSTYLE | VIS_OCTAL | VIS_WHITE | VIS_DQ) == -1)
+		snprintf(out, LOG_TAG_MAX, "?");
+	else if (len > 64)
+		strlcat(out, "...", LOG_TAG_MAX);
 }

@@ -35,6 +35,14 @@ void log_warn_limited(struct log_limit *l, const char *fmt, ...)
 /* At exit: one line per call site that still holds warnings back, so no
  * count is lost. */
 void log_limit_summary(void);
+/* Fluentd's schedule for a line that repeats for ever ("no patterns
+ * matched"): the 1st, 2nd, 4th ... 256th time, then every 512th. */
+int log_nth(unsigned long count);
+/* A peer's bytes (a tag) fit for a log line: vis(3) C-style, at most 64
+ * of them, "..." after a longer one.  out: LOG_TAG_MAX bytes. */
+#define LOG_TAG_MAX (4 * 64 + 4)
+void log_tag(char *out, const char *tag, size_t len);
+
 #define LOG_WARN_LIMITED(...) do {			\
 	static struct log_limit log_limit_;		\
 	log_warn_limited(&log_limit_, __VA_ARGS__);	\

@@ -672,13 +672,12 @@ stream_iter_next(struct stream_iter *it, struct stream_event *ev)
 	return 1;
 }
 
-/* Each record gets one more key: the map header grows by one pair (to
- * the next form when it must) and key and value (msgpack bytes) go
- * last, so a key the record had already comes first and a reader that
+/* Each record gets npairs more keys: the map header grows (to the next
+ * form when it must) and the keys and values (msgpack bytes) go last, so a key the record had already comes first and a reader that
  * keeps the last one sees ours, as Fluentd's record[key] = value. */
 int
 stream_entries_add(struct buf *out, const unsigned char *p, size_t n,
-    const void *kv, size_t kvlen)
+    const void *kv, size_t kvlen, uint32_t npairs)
 {
 	struct stream_iter it;
 	struct stream_event ev;
@@ -703,9 +702,9 @@ stream_entries_add(struct buf *out, const unsigned char *p, size_t n,
 			    (uint32_t)ev.rec[3] << 8 | ev.rec[4];
 			body = ev.rec + 5;
 		}
-		if (cnt == UINT32_MAX)
+		if (cnt > UINT32_MAX - npairs)
 			goto bad;
-		cnt++;
+		cnt += npairs;
 		if (cnt < 16) {
 			h[hl++] = 0x80 | (unsigned char)cnt;
 		} else if (cnt < 65536) {

@@ -150,11 +150,13 @@ struct stream_iter {
 void stream_iter_init(struct stream_iter *it, const unsigned char *p, size_t n);
 int stream_iter_next(struct stream_iter *it, struct stream_event *ev); /* 1, 0 at end, -1 */
 
-/* Canonical entries p, n with one more key in every record: kv is the
- * key's and the value's msgpack bytes, one after the other.  Appended
- * to out; 0, or -1 (no memory, or p not canonical) with out as it was. */
+/* Canonical entries p, n with npairs more keys in every record: kv is
+ * the keys' and values' msgpack bytes, key, value, key, value...  They
+ * go last, so a reader that keeps the last of a duplicate key sees them
+ * (Fluentd's record[key] = value).  Appended to out; 0, or -1 (no
+ * memory, or p not canonical) with out as it was. */
 int stream_entries_add(struct buf *out, const unsigned char *p, size_t n,
-    const void *kv, size_t kvlen);
+    const void *kv, size_t kvlen, uint32_t npairs);
 
 /* Encoding */
 #define STREAM_ENTRY_HEAD 11	/* 0x92, then an EventTime as fixext8 */

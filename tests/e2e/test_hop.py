@@ -135,6 +135,8 @@ class Fake:
             self.conns += 1
             try:
                 self.handle(conn, s)
+            except OSError:
+                pass    # the peer went (a write to it failed): serve on
             finally:
                 s.close()
 

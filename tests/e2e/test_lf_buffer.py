@@ -1012,6 +1012,15 @@ def crash_run(work, procs, early_kill_p=0.0, N=2000, PER=50, KILLS=16):
                for e in range(PER)]
         tok = fluentd_token() if i % 2 else os.urandom(16)
         msgs.append(("crash.%d" % (i % 3), pack_entries(evs), PER, tok))
+    s, kills = kill_while_sending(b, msgs, rnd, seed, KILLS, early_kill_p)
+    return spool, b, s, kills
+
+
+def kill_while_sending(b, msgs, rnd, seed, KILLS, early_kill_p=0.0):
+    """The messages sent (and re-sent) by a Sender until all are acked,
+    while the running lf-buffer b is kill -9'd and restarted at random
+    instants.  Returns (Sender, kills)."""
+    N = len(msgs)
     s = Sender(b.sock, msgs)
     # pace the sender with the kills, so that they fall all along the run
     s.limit = N // KILLS
@@ -1054,7 +1063,7 @@ def crash_run(work, procs, early_kill_p=0.0, N=2000, PER=50, KILLS=16):
     assert b.stop() == 0
     assert s.nacked == N, "seed %d" % seed
     s.seed = seed
-    return spool, b, s, kills[0]
+    return s, kills[0]
 
 
 def check_crash_run(spool, b, s, PER=50):

@@ -1227,6 +1227,89 @@ teardown(void **state)
 	return 0;
 }
 
+/* JSON mode: values one after another, in any split. */
+static void
+stream_all(const char *text, size_t split, struct buf *got, unsigned long *skipped)
+{
+	struct json_stream js;
+	size_t n = strlen(text), off, k;
+
+	assert_int_equal(json_stream_init(&js, 1 << 20), 0);
+	for (off = 0; off < n; off += k) {
+		k = n - off < split ? n - off : split;
+		assert_int_equal(json_stream_feed(&js, text + off, k), 0);
+		assert_int_equal(buf_add(got, js.out.p, js.whole), 0);
+		json_stream_taken(&js);
+	}
+	assert_int_equal(json_stream_end(&js), 0);
+	*skipped = js.skipped;
+	json_stream_free(&js);
+}
+
+static void
+test_stream_values(void **state)
+{
+	/* ["a",1,{"k":[1,2]}] then ["b",{"x":null}] then {"m":true}, and
+	 * 3 and "s" let go */
+	static const unsigned char want[] = {
+		0x93, 0xa1, 'a', 0x01, 0x81, 0xa1, 'k', 0x92, 0x01, 0x02,
+		0x92, 0xa1, 'b', 0x81, 0xa1, 'x', 0xc0,
+		0x81, 0xa1, 'm', 0xc3,
+	};
+	const char *text = "[\"a\",1,{\"k\":[1,2]}] 3 [\"b\",{\"x\":null}]\n"
+	    "\"s\"{\"m\":true}";
+	unsigned long skipped;
+
+	(void)state;
+	for (size_t split = 1; split <= strlen(text); split++) {
+		struct buf got = BUF_INIT;
+
+		stream_all(text, split, &got, &skipped);
+		assert_int_equal(got.len, sizeof want);
+		assert_memory_equal(got.p, want, sizeof want);
+		assert_int_equal(skipped, 2);
+		buf_free(&got);
+	}
+}
+
+static void
+test_stream_errors(void **state)
+{
+	struct json_stream js;
+	char big[300];
+
+	(void)state;
+	assert_int_equal(json_stream_init(&js, 1 << 20), 0);
+	assert_int_equal(json_stream_feed(&js, "[1,2] [3,", 9), 0);
+	assert_int_equal(js.whole, 3);
+	json_stream_taken(&js);
+	assert_int_equal(json_stream_end(&js), -1);	/* cut short */
+	json_stream_free(&js);
+
+	assert_int_equal(json_stream_init(&js, 1 << 20), 0);
+	assert_int_equal(json_stream_feed(&js, "[1,}", 4), -1);
+	assert_non_null(strstr(js.err, "parse error"));
+	assert_int_equal(json_stream_feed(&js, "[1]", 3), -1);	/* stays lost */
+	json_stream_free(&js);
+
+	/* a value over max, as msgpack or as a string token still open */
+	memset(big, 'x', sizeof big);
+	big[0] = '[';
+	big[1] = '"';
+	assert_int_equal(json_stream_init(&js, 200), 0);
+	assert_int_equal(json_stream_feed(&js, big, 150), 0);
+	assert_int_equal(json_stream_feed(&js, big + 150, 150), -1);
+	assert_non_null(strstr(js.err, "more than 200 bytes"));
+	json_stream_free(&js);
+
+	/* nesting is bounded as in records */
+	assert_int_equal(json_stream_init(&js, 1 << 20), 0);
+	for (int i = 0; i < JSON_MAXDEPTH; i++)
+		assert_int_equal(json_stream_feed(&js, "[", 1), 0);
+	assert_int_equal(json_stream_feed(&js, "[", 1), -1);
+	json_stream_free(&js);
+}
+
 int
 main(void)
 {
@@ -1253,6 +1336,8 @@ main(void)
 		cmocka_unit_test(test_timefmt),
 		cmocka_unit_test(test_timefmt_now),
 		cmocka_unit_test(test_timefmt_number),
+		cmocka_unit_test(test_stream_values),
+		cmocka_unit_test(test_stream_errors),
 	};
 
 	setenv("TZ", "UTC0", 1);
