@@ -10,7 +10,7 @@ at once on the same address.  The claim: every chunk lf-send saw acked
 (gone from its spool) has every event in the destination spool.  In the
 end every chunk is gone from the source, so no event may be missing;
 duplicates are allowed (a chunk sent again after a kill), counted and
-printed.
+printed with the chunks lf-send and the batches lf-recv sent again.
 
 The kills are at random points of the stream (seeded), chosen by
 progress rather than by the clock, so that they are mid-stream however
@@ -23,12 +23,15 @@ source (mid-stream); nearly all do.
 Bounds, and why:
 - ROUNDS = 10 kills per victim; CHUNKS = 20 chunks of PER = 200 events
   (~130 bytes) a slice: 44,000 events a test, a few seconds under ASan.
+- --flush-thread-count 4: four chunks in flight, so that a kill finds
+  several unacked (each is counted when it is sent again).
 - --ack-response-timeout 3s: a chunk that lf-recv took but can no longer
   ack (its lf-buffer died) is sent again after 3 s, not Fluentd's 190 s.
 - WAIT (30 s) for any one step: far above what a step takes, so a
   timeout means a stall, not a slow machine.
 """
 import random
+import re
 import time
 
 import pytest
@@ -44,13 +47,22 @@ wait_for = waiter(WAIT)
 ROUNDS = 10
 CHUNKS = 20
 PER = 200
-ARGS = ACK + ["--ack-response-timeout", "3s", "--retry-max-interval", "0.3s"]
+ARGS = ACK + ["--ack-response-timeout", "3s", "--retry-max-interval", "0.3s",
+               "--flush-thread-count", "4"]
+
+
+def again(log, what):
+    """The sum of N in the log's lines "...; N what (M events) to send
+    again" (lf-send's and lf-recv's hop's)."""
+    return sum(int(n) for n in re.findall(
+        r"; (\d+) %s \(\d+ events\) to send again" % what, log))
 
 
 def chain(work, tmp_path, procs, victim, seed):
     """Run the chain with ROUNDS kills of victim ("recv" or "buffer");
     returns (events expected, events in the destination spool, kills
-    mid-stream)."""
+    mid-stream, (chunks lf-send sent again, batches lf-recv sent again to
+    lf-buffer))."""
     rnd = random.Random(seed)
     src = lfchunk.make_spool(tmp_path / "src")
     dst = str(tmp_path / "dst")
@@ -91,16 +103,18 @@ def chain(work, tmp_path, procs, victim, seed):
     finally:
         rc = s.stop()
     assert rc == 0, s.text()
+    resent = again(s.text(), "chunks")
     assert rv.stop() == 0, rv.err
     assert b.stop() == 0, b.err
+    resent = (resent, again(rv.all_err(), "batches"))
     assert midstream >= ROUNDS // 2, "only %d kills mid-stream" % midstream
-    return want, spool_events(dst), midstream
+    return want, spool_events(dst), midstream, resent
 
 
 @pytest.mark.parametrize("victim", ["recv", "buffer"])
 def test_kill9_midstream_loses_no_acked_event(work, tmp_path, procs, victim,
                                               capsys):
-    want, got, mid = chain(work, tmp_path, procs, victim, seed=9)
+    want, got, mid, resent = chain(work, tmp_path, procs, victim, seed=9)
     counts = {}
     for tag, (sec, nsec), rec in got:
         key = (tag, rec["c"], rec["i"])
@@ -112,8 +126,9 @@ def test_kill9_midstream_loses_no_acked_event(work, tmp_path, procs, victim,
     dups = sum(counts.values()) - len(counts)
     with capsys.disabled():
         print("\nchain, kill -9 lf-%s x%d (%d mid-stream): %d events sent, "
-              "%d stored, %d duplicates, %d missing" % (
-                  victim, ROUNDS, mid, len(want), len(got), dups,
-                  len(missing)))
+              "sent again: %d chunks by lf-send, %d batches by lf-recv; "
+              "%d events stored, %d duplicates, %d missing" % (
+                  victim, ROUNDS, mid, len(want), resent[0], resent[1],
+                  len(got), dups, len(missing)))
     assert not missing, "%d acked events missing, first %r" % (
         len(missing), missing[:5])
