@@ -51,6 +51,7 @@ import lfchunk
 from conftest import REPO, _env, canon, ev, events, packed_events, run, tool
 from test_lf_buffer import Lfb, spool_events, tsec, work  # noqa: F401
 from test_lf_send import free_port
+from test_tls import pki, secret_file  # noqa: F401
 
 WAIT = 30                   # seconds: generous, ASan on a loaded 2-core box
 wait_for = conftest.waiter(WAIT)
@@ -211,11 +212,11 @@ def node_modules_ok():
                         "scripts/deps" % (pkg, NODE_DIR))
 
 
-def run_node(script, target, mode, ack, evs, deadline=WAIT):
-    """Run a driver of tests/node on the events; its result dict, exit
-    status and stderr."""
+def run_node(script, target, mode, ack, evs, deadline=WAIT, **extra):
+    """Run a driver of tests/node on the events (extra: more of the job,
+    security and tls); its result dict, exit status and stderr."""
     node_modules_ok()
-    job = {"target": target, "mode": mode, "ack": ack,
+    job = {"target": target, "mode": mode, "ack": ack, **extra,
            "deadline_ms": int(deadline * 1000),
            "events": [{"tag": tag, "time": list(t) if isinstance(t, tuple)
                        else t, "record": jsonable(r)} for tag, t, r in evs]}
@@ -460,3 +461,49 @@ def test_python_binary_in_str(work, procs, kind):
     if b:
         assert b.stop() == 0
         assert received_raw(kind, rv, spool) == want
+
+
+SECURE = [
+    ("fluent-logger-message", "fluent_logger.js", "Message"),
+    ("fluent-logger-packed", "fluent_logger.js", "PackedForward"),
+    ("fluent-org-packed", "fluent_org_logger.js", "PackedForward"),
+]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+@pytest.mark.parametrize("cid,script,mode", SECURE, ids=[c[0] for c in SECURE])
+def test_logger_handshake(work, procs, pki, tmp_path, tls, cid, script, mode):
+    """The npm loggers' own handshake (<security> shared key), plain and
+    over TLS (the logger checks lf-recv's certificate against the CA):
+    with the right key the events arrive acked; with a wrong key the
+    logger is refused, reports failure, and nothing of it is stored."""
+    key = secret_file(tmp_path, "key", b"s3cret")
+    args = ["--shared-key-file", key, "--self-hostname", "server.example"]
+    extra = {"security": {"hostname": "client.example", "key": "s3cret"}}
+    if tls:
+        args += ["--transport", "tls",
+                 "--tls-cert-path", os.path.join(pki, "server.crt"),
+                 "--tls-private-key-path", os.path.join(pki, "server.key")]
+        extra["tls"] = {"ca": os.path.join(pki, "ca.crt")}
+    spool = os.path.join(work, "spool")
+    b = Lfb(work, [spool], ["--flush-mode", "immediate"])
+    procs.append(b)
+    b.start()
+    rv = Recv(work, to=b.sock, args=args)
+    procs.append(rv)
+    rv.start()
+    target = {"host": "127.0.0.1", "port": rv.port}
+    evs = make_events(NEVENTS)
+    res, rc, err = run_node(script, target, mode, True, evs, **extra)
+    assert rc == 0 and res["ok"] == NEVENTS, (res, err)
+    assert received("to", rv, spool) == want_events(evs)
+    extra["security"]["key"] = "not the key"
+    bad = [("wrong.key", t, r) for _tag, t, r in make_events(3)]
+    res, rc, err = run_node(script, target, mode, True, bad, deadline=5,
+                            **extra)
+    assert rc == 1 and res["ok"] == 0, (res, err)
+    # the logger's words for lf-recv's PONG false
+    assert "shared_key mismatch" in " ".join(res["errors"]), res
+    assert rv.stop() == 0
+    assert b.stop() == 0
+    assert received("to", rv, spool) == want_events(evs)

@@ -6,6 +6,8 @@
 //   {"target": {"host": H, "port": P} | {"path": UNIX_SOCKET},
 //    "mode": "Message" | "Forward" | "PackedForward" | "CompressedPackedForward",
 //    "ack": true | false, "deadline_ms": N,
+//    "security": {"hostname": H, "key": K, "username": U, "password": P}?,
+//    "tls": {"ca": PEM_FILE, "servername": NAME}?,
 //    "events": [{"tag": T, "time": SECONDS | [SECONDS, NANOSECONDS],
 //                "record": R}, ...]}
 // A value {"$bin": BASE64} in a record becomes a Buffer, which both
@@ -86,4 +88,13 @@ class Tally {
 	}
 }
 
-module.exports = {readJob, Tally};
+// The job's TLS options as node's tls.connect takes them, or undefined.
+function tlsOptions(job) {
+	if (!job.tls)
+		return undefined;
+	const fs = require('fs');
+	return {ca: [fs.readFileSync(job.tls.ca)],
+	    servername: job.tls.servername || 'localhost'};
+}
+
+module.exports = {readJob, Tally, tlsOptions};

@@ -14,7 +14,7 @@
 //   plain number is sent as the integer it is.
 // - acks: one chunk in flight per socket; the callbacks of a message run
 //   once {"ack": chunk} came back and matches.
-const {readJob, Tally} = require('./common');
+const {readJob, Tally, tlsOptions} = require('./common');
 const logger = require('fluent-logger');
 
 const job = readJob();
@@ -31,6 +31,15 @@ if (job.target.path)
 else {
 	opts.host = job.target.host;
 	opts.port = job.target.port;
+}
+// the handshake (TCP only, in this logger) and TLS
+if (job.security)
+	opts.security = {clientHostname: job.security.hostname,
+	    sharedKey: job.security.key, username: job.security.username || '',
+	    password: job.security.password || ''};
+if (job.tls) {
+	opts.tls = true;
+	opts.tlsOptions = tlsOptions(job);
 }
 const sender = logger.createFluentSender(null, opts);
 const tally = new Tally(job, () => new Promise((res) => sender.end(null, null, res)));

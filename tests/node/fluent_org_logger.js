@@ -15,7 +15,7 @@
 //   emit's promise resolves when {"ack": its chunk} comes back, and is
 //   rejected after ack.ackTimeout (500 ms by default: raised here, an
 //   acked hop under ASan on a loaded machine can take longer).
-const {readJob, Tally} = require('./common');
+const {readJob, Tally, tlsOptions} = require('./common');
 const {FluentClient, EventTime} = require('@fluent-org/logger');
 
 const job = readJob();
@@ -29,8 +29,22 @@ const opts = {
 };
 if (job.ack)
 	opts.ack = {ackTimeout: job.deadline_ms || 30000};
+if (job.security)
+	opts.security = {clientHostname: job.security.hostname,
+	    sharedKey: job.security.key, username: job.security.username,
+	    password: job.security.password};
+if (job.tls)
+	socket.tls = tlsOptions(job);
 const client = new FluentClient(null, opts);
 const tally = new Tally(job, () => client.shutdown());
+client.socketOn('error', (err) => {
+	// a refused handshake, a dropped connection: the logger would
+	// reconnect and try again, but in a test nothing should fail
+	if (tally.done)
+		return;
+	tally.errors.push('socket: ' + String(err && err.message || err));
+	tally.finish(true);
+});
 for (const e of job.events) {
 	const t = Array.isArray(e.time) ? new EventTime(e.time[0], e.time[1]) :
 	    new Date(e.time * 1000);
