@@ -324,6 +324,10 @@ def received(kind, rv, spool):
                          ids=[c[0] for c in CLIENTS])
 def test_logger_events_arrive_intact(work, procs, kind, cid, script, mode,
                                      ack):
+    """Each logger in each of its modes: the logger reports every event a
+    success; the events arrive intact (tag, time to the nanosecond, every
+    value with its type, str and bin told apart), at once when acked; in
+    the --to case they survive kill -9 of lf-recv and lf-buffer."""
     target, rv, b, spool = start_target(kind, work, procs)
     if script is None:
         evs = py_events(NEVENTS)
