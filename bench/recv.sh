@@ -92,7 +92,8 @@ stop() {
 }
 
 echo "$conns connections, PackedForward messages of 1,000 events, $window" \
-    "in flight each, acked end to end (lf-buffer fsync'd)"
+    "in flight each, acked end to end (lf-buffer fsync'd; the spool on" \
+    "$(df -PT "$d" | awk 'NR == 2 { print $2 " " $7 }'))"
 for run in 1 2 3; do
 	port=$("$fwd" port)
 	start_buffer
