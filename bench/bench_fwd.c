@@ -13,8 +13,8 @@
  * 1 on a refused connection, a close, or an ack for no message in flight.
  *
  * idle: holds N connections to ADDR that send nothing; prints "connected
- * N" once they are all open and waits to be killed.  Raises its own
- * RLIMIT_NOFILE to the hard limit.
+ * N" once they are all open and waits to be killed.  Opens them 100 at a
+ * time, 10 ms apart.  Raises its own RLIMIT_NOFILE to the hard limit.
  *
  * port: prints a TCP port of 127.0.0.1 that is free now.
  *
@@ -374,6 +374,7 @@ run(const char *addr, int nconn, uint64_t events)
 static _Noreturn void
 idle(const char *addr, int n)
 {
+	struct timespec pace = { 0, 10 * 1000 * 1000 };
 	struct rlimit rl;
 	int i;
 
@@ -381,8 +382,13 @@ idle(const char *addr, int n)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		dial(addr);
+		/* paced: a burst past the server's listen backlog has its SYNs
+		 * dropped and sent again a second later */
+		if (i % 100 == 99)
+			nanosleep(&pace, NULL);
+	}
 	printf("connected %d\n", n);
 	fflush(stdout);
 	for (;;)
