@@ -8,9 +8,10 @@
 #    ack latency (a message's first byte written to its ack read: median,
 #    p99), and for lf-recv and lf-buffer apart their CPU seconds per
 #    million events (utime + stime from /proc/PID/stat over the run) and
-#    peak RSS (VmHWM).  Three runs, each on a fresh spool; then one run
-#    straight into lf-buffer's socket, without lf-recv, for comparison
-#    (the spool's disk sets the pace: TMPDIR chooses where it is).
+#    peak RSS (VmHWM).  Three runs, each on a fresh spool, each followed
+#    by the same straight into lf-buffer's socket, without lf-recv, for
+#    comparison (the spool's disk sets the pace: TMPDIR chooses where it
+#    is).
 # 2. Idle connections: 10,000 TCP connections that send nothing, held by a
 #    fresh lf-recv; its RSS (VmRSS) with them, and before them.  The open
 #    files limit is raised to 65536 for both processes where the hard
@@ -111,17 +112,14 @@ for run in 1 2 3; do
 	echo "       CPU s per 1M events: lf-recv $(per_m $((r1 - r0))),"  \
 	    "lf-buffer $(per_m $((b1 - b0))); peak RSS: lf-recv" \
 	    "$(mb "$rhwm") MB, lf-buffer $(mb "$bhwm") MB"
+	# at once the same into lf-buffer's socket, without lf-recv: what
+	# the spool takes now (a shared machine and its disk vary)
+	start_buffer
+	"$fwd" run "unix:$d/s" "$conns" "$events" "$window" >"$d/out"
+	stop "$bpid"
+	echo "       without lf-recv (straight into lf-buffer):" \
+	    "$(sed 's/.*s, \([0-9]* events\/s\).*median \(.*\)$/\1, ack median \2/' "$d/out")"
 done
-
-# The same sender straight into lf-buffer's Unix socket: what the spool
-# takes on this machine now, without lf-recv (a shared machine varies).
-start_buffer
-b0=$(cpu "$bpid")
-"$fwd" run "unix:$d/s" "$conns" "$events" "$window" >"$d/out"
-b1=$(cpu "$bpid")
-stop "$bpid"
-echo "without lf-recv, into lf-buffer --listen unix: directly: $(cat "$d/out")"
-echo "       CPU s per 1M events: lf-buffer $(per_m $((b1 - b0)))"
 
 echo "$nidle idle connections held by lf-recv --to lf-buffer"
 port=$("$fwd" port)
