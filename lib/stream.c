@@ -125,9 +125,11 @@ int
 stream_reader_feed(struct stream_reader *r, const void *p, size_t n)
 {
 	size_t avail;
-	unsigned char *s = stream_reader_space(r, n, &avail);
+	unsigned char *s;
 
-	if (s == NULL)
+	if (n == 0)
+		return 0;	/* nothing, and maybe no buffer yet */
+	if ((s = stream_reader_space(r, n, &avail)) == NULL)
 		return -1;
 	memcpy(s, p, n);
 	stream_reader_wrote(r, n);

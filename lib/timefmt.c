@@ -1,4 +1,7 @@
 #include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -192,6 +195,163 @@ tf_flush(struct tf *t, const char **pp, char *sub, size_t *sl)
 	return 0;
 }
 
+static const char tf_months[12][4] = {
+	"jan", "feb", "mar", "apr", "may", "jun",
+	"jul", "aug", "sep", "oct", "nov", "dec",
+};
+static const char tf_days[7][4] = {
+	"sun", "mon", "tue", "wed", "thu", "fri", "sat",
+};
+
+/* 1 to maxw digits, as strptime(3) reads %d, %H ... */
+static int
+tf_upto(const char **pp, const char *end, int maxw, int lo, int hi, int *v)
+{
+	const char *p = *pp;
+	int w;
+
+	while (p < end && *p == ' ')
+		p++;	/* strptime skips blanks before a number */
+	for (*v = 0, w = 0; w < maxw && p < end && isdigit((unsigned char)*p);
+	    w++)
+		*v = *v * 10 + (*p++ - '0');
+	if (w == 0 || *v < lo || *v > hi)
+		return -1;
+	*pp = p;
+	return 0;
+}
+
+/* An English month or day name, abbreviated or full, any case. */
+static int
+tf_name(const char **pp, const char *end, const char (*names)[4], int nn,
+    const char *const *full, int *v)
+{
+	const char *p = *pp;
+	size_t fl;
+	int i;
+
+	if (end - p < 3)
+		return -1;
+	for (i = 0; i < nn; i++)
+		if (strncasecmp(p, names[i], 3) == 0)
+			break;
+	if (i == nn)
+		return -1;
+	fl = strlen(full[i]);
+	if ((size_t)(end - p) >= fl && strncasecmp(p, full[i], fl) == 0)
+		p += fl;
+	else
+		p += 3;
+	*v = i;
+	*pp = p;
+	return 0;
+}
+
+static const char *const tf_fullmonths[12] = {
+	"january", "february", "march", "april", "may", "june", "july",
+	"august", "september", "october", "november", "december",
+};
+static const char *const tf_fulldays[7] = {
+	"sunday", "monday", "tuesday", "wednesday", "thursday", "friday",
+	"saturday",
+};
+
+/* The conversions most log formats use, read here without strptime(3)
+ * and its C-string copy (the hot path of a parser): 0, -1 on a
+ * mismatch, or 1 if the format has a conversion this walker does not
+ * know, for tf_format to take. */
+static int
+tf_native(struct tf *t, const char *p, const char *end, const char *f)
+{
+	struct tm *tm = &t->tm;
+	const char *c;
+	int v, width;
+
+	for (; *f != '\0'; f++) {
+		if (isspace((unsigned char)*f)) {
+			while (p < end && isspace((unsigned char)*p))
+				p++;
+			continue;
+		}
+		if (*f != '%') {
+			if (p == end || *p != *f)
+				return -1;
+			p++;
+			continue;
+		}
+		c = f + 1;
+		for (width = 0; isdigit((unsigned char)*c); c++)
+			width = width * 10 + (*c - '0');
+		if (width > 0 && *c != 'N')
+			return 1;
+		switch (*c) {
+		case 'Y':
+			if (tf_upto(&p, end, 4, 0, 9999, &v) == -1)
+				return -1;
+			tm->tm_year = v - 1900;
+			break;
+		case 'y':
+			if (tf_upto(&p, end, 2, 0, 99, &v) == -1)
+				return -1;
+			tm->tm_year = v < 69 ? v + 100 : v;
+			break;
+		case 'm':
+			if (tf_upto(&p, end, 2, 1, 12, &v) == -1)
+				return -1;
+			tm->tm_mon = v - 1;
+			break;
+		case 'd': case 'e':
+			if (tf_upto(&p, end, 2, 1, 31, &tm->tm_mday) == -1)
+				return -1;
+			break;
+		case 'H': case 'k':
+			if (tf_upto(&p, end, 2, 0, 23, &tm->tm_hour) == -1)
+				return -1;
+			break;
+		case 'M':
+			if (tf_upto(&p, end, 2, 0, 59, &tm->tm_min) == -1)
+				return -1;
+			break;
+		case 'S':
+			if (tf_upto(&p, end, 2, 0, 61, &tm->tm_sec) == -1)
+				return -1;
+			break;
+		case 'b': case 'B': case 'h':
+			if (tf_name(&p, end, tf_months, 12, tf_fullmonths,
+			    &tm->tm_mon) == -1)
+				return -1;
+			break;
+		case 'a': case 'A':
+			if (tf_name(&p, end, tf_days, 7, tf_fulldays, &v) == -1)
+				return -1;
+			break;	/* Ruby checks nothing against it either */
+		case 'T':
+			if (tf_upto(&p, end, 2, 0, 23, &tm->tm_hour) == -1 ||
+			    p == end || *p++ != ':' ||
+			    tf_upto(&p, end, 2, 0, 59, &tm->tm_min) == -1 ||
+			    p == end || *p++ != ':' ||
+			    tf_upto(&p, end, 2, 0, 61, &tm->tm_sec) == -1)
+				return -1;
+			break;
+		case 'N': case 'L': case 'z': case 'Z': case 's':
+			if (tf_special(t, &p, end, *c, width) == -1)
+				return -1;
+			break;
+		case '%':
+			if (p == end || *p++ != '%')
+				return -1;
+			break;
+		default:
+			return 1;
+		}
+		t->given |= tf_fields(*c);
+		f = c;
+	}
+	while (p < end && isspace((unsigned char)*p))
+		p++;
+	return p == end ? 0 : -1;
+}
+
 static int
 tf_format(struct tf *t, const char *in, size_t n, const char *fmt)
 {
@@ -284,10 +444,103 @@ tf_iso8601(struct tf *t, const char *p, const char *end)
 	return 0;
 }
 
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian): Howard Hinnant's
+ * days_from_civil, so that no per-line timegm(3) is needed. */
+static long long
+tf_days_from_civil(long long y, unsigned m, unsigned d)
+{
+	long long era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long long)doe - 719468;
+}
+
+/* A struct tm read as UTC; fields may be out of range (day 40 of
+ * January), as timegm(3) allows. */
+static long long
+tf_timegm(const struct tm *tm)
+{
+	long long y = tm->tm_year + 1900LL, mon = tm->tm_mon;
+
+	y += mon / 12;
+	mon %= 12;
+	if (mon < 0) {
+		mon += 12;
+		y--;
+	}
+	return (tf_days_from_civil(y, (unsigned)mon + 1, 1) + tm->tm_mday - 1) *
+	    86400LL + tm->tm_hour * 3600LL + tm->tm_min * 60LL + tm->tm_sec;
+}
+
+/* A named zone's offset at a wall-clock time: mktime(3) under TZ=name,
+ * the caller's TZ put back after. */
+static long
+tf_named_off(const char *name, long long wall)
+{
+	char *old = getenv("TZ"), save[256];
+	int had = old != NULL && strlen(old) < sizeof save;
+	struct tm tm;
+	time_t w = (time_t)wall, t;
+
+	if (had)
+		strcpy(save, old);
+	setenv("TZ", name, 1);
+	tzset();
+	gmtime_r(&w, &tm);
+	tm.tm_isdst = -1;
+	t = mktime(&tm);
+	if (had)
+		setenv("TZ", save, 1);
+	else
+		unsetenv("TZ");
+	tzset();
+	return t == (time_t)-1 ? 0 : (long)(wall - (long long)t);
+}
+
+static long
+tf_local_off(long long wall)
+{
+	struct tm tm;
+	time_t w = (time_t)wall, t;
+
+	gmtime_r(&w, &tm);
+	tm.tm_isdst = -1;
+	t = mktime(&tm);
+	return t == (time_t)-1 ? 0 : (long)(wall - (long long)t);
+}
+
+/* Seconds east of UTC of the zone at a wall-clock time, cached per
+ * wall-clock hour (zones change offset on the hour, or the half hour
+ * in a few; a changing minute within the cached hour is rare enough). */
+static long
+tf_zone_off(struct timefmt_zone *z, long long wall)
+{
+	long long hour = wall / 3600;
+
+	switch (z->kind) {
+	case TIMEFMT_UTC:
+		return 0;
+	case TIMEFMT_OFFSET:
+		return z->off;
+	}
+	if (z->cached && z->cache_hour == hour)
+		return z->cache_off;
+	z->cache_off = z->kind == TIMEFMT_NAMED ? tf_named_off(z->name, wall) :
+	    tf_local_off(wall);
+	z->cache_hour = hour;
+	z->cached = 1;
+	return z->cache_off;
+}
+
 /* Ruby's Time.strptime: the fields before the first one given come from
  * now, in the zone the time is read in. */
 static void
-tf_fill(struct tf *t, int utc)
+tf_fill(struct tf *t, struct timefmt_zone *z)
 {
 	struct tm *tm = &t->tm, now;
 	time_t clock = time(NULL);
@@ -298,15 +551,15 @@ tf_fill(struct tf *t, int utc)
 		tm->tm_mday = tm->tm_yday + 1;
 		t->given |= TF_MON | TF_MDAY;
 	}
-	if (t->zoned) {
-		clock += t->off;
-		gmtime_r(&clock, &now);
-	} else if (utc)
-		gmtime_r(&clock, &now);
-	else
-		localtime_r(&clock, &now);
-	if (t->given & TF_YEAR)
+	if ((t->given & TF_YEAR) != 0)
 		return;
+	if (t->zoned)
+		clock += t->off;
+	else if (z->kind == TIMEFMT_LOCAL)
+		clock += tf_local_off((long long)clock);
+	else
+		clock += tf_zone_off(z, (long long)clock);
+	gmtime_r(&clock, &now);
 	tm->tm_year = now.tm_year;
 	if (t->given & TF_MON)
 		return;
@@ -326,7 +579,7 @@ tf_fill(struct tf *t, int utc)
 }
 
 static int
-tf_epoch(struct tf *t, int utc, uint32_t *sec, uint32_t *nsec)
+tf_epoch(struct tf *t, struct timefmt_zone *z, uint32_t *sec, uint32_t *nsec)
 {
 	long long e;
 
@@ -335,15 +588,9 @@ tf_epoch(struct tf *t, int utc, uint32_t *sec, uint32_t *nsec)
 	else {
 		if (t->given == 0)
 			return -1;	/* Ruby: "no time information" */
-		tf_fill(t, utc);
-		if (t->zoned)
-			e = (long long)timegm(&t->tm) - t->off;
-		else if (utc)
-			e = timegm(&t->tm);
-		else {
-			t->tm.tm_isdst = -1;
-			e = mktime(&t->tm);
-		}
+		tf_fill(t, z);
+		e = tf_timegm(&t->tm);
+		e -= t->zoned ? t->off : tf_zone_off(z, e);
 	}
 	if (e < 0 || e > UINT32_MAX)
 		return -1;
@@ -353,7 +600,42 @@ tf_epoch(struct tf *t, int utc, uint32_t *sec, uint32_t *nsec)
 }
 
 int
-timefmt_parse(const char *s, size_t n, const char *fmt, int utc,
+timefmt_zone(struct timefmt_zone *z, const char *spec)
+{
+	const char *p;
+	char path[300];
+	long off;
+
+	memset(z, 0, sizeof *z);
+	z->kind = TIMEFMT_LOCAL;
+	if (spec == NULL || strcmp(spec, "localtime") == 0)
+		return 0;
+	p = spec;
+	if ((*p == '+' || *p == '-') && tf_zone(&p, p + strlen(p), &off) == 0 &&
+	    *p == '\0') {
+		z->kind = TIMEFMT_OFFSET;
+		z->off = off;
+		return 0;
+	}
+	if (strcasecmp(spec, "UTC") == 0 || strcasecmp(spec, "GMT") == 0 ||
+	    strcmp(spec, "Z") == 0) {
+		z->kind = TIMEFMT_UTC;
+		return 0;
+	}
+	/* a TZ database name: it must name a file there */
+	if (strlen(spec) >= sizeof z->name || spec[0] == '/' ||
+	    strstr(spec, "..") != NULL)
+		return -1;
+	snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", spec);
+	if (access(path, R_OK) == -1)
+		return -1;
+	z->kind = TIMEFMT_NAMED;
+	strcpy(z->name, spec);
+	return 0;
+}
+
+int
+timefmt_parsez(const char *s, size_t n, const char *fmt, struct timefmt_zone *z,
     uint32_t *sec, uint32_t *nsec)
 {
 	char in[TF_MAXLEN];
@@ -362,18 +644,32 @@ timefmt_parse(const char *s, size_t n, const char *fmt, int utc,
 
 	if (fmt == NULL || n >= sizeof in)
 		return -1;
-	/* strptime(3) wants a C string */
-	memcpy(in, s, n);
-	in[n] = '\0';
 	memset(&t, 0, sizeof t);
 	t.tm.tm_mday = 1;
 	if (strcmp(fmt, "%iso8601") == 0)
-		rc = tf_iso8601(&t, in, in + n);
-	else
+		rc = tf_iso8601(&t, s, s + n);
+	else if ((rc = tf_native(&t, s, s + n, fmt)) == 1) {
+		/* strptime(3) wants a C string */
+		memcpy(in, s, n);
+		in[n] = '\0';
+		memset(&t, 0, sizeof t);
+		t.tm.tm_mday = 1;
 		rc = tf_format(&t, in, n, fmt);
+	}
 	if (rc == -1)
 		return -1;
-	return tf_epoch(&t, utc, sec, nsec);
+	return tf_epoch(&t, z, sec, nsec);
+}
+
+int
+timefmt_parse(const char *s, size_t n, const char *fmt, int utc,
+    uint32_t *sec, uint32_t *nsec)
+{
+	struct timefmt_zone z;
+
+	memset(&z, 0, sizeof z);
+	z.kind = utc ? TIMEFMT_UTC : TIMEFMT_LOCAL;
+	return timefmt_parsez(s, n, fmt, &z, sec, nsec);
 }
 
 int

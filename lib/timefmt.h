@@ -28,6 +28,30 @@
 int timefmt_parse(const char *s, size_t n, const char *fmt, int utc,
     uint32_t *sec, uint32_t *nsec);
 
+/* The zone a time without one is read in: local time, UTC, a fixed
+ * offset or a TZ database name.  Offsets of local and named zones are
+ * found with mktime(3) (under TZ=name, the caller's TZ put back) once
+ * per wall-clock hour and cached here, so keep one per parser. */
+enum { TIMEFMT_LOCAL, TIMEFMT_UTC, TIMEFMT_OFFSET, TIMEFMT_NAMED };
+struct timefmt_zone {
+	int kind;
+	long off;		/* TIMEFMT_OFFSET: seconds east of UTC */
+	char name[64];		/* TIMEFMT_NAMED */
+	int cached;
+	long long cache_hour;
+	long cache_off;
+};
+
+/* spec: NULL or "localtime", "UTC", "+09:00" ("+0900", "-07"), or a
+ * name under /usr/share/zoneinfo ("Asia/Tokyo").  0, or -1 if unknown. */
+int timefmt_zone(struct timefmt_zone *z, const char *spec);
+
+/* timefmt_parse in a zone.  The common conversions (%Y %y %m %d %e %H
+ * %k %M %S %T %b %B %h %a %A %N %L %z %Z %s %%) are read without
+ * strptime(3); a format with any other goes through it. */
+int timefmt_parsez(const char *s, size_t n, const char *fmt,
+    struct timefmt_zone *z, uint32_t *sec, uint32_t *nsec);
+
 /* Decimal epoch text, as in JSON: digits, an optional fraction and an
  * optional exponent ("1441588984.123456789", "1.5e9").  Exact: the digits
  * are shifted, never rounded through a double; fraction digits past the
