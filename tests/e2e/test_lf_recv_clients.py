@@ -42,6 +42,7 @@ import os
 import struct
 import subprocess
 import threading
+import time
 
 import msgpack
 import pytest
@@ -212,23 +213,35 @@ def node_modules_ok():
                         "scripts/deps" % (pkg, NODE_DIR))
 
 
-def run_node(script, target, mode, ack, evs, deadline=WAIT, **extra):
-    """Run a driver of tests/node on the events (extra: more of the job,
-    security and tls); its result dict, exit status and stderr."""
+def start_node(script, target, mode, ack, evs, deadline=WAIT, **extra):
+    """Start a driver of tests/node on the events (extra: more of the job,
+    security and tls); finish_node() takes its result."""
     node_modules_ok()
     job = {"target": target, "mode": mode, "ack": ack, **extra,
            "deadline_ms": int(deadline * 1000),
            "events": [{"tag": tag, "time": list(t) if isinstance(t, tuple)
                        else t, "record": jsonable(r)} for tag, t, r in evs]}
-    p = subprocess.run(["node", str(NODE_DIR / script)],
-                       input=json.dumps(job).encode(), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=WAIT + 10,
-                       cwd=str(NODE_DIR))
-    lines = p.stdout.decode().splitlines()
-    assert lines, "no result from %s: rc %d, stderr %r" % (script,
-                                                          p.returncode,
-                                                          p.stderr)
-    return json.loads(lines[-1]), p.returncode, p.stderr.decode()
+    p = subprocess.Popen(["node", str(NODE_DIR / script)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=str(NODE_DIR))
+    p.stdin.write(json.dumps(job).encode())
+    p.stdin.close()
+    p.stdin = None          # written: communicate() only reads
+    p.deadline = deadline
+    return p
+
+
+def finish_node(p):
+    """A driver's result dict, exit status and stderr."""
+    out, err = p.communicate(timeout=p.deadline + 10)
+    lines = out.decode().splitlines()
+    assert lines, "no result from %s: rc %d, stderr %r" % (p.args,
+                                                          p.returncode, err)
+    return json.loads(lines[-1]), p.returncode, err.decode()
+
+
+def run_node(*args, **kw):
+    return finish_node(start_node(*args, **kw))
 
 
 def py_events(n):
@@ -512,3 +525,35 @@ def test_logger_handshake(work, procs, pki, tmp_path, tls, cid, script, mode):
     assert rv.stop() == 0
     assert b.stop() == 0
     assert received("to", rv, spool) == want_events(evs)
+
+
+def test_acks_wait_for_lf_buffer(work, procs):
+    """lf-recv --to an lf-buffer that is not there yet: the logger is not
+    acked (its events are not stored anywhere), lf-recv keeps trying, and
+    once lf-buffer is up the events go through and every one is acked."""
+    spool = os.path.join(work, "spool")
+    b = Lfb(work, [spool], ["--flush-mode", "immediate"])
+    procs.append(b)
+    rv = Recv(work, to=b.sock)
+    procs.append(rv)
+    rv.start()
+    evs = make_events(NEVENTS)
+    p = start_node("fluent_org_logger.js",
+                   {"host": "127.0.0.1", "port": rv.port}, "PackedForward",
+                   True, evs)
+    try:
+        # lf-recv has the events and nowhere to put them (it says it
+        # will send them again): no ack, the logger waits
+        wait_for(lambda: "to send again" in rv.read_err(),
+                 what="lf-recv holding a batch for lf-buffer")
+        time.sleep(0.5)
+        assert p.poll() is None, finish_node(p)
+        b.start()
+        res, rc, err = finish_node(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert rc == 0 and res["ok"] == NEVENTS, (res, err)
+    assert received("to", rv, spool) == want_events(evs)
+    assert rv.stop() == 0
+    assert b.stop() == 0
