@@ -15,9 +15,12 @@ int sock_accept_from(int lfd, struct sockaddr_storage *ss, socklen_t *len);
 int sock_nonblock(int fd);
 
 /* Connections waiting to be accepted: past it, a Unix client's connect
- * fails with EAGAIN and a TCP client's SYN is retried (the kernel caps it
- * at net.core.somaxconn). */
-#define SOCK_BACKLOG 128
+ * fails with EAGAIN and a TCP client's SYN is retried a second later (the
+ * kernel caps it at net.core.somaxconn, 4096 since Linux 5.4).  Large, so
+ * that a reconnect storm (every forwarder after an aggregator restart)
+ * waits in the queue rather than in SYN retries; the connections are
+ * bounded once accepted (lib/ingest). */
+#define SOCK_BACKLOG 4096
 
 enum sock_kind { SOCK_UNIX = 1, SOCK_TCP };
 
