@@ -76,6 +76,7 @@ struct conn {
 	int inreq;		/* a byte of it came */
 	int status;		/* a callback's verdict: 413, 414, 431 */
 	int keep;		/* keep-alive after this request */
+	int hdone;		/* its headers are all here */
 	int last_value;		/* the last header callback was a value */
 	struct buf url, hbytes, hidx, body;
 	size_t hsize;		/* bytes of the request line and headers */
@@ -221,8 +222,8 @@ cors_headers(struct conn *c, struct buf *b)
 {
 	const struct hdr *o;
 
-	if (c->in->origins == NULL && !c->in->cors_any)
-		return 0;
+	if ((c->in->origins == NULL && !c->in->cors_any) || !c->hdone)
+		return 0;	/* (not from the headers of a malformed request) */
 	if (c->in->cors_any)
 		return buf_adds(b, "Access-Control-Allow-Origin: *\r\n");
 	if ((o = header(c, "Origin")) == NULL || !origin_ok(c->in, HVAL(c, o), o->vlen))
@@ -263,7 +264,7 @@ respond(struct conn *c, int status, const char *extra, const void *body,
 	if (rc == 0)
 		rc = buf_printf(&c->out, "Connection: %s\r\n\r\n",
 		    close ? "close" : "keep-alive");
-	if (rc == 0 && len > 0 && c->p.method != HTTP_HEAD)
+	if (rc == 0 && len > 0 && !(c->hdone && c->p.method == HTTP_HEAD))
 		rc = buf_add(&c->out, body, len);
 	if (rc == -1) {
 		c->out.len = start;
@@ -342,6 +343,7 @@ request_reset(struct conn *c)
 		buf_shrink(b[i], KEEP);
 	}
 	c->inreq = 0;
+	c->hdone = 0;
 	c->status = 0;
 	c->last_value = 0;
 	c->hsize = 0;
@@ -447,9 +449,11 @@ on_headers(http_parser *p)
 	int has_len = (p->flags & F_CONTENTLENGTH) != 0;
 
 	c->keep = http_should_keep_alive(p);
+	c->hdone = 1;
+	/* (1 from this callback would mean "no body": errors are -1) */
 	if (has_len && p->content_length > c->in->conf.body_size_limit) {
 		c->status = 413;
-		return 1;
+		return -1;
 	}
 	if (e == NULL)
 		return 0;
@@ -461,7 +465,7 @@ on_headers(http_parser *p)
 		return 0;
 	}
 	c->status = 417;
-	return 1;
+	return -1;
 }
 
 static int
@@ -1392,18 +1396,21 @@ bad_http(struct conn *c, enum http_errno e)
 	buf_reset(&c->inb);
 }
 
-/* Parse what was read, a request at a time. */
+/* Parse what was read, a request at a time.  The bytes parsed are let go
+ * once at the end: pipelined requests cost no copy each. */
 static void
 conn_parse(struct conn *c)
 {
-	while (c->state == ST_READ && c->inb.len > 0 && c->out.len < OUT_MAX) {
+	size_t off = 0;
+
+	while (c->state == ST_READ && off < c->inb.len && c->out.len < OUT_MAX) {
 		size_t n;
 		enum http_errno e;
 
-		n = http_parser_execute(&c->p, &settings, (const char *)c->inb.p,
-		    c->inb.len);
+		n = http_parser_execute(&c->p, &settings, (const char *)c->inb.p +
+		    off, c->inb.len - off);
 		e = HTTP_PARSER_ERRNO(&c->p);
-		buf_consume(&c->inb, n);
+		off += n;
 		if (e == HPE_PAUSED) {
 			http_parser_pause(&c->p, 0);
 			request_done(c);
@@ -1415,11 +1422,12 @@ conn_parse(struct conn *c)
 			bad_http(c, e);
 			break;
 		}
-		if (c->p.upgrade) {
+		if (c->p.upgrade || n == 0) {
 			buf_reset(&c->inb);
 			break;
 		}
 	}
+	buf_consume(&c->inb, off < c->inb.len ? off : c->inb.len);
 	if (!c->inreq)
 		buf_shrink(&c->inb, KEEP);
 	account(c);
