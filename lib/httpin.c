@@ -290,6 +290,10 @@ fail(struct conn *c, int status, int close, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	/* a client's bytes quoted in it stay on one line */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	n = snprintf(body, sizeof body, "%d %s\n%s\n", status, reason(status), msg);
 	if (n < 0 || (size_t)n >= sizeof body)
 		n = (int)sizeof body - 1;
@@ -506,6 +510,7 @@ struct req {
 	struct param json, msgpack, ndjson, time;
 	uint32_t sec, nsec;	/* now, or ?time= */
 	int param_time;
+	int status;		/* of an error other than 400 */
 	char err[200];
 };
 
@@ -767,6 +772,14 @@ add_record(struct req *r, const unsigned char *p, size_t n, size_t idx)
 			sec = r->sec;
 			nsec = r->nsec;
 		}
+	}
+	/* headers added to each of many small records would multiply them */
+	if (c->entries.len + sizeof head + 5 + n + c->extra.len >
+	    c->in->conf.decompression_size_limit) {
+		snprintf(r->err, sizeof r->err, "the events take more than %zu bytes "
+		    "(decompression_size_limit)", c->in->conf.decompression_size_limit);
+		r->status = 413;
+		return -1;
 	}
 	stream_entry_head(head, sec, nsec);
 	msgpack_packer_init(&pk, &c->entries, buf_msgpack_write);
@@ -1206,7 +1219,8 @@ decode(struct req *r)
 		return 400;
 	}
 	if (rc == -1)
-		return strcmp(r->err, "out of memory") == 0 ? 500 : 400;
+		return r->status ? r->status : strcmp(r->err, "out of memory") == 0 ?
+		    500 : 400;
 	return 0;
 nomem:
 	snprintf(r->err, sizeof r->err, "out of memory");
@@ -1301,7 +1315,7 @@ request_done(struct conn *c)
 		}
 	}
 	if ((status = decode(&r)) != 0) {
-		fail(c, status, status == 413, "%s", r.err);
+		fail(c, status, status == 413 || status == 500, "%s", r.err);
 		return;
 	}
 	account(c);

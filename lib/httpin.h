@@ -71,16 +71,20 @@
  *	405  a method other than POST, PUT, GET, HEAD, OPTIONS
  *	408 and close  a request not all received within request_timeout
  *	413 and close  a body over body_size_limit (as soon as Content-Length
- *		says so, or when "Expect: 100-continue" comes with it), or
- *		inflating to more than decompression_size_limit
+ *		says so, or when "Expect: 100-continue" comes with it); a body
+ *		inflating to more than decompression_size_limit, or whose events
+ *		take more than that once decoded (the keys add_http_headers adds
+ *		to each of many small records would multiply them)
  *	414 and close  a request line (URL) over max_url
  *	415  multipart/form-data, or a Content-Encoding other than gzip,
  *		deflate or identity
  *	417 and close  an Expect other than 100-continue
  *	431 and close  headers over max_header_size
- *	500  out of memory
+ *	500 and close  out of memory
  *	503 with "Retry-After: 1"  the tool refused the events, or replied
  *		that the hand-off failed, or it is stopping
+ * A message quotes at most 40 bytes of what the client sent, control
+ * characters made '?'; each 4xx is logged, rate-limited.
  * "Expect: 100-continue" is answered "100 Continue" when the length is
  * within the limit.  Keep-alive: HTTP/1.1 keeps the connection unless
  * "Connection: close"; HTTP/1.0 closes unless "Connection: keep-alive".

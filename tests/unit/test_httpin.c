@@ -422,6 +422,10 @@ test_record_time(void **state)
 	assert_string_equal(r.body, "400 Bad Request\ntime: not epoch seconds: 'abc'\n");
 	post_json(f, c, "/t", "{\"time\":-1}");
 	expect_resp(f, c, 400, NULL);
+	/* what the client sent is quoted on one line */
+	post_json(f, c, "/t?time=%0D%0Ax", "{}");
+	expect_resp(f, c, 400, &r);
+	assert_string_equal(r.body, "400 Bad Request\ntime: not epoch seconds: '??x'\n");
 	assert_int_equal(f->n, 2);
 	cli_free(c);
 	fx_free(f);
@@ -536,6 +540,7 @@ test_gzip_bomb(void **state)
 	struct cli *c;
 	struct buf z = BUF_INIT;
 	unsigned char *zeros = calloc(1, 1 << 20);
+	struct resp r;
 
 	(void)state;
 	f->conf.decompression_size_limit = 64 << 10;
@@ -546,6 +551,31 @@ test_gzip_bomb(void **state)
 	post(f, c, "/z", "application/json", z.p, z.len, "Content-Encoding: gzip\r\n");
 	expect_resp(f, c, 413, NULL);
 	expect_closed(f, c);
+	cli_free(c);
+	fx_free(f);
+	/* headers added to many small records: the decoded events are bounded */
+	f = fx_new();
+	f->conf.decompression_size_limit = 64 << 10;
+	f->conf.add_http_headers = 1;
+	fx_open(f);
+	c = dial(f);
+	buf_reset(&z);
+	assert_int_equal(buf_addc(&z, '['), 0);
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(buf_adds(&z, i ? ",{}" : "{}"), 0);
+	assert_int_equal(buf_addc(&z, ']'), 0);
+	memset(zeros, 'x', 1000);
+	zeros[1000] = '\0';
+	{
+		char h[1100];
+
+		snprintf(h, sizeof h, "X-Pad: %s\r\n", (char *)zeros);
+		post(f, c, "/z", "application/json", z.p, z.len, h);
+	}
+	expect_resp(f, c, 413, &r);
+	assert_non_null(strstr(r.body, "the events take more than 65536 bytes"));
+	expect_closed(f, c);
+	assert_int_equal(f->n, 0);
 	free(zeros);
 	buf_free(&z);
 	cli_free(c);
