@@ -56,6 +56,7 @@ struct httpin_listener {
 	int fd;
 	ev_io io;
 	struct httpin_stats st;
+	char *unlink_path;		/* a Unix socket file we made */
 	char name[128];
 };
 
@@ -1791,11 +1792,14 @@ httpin_listen(struct httpin *in, const char *spec, char *err, size_t errlen)
 		return NULL;
 	if (kind == SOCK_UNIX)
 		sock_nonblock(fd);
-	if ((l = listener_add(in, fd)) == NULL) {
+	if ((l = listener_add(in, fd)) == NULL ||
+	    (kind == SOCK_UNIX && (l->unlink_path = strdup(full + 5)) == NULL)) {
 		e = errno;
-		close(fd);
+		if (l == NULL)
+			close(fd);	/* a listener made is closed by httpin_stop */
 		snprintf(err, errlen, "%s: %s", spec, strerror(e));
 		errno = e;
+		return NULL;
 	}
 	return l;
 }
@@ -1994,6 +1998,8 @@ httpin_stop(struct httpin *in)
 			ev_io_stop(in->loop, &l->io);
 		close(l->fd);
 		l->fd = -1;
+		if (l->unlink_path)
+			unlink(l->unlink_path);
 	}
 	if (in->loop)
 		ev_timer_stop(in->loop, &in->accept_wait);
@@ -2019,6 +2025,7 @@ httpin_free(struct httpin *in)
 		conn_close(in->conns);
 	while ((l = in->listeners) != NULL) {
 		in->listeners = l->next;
+		free(l->unlink_path);
 		free(l);
 	}
 	if (in->loop && ev_is_active(&in->sweep)) {

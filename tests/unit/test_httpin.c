@@ -1179,6 +1179,42 @@ test_stats_and_stop(void **state)
 	fx_free(f);
 }
 
+static void
+test_listen_specs(void **state)
+{
+	struct fx *f = fx_new();
+	struct httpin_listener *l;
+	struct cli *c;
+	char err[200];
+
+	(void)state;
+	fx_open(f);
+	assert_int_equal(strncmp(httpin_listener_name(f->l), "tcp:127.0.0.1:", 14), 0);
+	l = httpin_listen(f->in, "0", err, sizeof err);
+	assert_non_null(l);
+	assert_int_equal(strncmp(httpin_listener_name(l), "tcp:0.0.0.0:", 12), 0);
+	l = httpin_listen(f->in, "[::1]:0", err, sizeof err);
+	assert_non_null(l);
+	assert_int_equal(strncmp(httpin_listener_name(l), "tcp:[::1]:", 10), 0);
+	assert_null(httpin_listen(f->in, "127.0.0.1:http", err, sizeof err));
+	assert_non_null(strstr(err, "127.0.0.1:http"));
+	/* counters are per listener */
+	c = dial(f);
+	post_json(f, c, "/t", "{}");
+	expect_resp(f, c, 200, NULL);
+	{
+		struct httpin_stats a, b;
+
+		httpin_stats(f->in, f->l, &a);
+		httpin_stats(f->in, l, &b);
+		assert_int_equal(a.requests, 1);
+		assert_int_equal(b.requests, 0);
+		assert_int_equal(b.accepted, 0);
+	}
+	cli_free(c);
+	fx_free(f);
+}
+
 /* Every request split at each byte gives the same answers and events. */
 static void
 test_probe_splits(void **state)
@@ -1242,6 +1278,7 @@ main(void)
 		cmocka_unit_test(test_max_memory),
 		cmocka_unit_test(test_unread_responses),
 		cmocka_unit_test(test_stats_and_stop),
+		cmocka_unit_test(test_listen_specs),
 		cmocka_unit_test(test_probe_splits),
 	};
 
