@@ -570,11 +570,18 @@ pack_str(msgpack_packer *pk, const void *p, size_t n)
 	return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, p, n) ? -1 : 0;
 }
 
+/* b->p + off, for a buffer that may be empty (and its p NULL). */
+static const unsigned char *
+at(const struct buf *b, size_t off)
+{
+	return b->p ? b->p + off : (const unsigned char *)"";
+}
+
 static const unsigned char *
 param_ptr(const struct req *r, const struct param *v)
 {
-	return (v->inbody ? (r->c->inflated.len ? r->c->inflated.p :
-	    r->c->body.p) : r->c->scratch.p) + v->off;
+	return at(v->inbody ? (r->c->inflated.len ? &r->c->inflated :
+	    &r->c->body) : &r->c->scratch, v->off);
 }
 
 /* Parse a query string or form body: the parameters we use are noted, and
@@ -608,7 +615,7 @@ parse_form(struct req *r, const char *s, size_t n, int query)
 		if (eq && pct_decode(&c->scratch, eq + 1, flen - (size_t)(eq + 1 - f),
 		    1) == -1)
 			goto nomem;
-#define KEY(s) (klen == sizeof s - 1 && memcmp(c->scratch.p + koff, s, klen) == 0)
+#define KEY(s) (klen == sizeof s - 1 && memcmp(at(&c->scratch, koff), s, klen) == 0)
 		if (KEY("json"))
 			dst = &r->json;
 		else if (KEY("msgpack"))
@@ -625,8 +632,8 @@ parse_form(struct req *r, const char *s, size_t n, int query)
 			dst->len = c->scratch.len - voff;
 		}
 		if (query && c->in->conf.add_query_params) {
-			if (pack_key(&pk, &tmp, "QUERY_", (const char *)c->scratch.p +
-			    koff, klen) == -1 || pack_str(&pk, c->scratch.p + voff,
+			if (pack_key(&pk, &tmp, "QUERY_", (const char *)at(&c->scratch,
+			    koff), klen) == -1 || pack_str(&pk, at(&c->scratch, voff),
 			    c->scratch.len - voff) == -1)
 				goto nomem;
 			c->nextra++;
@@ -655,9 +662,9 @@ pack_extra(struct req *r)
 
 	msgpack_packer_init(&pk, &c->extra, buf_msgpack_write);
 	for (size_t i = 0; c->in->conf.add_http_headers && i < n && rc == 0; i++) {
-		rc = pack_key(&pk, &tmp, "HTTP_", (const char *)c->hbytes.p +
-		    h[i].noff, h[i].nlen) == -1 ||
-		    pack_str(&pk, c->hbytes.p + h[i].voff, h[i].vlen) == -1 ? -1 : 0;
+		rc = pack_key(&pk, &tmp, "HTTP_", (const char *)at(&c->hbytes,
+		    h[i].noff), h[i].nlen) == -1 ||
+		    pack_str(&pk, at(&c->hbytes, h[i].voff), h[i].vlen) == -1 ? -1 : 0;
 		c->nextra++;
 	}
 	buf_free(&tmp);
@@ -1031,6 +1038,8 @@ inflate_body(struct req *r)
 		    HVAL(c, h));
 		return 415;
 	}
+	if (c->body.len == 0)
+		return 0;	/* nothing to inflate */
 	if (gz_step_begin(&g, &err) == -1)
 		goto bad;
 	/* deflate is zlib's format: the same inflater, another header */
@@ -1859,6 +1868,13 @@ httpin_new(struct ev_loop *loop, const struct httpin_conf *conf, httpin_fn fn,
 	in->loop = loop;
 	in->conf = *conf;
 	in->conf.cors_allow_origins = NULL;
+	in->conf.tag_prefix = NULL;
+	if (conf->tag_prefix && *conf->tag_prefix &&
+	    (in->conf.tag_prefix = strdup(conf->tag_prefix)) == NULL) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		free(in);
+		return NULL;
+	}
 	in->fn = fn;
 	in->ctx = ctx;
 	in->free_slot = SLOT_NONE;
@@ -1871,6 +1887,7 @@ httpin_new(struct ev_loop *loop, const struct httpin_conf *conf, httpin_fn fn,
 	if (in->conf.cors_allow_credentials && conf->cors_allow_origins == NULL) {
 		snprintf(err, errlen, "cors_allow_credentials needs "
 		    "cors_allow_origins");
+		free((char *)in->conf.tag_prefix);
 		free(in);
 		errno = EINVAL;
 		return NULL;
@@ -2035,6 +2052,7 @@ httpin_free(struct httpin *in)
 	for (size_t i = 0; i < in->norigins; i++)
 		free(in->origins[i]);
 	free(in->origins);
+	free((char *)in->conf.tag_prefix);
 	free(in->slots);
 	free(in);
 }
@@ -2086,10 +2104,9 @@ httpin_probe_new(const struct httpin_conf *conf)
 
 int
 httpin_probe_feed(struct httpin_probe *pr, const void *p, size_t n,
-    void *out_buf, size_t *events)
+    struct buf *out, size_t *events)
 {
 	struct conn *c = pr->c;
-	struct buf *out = out_buf;
 
 	if (c == NULL)
 		return -1;

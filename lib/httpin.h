@@ -1,7 +1,8 @@
 /* httpin: Fluentd's in_http on a libev loop.
  *
- * Requests are parsed with libhttp-parser (any split, pipelined requests
- * answered in order, one at a time); a request's events are handed to the
+ * Requests are parsed with libhttp-parser (any split; pipelined requests
+ * are answered in order, one at a time: while one waits for the tool's
+ * reply, the next is not read); a request's events are handed to the
  * tool as one batch of canonical PackedForward entries (lib/stream), and
  * the tool answers later, once the hand-off downstream succeeded or
  * failed, with httpin_reply.  Nothing is answered 200 before that.
@@ -58,7 +59,8 @@
  *		request carried no event (an empty array)
  *	204 No Content  the same with use_204_response
  *	200 and a 1x1 GIF  the same with respond_with_empty_img
- *	400  bad input, the message says what: no tag; no json, ndjson or
+ *	400  bad input, the message says what: no tag (or a control
+ *		character in it); no json, ndjson or
  *		msgpack parameter; the JSON or msgpack is invalid, truncated,
  *		nested too deep, or not an object; a time that is not a number;
  *		a body that will not inflate.  The whole request is refused
@@ -66,8 +68,9 @@
  *		so, and takes none of the request's events, so a fixed request
  *		can be sent again without duplicates).  The connection is kept.
  *	400 and close  malformed HTTP (the parser's reason in the message)
- *	403  OPTIONS without CORS configured, or from an origin not allowed;
- *		a request whose Origin is not allowed (and close)
+ *	403  OPTIONS without CORS configured, from an origin not allowed, or
+ *		with an Access-Control-Request-Method other than POST; a request
+ *		whose Origin is not allowed (and close)
  *	405  a method other than POST, PUT, GET, HEAD, OPTIONS
  *	408 and close  a request not all received within request_timeout
  *	413 and close  a body over body_size_limit (as soon as Content-Length
@@ -75,14 +78,14 @@
  *		inflating to more than decompression_size_limit, or whose events
  *		take more than that once decoded (the keys add_http_headers adds
  *		to each of many small records would multiply them)
- *	414 and close  a request line (URL) over max_url
+ *	414 and close  a URL over max_url
  *	415  multipart/form-data, or a Content-Encoding other than gzip,
  *		deflate or identity
  *	417 and close  an Expect other than 100-continue
  *	431 and close  headers over max_header_size
  *	500 and close  out of memory
  *	503 with "Retry-After: 1"  the tool refused the events, or replied
- *		that the hand-off failed, or it is stopping
+ *		that the hand-off failed
  * A message quotes at most 40 bytes of what the client sent, control
  * characters made '?'; each 4xx is logged, rate-limited.
  * "Expect: 100-continue" is answered "100 Continue" when the length is
@@ -98,7 +101,9 @@
  * descriptors, it pauses 0.5 s); memory held for requests being received
  * (bodies, headers, pending responses, decoded events) by all connections
  * together at most max_memory: past it, only the connection whose request
- * began first is read, the others wait (as lib/ingest).  A client that
+ * began first is read, the others wait (as lib/ingest; decoding one
+ * request may take more for a moment: its body, inflated body and events
+ * are each bounded as above).  A client that
  * does not read its responses is not read either once 64 KiB of them wait.
  */
 #ifndef LF_HTTPIN_H
@@ -110,6 +115,8 @@
 
 #include <ev.h>
 
+#include "buf.h"
+
 /* Defaults, with in_http's names where it has one. */
 #define HTTPIN_PORT			"9880"	/* in_http's port */
 #define HTTPIN_BODY_SIZE_LIMIT		((size_t)32 << 20)	/* body_size_limit */
@@ -117,7 +124,7 @@
 #define HTTPIN_KEEPALIVE_TIMEOUT	10.0	/* keepalive_timeout, seconds */
 #define HTTPIN_REQUEST_TIMEOUT		60.0	/* lf: a whole request */
 #define HTTPIN_MAX_HEADER_SIZE		(16u << 10)	/* lf: request headers, as Node.js */
-#define HTTPIN_MAX_URL			(8u << 10)	/* lf: request line, as Apache's 8190 */
+#define HTTPIN_MAX_URL			(8u << 10)	/* lf: the URL, as Apache's 8190 */
 #define HTTPIN_MAX_CONNECTIONS		1024u	/* lf */
 #define HTTPIN_MAX_MEMORY		((size_t)512 << 20)	/* lf, as lib/ingest */
 #define HTTPIN_RETRY_AFTER		1	/* seconds, in a 503 */
@@ -128,8 +135,8 @@ struct httpin_conf {
 	size_t decompression_size_limit; /* --http-decompression-size-limit SIZE */
 	double keepalive_timeout;	/* --http-keepalive-timeout DURATION */
 	double request_timeout;		/* --http-request-timeout DURATION */
-	size_t max_header_size;		/* --http-max-header-size SIZE */
-	size_t max_url;			/* --http-max-url-size SIZE */
+	size_t max_header_size;		/* --http-max-header-size SIZE (<= 64k) */
+	size_t max_url;			/* --http-max-url-size SIZE (< 64k) */
 	size_t max_connections;		/* --http-max-connections N */
 	size_t max_memory;		/* --http-max-memory SIZE */
 	int add_http_headers;		/* --add-http-headers[=BOOL] */
@@ -171,8 +178,8 @@ typedef uint64_t httpin_req_t;
 
 enum { HTTPIN_TAKE = 0, HTTPIN_HOLD = 1, HTTPIN_REFUSE = -1 };
 
-/* The tool's function: TAKE (then it calls httpin_reply(req) exactly once,
- * inside the function or later), HOLD (no room yet: the connection is not
+/* The tool's function: TAKE (it copies what it keeps of the batch, then
+ * calls httpin_reply(req) exactly once, inside the function or later), HOLD (no room yet: the connection is not
  * read, the same batch is offered again by httpin_retry, with the same
  * req), REFUSE (answered 503 with Retry-After). */
 typedef int (*httpin_fn)(void *ctx, const struct httpin_batch *b,
@@ -181,7 +188,8 @@ typedef int (*httpin_fn)(void *ctx, const struct httpin_batch *b,
 struct httpin;
 struct httpin_listener;
 
-/* NULL with errno and a reason in err (a bad conf: EINVAL). */
+/* The strings of conf are copied.  NULL with errno and a reason in err
+ * (a bad conf: EINVAL). */
 struct httpin *httpin_new(struct ev_loop *loop, const struct httpin_conf *conf,
     httpin_fn fn, void *ctx, char *err, size_t errlen);
 
@@ -231,7 +239,7 @@ void httpin_free(struct httpin *in);
 struct httpin_probe;
 struct httpin_probe *httpin_probe_new(const struct httpin_conf *conf);
 int httpin_probe_feed(struct httpin_probe *pr, const void *p, size_t n,
-    void *out_buf, size_t *events);
+    struct buf *out, size_t *events);
 void httpin_probe_free(struct httpin_probe *pr);
 
 #endif

@@ -793,6 +793,7 @@ test_204_and_gif(void **state)
 	struct fx *f = fx_new();
 	struct cli *c;
 	struct resp r;
+	char prefix[8];
 
 	(void)state;
 	f->conf.use_204_response = 1;
@@ -807,7 +808,10 @@ test_204_and_gif(void **state)
 	httpin_free(f->in);
 	f->conf.use_204_response = 0;
 	f->conf.respond_with_empty_img = 1;
+	snprintf(prefix, sizeof prefix, "pre");
+	f->conf.tag_prefix = prefix;
 	f->in = httpin_new(f->loop, &f->conf, fn, f, NULL, 0);
+	prefix[0] = 'X';	/* copied */
 	f->l = httpin_listen(f->in, "127.0.0.1:0", NULL, 0);
 	c = dial(f);
 	post_json(f, c, "/t", "{}");
@@ -815,6 +819,7 @@ test_204_and_gif(void **state)
 	assert_non_null(strstr(r.head, "Content-Type: image/gif"));
 	assert_int_equal(r.bodylen, 35);
 	assert_int_equal(memcmp(r.body, "GIF89a", 6), 0);
+	assert_string_equal(f->tag[2], "pre.t");
 	cli_free(c);
 	fx_free(f);
 }
