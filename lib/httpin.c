@@ -951,8 +951,8 @@ decode_json(struct req *r, const char *s, size_t n, const char *what)
 	if (i < n && s[i] == '{')
 		return json_object(r, s + i, n - i);
 	if (i == n || s[i] != '[') {
-		snprintf(r->err, sizeof r->err, "%s: not an object or an array "
-		    "of objects", what);
+		snprintf(r->err, sizeof r->err, "%s: %s", what, i == n ? "empty" :
+		    "not an object or an array of objects");
 		return -1;
 	}
 	i = skip_ws(s, i + 1, n);
