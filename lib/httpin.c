@@ -855,8 +855,11 @@ decode_msgpack(struct req *r, const unsigned char *p, size_t n)
 			return -1;
 		}
 		e = q + len;
-		if (mp_read(&q, e, &o) == -1)
+		if (mp_read(&q, e, &o) == -1) {
+			snprintf(r->err, sizeof r->err, "msgpack: invalid at byte %zu",
+			    off);
 			return -1;
+		}
 		if (o.type == MP_MAP) {
 			if (check_record(r, p + off, len, &elen, "msgpack") == -1 ||
 			    add_record(r, p + off, len, r->c->count) == -1)
