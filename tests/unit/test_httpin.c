@@ -527,6 +527,17 @@ test_gzip(void **state)
 	assert_non_null(strstr(r.body, "body: gzip"));
 	post(f, c, "/z", "application/json", "{}", 2, "Content-Encoding: br\r\n");
 	expect_resp(f, c, 415, NULL);
+	/* deflate is zlib's format */
+	{
+		unsigned char zb[256];
+		uLongf zn = sizeof zb;
+
+		assert_int_equal(compress(zb, &zn, (const Bytef *)js, strlen(js)), Z_OK);
+		post(f, c, "/z", "application/csp-report", zb, zn,
+		    "Content-Encoding: deflate\r\n");
+		expect_resp(f, c, 200, NULL);
+		assert_int_equal(f->count[1], 2);
+	}
 	buf_free(&z);
 	cli_free(c);
 	fx_free(f);
