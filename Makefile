@@ -27,7 +27,7 @@ PC_LIBS := $(shell $(PKG_CONFIG) --libs $(PCS) 2>/dev/null || \
 	echo -lmsgpackc -lbsd -lyajl -lssl -lcrypto -lz -lpcre2-8 -lcurl)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || \
 	echo -lcmocka)
-LIBS    = $(PC_LIBS) -lev -lm
+LIBS    = $(PC_LIBS) -lev -lhttp_parser -lm
 
 LF_CPPFLAGS = -D_GNU_SOURCE -Ilib -DLF_VERSION=\"$(VERSION)\" $(PC_CFLAGS)
 LF_CFLAGS = -std=c11 -Wall -Wextra -Werror -Wshadow \
