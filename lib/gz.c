@@ -33,6 +33,11 @@ gz_step(struct gz_step *g, const unsigned char *p, size_t n, struct buf *out,
 	size_t made = 0, room, left, k;
 	int rc;
 
+	if (n == 0) {
+		*err = "gzip: no data";	/* and p may be NULL: no arithmetic on it */
+		return -1;
+	}
+
 	if (limit > SIZE_MAX / 2)
 		limit = SIZE_MAX / 2;
 	for (;;) {
