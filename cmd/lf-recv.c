@@ -34,6 +34,7 @@
 #include "handshake.h"
 #include "heartbeat.h"
 #include "hop.h"
+#include "httpin.h"
 #include "ingest.h"
 #include "io.h"
 #include "log.h"
@@ -50,7 +51,15 @@
 	"               [--notify-fd N] [--state-file PATH] [--log-file PATH]\n" \
 	"               [--add-tag-prefix PREFIX] [--source-address-key KEY]\n" \
 	"               [--source-hostname-key KEY] [--resolve-hostname BOOL]\n" \
-	"               [--match PATTERN ...]\n" \
+	"               [--match PATTERN ...] [--http [ADDR:]PORT ...]\n" \
+	"               [--http-body-size-limit SIZE] [--http-keepalive-timeout TIME]\n" \
+	"               [--http-request-timeout TIME] [--http-max-connections N]\n" \
+	"               [--http-decompression-size-limit SIZE] [--http-max-memory SIZE]\n" \
+	"               [--http-max-header-size SIZE] [--http-max-url-size SIZE]\n" \
+	"               [--add-http-headers[=BOOL]] [--add-remote-addr[=BOOL]]\n" \
+	"               [--add-query-params[=BOOL]] [--use-204-response[=BOOL]]\n" \
+	"               [--respond-with-empty-img[=BOOL]] [--cors-allow-origins LIST]\n" \
+	"               [--cors-allow-credentials[=BOOL]]\n" \
 	"               [--chunk-size-limit SIZE] [--chunk-size-warn-limit SIZE]\n" \
 	"               [--skip-invalid-event BOOL] [--deny-keepalive BOOL]\n" \
 	"               [--send-keepalive-packet BOOL] [--linger-timeout TIME]\n" \
@@ -90,9 +99,11 @@ struct lookup {
 	struct resolve_req *req;
 };
 
-/* A message handed downstream, its client's ack waiting on it. */
+/* A message handed downstream, its client's answer waiting on it: a
+ * forward ack (0: none wanted), or an HTTP request's reply. */
 struct fwd {
-	ingest_ack_t ack;
+	int http;
+	uint64_t ack;			/* ingest_ack_t, or httpin_req_t */
 	uint64_t end;			/* stdout: written once out_done >= end */
 };
 
@@ -107,6 +118,11 @@ struct recv {
 	const char *to, *logfile, *state_file, *prefix, *addr_key, *host_key;
 	int resolve_hostname;		/* -1: not given */
 	struct resolve *res;
+	struct httpin *http;		/* --http */
+	struct httpin_conf http_conf;
+	const char **http_listen;
+	int nhttp;
+	unsigned long http_refused;
 	struct buf patterns;		/* --match, joined by spaces */
 	struct match *match;
 	struct lookup lookups[RECV_LOOKUPS];
@@ -163,6 +179,39 @@ lis_of(struct recv *x)
 	return NULL;
 }
 
+/* The client's answer: the forward ack released or the HTTP 200; or,
+ * when it was not done after all, the ack dropped (the client sends
+ * again) or a 503. */
+static void
+answer(struct recv *x, const struct fwd *f, int ok)
+{
+	if (f->http) {
+		httpin_reply(x->http, f->ack, ok);
+		return;
+	}
+	if (f->ack == 0)
+		return;
+	if (!ok)
+		ingest_ack_drop(&x->in, f->ack);
+	else if (ingest_ack_release(&x->in, f->ack) == 1)
+		x->acks++;
+}
+
+static int
+answer_wanted(const struct fwd *f)
+{
+	return f->http || f->ack != 0;
+}
+
+/* Room again downstream: what was held is offered again. */
+static void
+retry_held(struct recv *x)
+{
+	ingest_retry(&x->in);
+	if (x->http)
+		httpin_retry(x->http);
+}
+
 static void
 hop_acked(void *ctx, void *arg, size_t count)
 {
@@ -172,8 +221,7 @@ hop_acked(void *ctx, void *arg, size_t count)
 	(void)count;
 	if (f == NULL)
 		return;
-	if (ingest_ack_release(&x->in, f->ack) == 1)
-		x->acks++;
+	answer(x, f, 1);
 	free(f);
 }
 
@@ -187,25 +235,22 @@ hop_gaveup(void *ctx, void *arg, size_t count)
 	(void)count;
 	if (f == NULL)
 		return;
-	ingest_ack_drop(&x->in, f->ack);
+	answer(x, f, 0);
 	free(f);
 }
 
 static void
 hop_room(void *ctx)
 {
-	struct recv *x = ctx;
-
-	ingest_retry(&x->in);
+	retry_held(ctx);
 }
 
-/* stdout: acks of what the pipe has taken. */
+/* stdout: answers for what the pipe has taken. */
 static void
 out_release(struct recv *x)
 {
 	while (x->qlen > 0 && x->q[x->qhead].end <= x->out_done) {
-		if (ingest_ack_release(&x->in, x->q[x->qhead].ack) == 1)
-			x->acks++;
+		answer(x, &x->q[x->qhead], 1);
 		x->qhead = (x->qhead + 1) % x->qcap;
 		x->qlen--;
 	}
@@ -241,11 +286,11 @@ out_write(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	out_release(x);
 	if (x->out.len < OUT_MAX / 2)
-		ingest_retry(&x->in);
+		retry_held(x);
 }
 
 static int
-queue_ack(struct recv *x, ingest_ack_t a)
+queue_ack(struct recv *x, const struct fwd *a)
 {
 	size_t cap, i;
 	struct fwd *q;
@@ -261,7 +306,7 @@ queue_ack(struct recv *x, ingest_ack_t a)
 		x->qcap = cap;
 		x->qhead = 0;
 	}
-	x->q[(x->qhead + x->qlen) % x->qcap].ack = a;
+	x->q[(x->qhead + x->qlen) % x->qcap] = *a;
 	x->q[(x->qhead + x->qlen) % x->qcap].end = x->out_total;
 	x->qlen++;
 	return 0;
@@ -271,7 +316,7 @@ queue_ack(struct recv *x, ingest_ack_t a)
  * client got (or gets) its ack here, the reader of the pipe none. */
 static int
 out_stdout(struct recv *x, const char *tag, size_t taglen,
-    const unsigned char *e, size_t len, size_t count, ingest_ack_t a)
+    const unsigned char *e, size_t len, size_t count, const struct fwd *a)
 {
 	size_t start = x->out.len;
 
@@ -284,7 +329,7 @@ out_stdout(struct recv *x, const char *tag, size_t taglen,
 	    buf_add(&x->out, x->tmp.p, x->tmp.len) == -1)
 		goto nomem;
 	x->out_total += x->out.len - start;
-	if (a != 0 && queue_ack(x, a) == -1) {
+	if (answer_wanted(a) && queue_ack(x, a) == -1) {
 		x->out_total -= x->out.len - start;
 		x->out.len = start;
 		return INGEST_HOLD;
@@ -299,13 +344,13 @@ nomem:
 static int
 out_hop(struct recv *x, const char *tag, size_t taglen,
     const struct stream_batch *b, const unsigned char *e, size_t len,
-    ingest_ack_t a)
+    size_t count, const struct fwd *a)
 {
 	struct hop_id id, *idp = NULL;
 	struct fwd *f = NULL;
 	int rc;
 
-	if (a != 0) {
+	if (b != NULL && b->chunk != NULL && a->ack != 0) {
 		/* the same chunk sent again is the same batch to lf-buffer's
 		 * dedup window: derived from the tag, the client's id and its
 		 * entries' size, and a CRC of their first and last bytes (the
@@ -325,21 +370,31 @@ out_hop(struct recv *x, const char *tag, size_t taglen,
 		    buf_add(&x->tmp, b->chunk, b->chunklen) == -1 ||
 		    buf_add(&x->tmp, &n, sizeof n) == -1 ||
 		    buf_add(&x->tmp, &crc, sizeof crc) == -1 ||
-		    hop_id_derive(&id, x->tmp.p, x->tmp.len) == -1 ||
-		    (f = malloc(sizeof *f)) == NULL) {
-			free(f);
+		    hop_id_derive(&id, x->tmp.p, x->tmp.len) == -1)
 			return INGEST_HOLD;
-		}
-		f->ack = a;
 		idp = &id;
 	}
-	rc = hop_send(x->hop, tag, taglen, e, len, b->count, idp, f);
+	if (answer_wanted(a)) {
+		if ((f = malloc(sizeof *f)) == NULL)
+			return INGEST_HOLD;
+		*f = *a;
+	}
+	rc = hop_send(x->hop, tag, taglen, e, len, count, idp, f);
 	if (rc == HOP_OK)
 		return INGEST_TAKE;
 	free(f);
 	if (rc == -1 && errno == EMSGSIZE)
 		return OUT_TOOBIG;
 	return INGEST_HOLD;	/* HOP_FULL, or no memory: offered again */
+}
+
+static int
+out(struct recv *x, const char *tag, size_t taglen, const struct stream_batch *b,
+    const unsigned char *e, size_t len, size_t count, const struct fwd *a)
+{
+	if (x->hop)
+		return out_hop(x, tag, taglen, b, e, len, count, a);
+	return out_stdout(x, tag, taglen, e, len, count, a);
 }
 
 /* ---- the batch: checks, then downstream ---- */
@@ -549,6 +604,7 @@ take(void *ctx, struct stream_batch *b)
 	const unsigned char *e;
 	size_t len;
 	ingest_ack_t a;
+	struct fwd f;
 	int rc;
 
 	if (b->invalid) {
@@ -573,10 +629,9 @@ take(void *ctx, struct stream_batch *b)
 		return ack_now(x, b);
 	if ((a = ingest_ack_defer(&x->in, b)) == INGEST_ACK_FAIL)
 		return INGEST_HOLD;
-	if (x->hop)
-		rc = out_hop(x, (char *)tag.p, tag.len, b, e, len, a);
-	else
-		rc = out_stdout(x, (char *)tag.p, tag.len, e, len, b->count, a);
+	f.http = 0;
+	f.ack = a;
+	rc = out(x, (char *)tag.p, tag.len, b, e, len, b->count, &f);
 	if (rc == OUT_TOOBIG)
 		return too_big_out(x, li, b, len, a);
 	if (rc != INGEST_TAKE) {
@@ -592,6 +647,47 @@ take(void *ctx, struct stream_batch *b)
 		li->invalid += b->invalid;
 	}
 	return INGEST_TAKE;
+}
+
+/* An HTTP request's events (in_http): the tag has --add-tag-prefix
+ * already; --match as for the forward protocol (refused tags are answered
+ * 200, so that a client does not send them again for ever); the reply
+ * waits for the hand-off downstream, as a forward ack does. */
+static int
+http_take(void *ctx, const struct httpin_batch *b, httpin_req_t req)
+{
+	struct recv *x = ctx;
+	struct fwd f = { 1, req, 0 };
+	char t[LOG_TAG_MAX];
+	int rc;
+
+	if (x->match && !match_tag(x->match, b->tag, b->taglen)) {
+		unsigned long c = ++x->refused_msgs;
+
+		x->refused += b->count;
+		x->http_refused += b->count;
+		if (log_nth(c)) {
+			log_tag(t, b->tag, b->taglen);
+			log_warn("no patterns matched tag=\"%s\": %zu events "
+			    "dropped (%lu messages, %lu events so far)", t,
+			    b->count, c, x->refused);
+		}
+		httpin_reply(x->http, req, 1);
+		return HTTPIN_TAKE;
+	}
+	rc = out(x, b->tag, b->taglen, NULL, b->entries, b->len, b->count, &f);
+	if (rc == INGEST_TAKE) {
+		x->messages++;
+		x->events += b->count;
+		return HTTPIN_TAKE;
+	}
+	if (rc == OUT_TOOBIG) {
+		LOG_WARN_LIMITED("http: tag %.*s: %zu events of %zu bytes are more "
+		    "than --max-message-size: refused", (int)(b->taglen > 128 ?
+		    128 : b->taglen), b->tag, b->count, b->len);
+		return HTTPIN_REFUSE;
+	}
+	return HTTPIN_HOLD;
 }
 
 /* ---- state for an operator ---- */
@@ -641,6 +737,27 @@ state_lis(yajl_gen g, const struct lis *li)
 	yajl_gen_map_close(g);
 }
 
+static void
+state_http(yajl_gen g, struct recv *x)
+{
+	struct httpin_stats st;
+
+	httpin_stats(x->http, NULL, &st);
+	jkey(g, "http");
+	yajl_gen_map_open(g);
+	jint(g, "connections", st.accepted);
+	jint(g, "connections_open", st.conns);
+	jint(g, "requests", st.requests);
+	jint(g, "events", st.events);
+	jint(g, "bytes", st.bytes);
+	jint(g, "status_4xx", st.status_4xx);
+	jint(g, "status_5xx", st.status_5xx);
+	jint(g, "memory", st.mem);
+	jint(g, "waiting", st.waiting);
+	jint(g, "refused_tag_events", x->http_refused);
+	yajl_gen_map_close(g);
+}
+
 /* One JSON object, replaced whole (write, rename) every second and at
  * exit, as lf-send's state: a report, not a record (no fsync). */
 static void
@@ -673,6 +790,8 @@ state_write(struct recv *x)
 	for (int i = 0; i < x->nlis; i++)
 		state_lis(g, &x->lis[i]);
 	yajl_gen_array_close(g);
+	if (x->http)
+		state_http(g, x);
 	yajl_gen_map_close(g);
 	yajl_gen_get_buf(g, &out, &len);
 	snprintf(tmp, sizeof tmp, "%s.tmp", x->state_file);
@@ -742,6 +861,8 @@ stop_cb(void *ctx)
 		return;
 	x->stopping = 1;
 	ingest_stop(&x->in);
+	if (x->http)
+		httpin_stop(x->http);
 	x->drain_until = ev_now(x->loop) + x->drain_timeout;
 	ev_timer_set(&x->drain_timer, 0.05, 0.05);
 	ev_timer_start(x->loop, &x->drain_timer);
@@ -830,7 +951,10 @@ parse_args(struct recv *x, int argc, char **argv)
 		O_ADDRKEY, O_CSL, O_CSWL, O_SKIP, O_DENYKA, O_KAPKT, O_LINGER,
 		O_TRANSPORT, O_TLSCERT, O_TLSKEY, O_TLSCA, O_TLSCLIENT, O_KEYFILE,
 		O_SELF, O_USERAUTH, O_USERS, O_ALLOW, O_ANON, O_MAXMSG, O_MAXMEM,
-		O_MSGTIME, O_DRAIN, O_HOSTKEY, O_RESOLVE, O_MATCH, O_VERSION };
+		O_MSGTIME, O_DRAIN, O_HOSTKEY, O_RESOLVE, O_MATCH, O_HTTP,
+		O_H_BODY, O_H_DECOMP, O_H_KA, O_H_REQ, O_H_HDR, O_H_URL, O_H_CONNS,
+		O_H_MEM, O_H_HEADERS, O_H_REMOTE, O_H_QUERY, O_H_204, O_H_IMG,
+		O_H_CORS, O_H_CRED, O_VERSION };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "to", required_argument, NULL, O_TO },
@@ -842,6 +966,22 @@ parse_args(struct recv *x, int argc, char **argv)
 		{ "source-hostname-key", required_argument, NULL, O_HOSTKEY },
 		{ "resolve-hostname", required_argument, NULL, O_RESOLVE },
 		{ "match", required_argument, NULL, O_MATCH },
+		{ "http", required_argument, NULL, O_HTTP },
+		{ "http-body-size-limit", required_argument, NULL, O_H_BODY },
+		{ "http-decompression-size-limit", required_argument, NULL, O_H_DECOMP },
+		{ "http-keepalive-timeout", required_argument, NULL, O_H_KA },
+		{ "http-request-timeout", required_argument, NULL, O_H_REQ },
+		{ "http-max-header-size", required_argument, NULL, O_H_HDR },
+		{ "http-max-url-size", required_argument, NULL, O_H_URL },
+		{ "http-max-connections", required_argument, NULL, O_H_CONNS },
+		{ "http-max-memory", required_argument, NULL, O_H_MEM },
+		{ "add-http-headers", optional_argument, NULL, O_H_HEADERS },
+		{ "add-remote-addr", optional_argument, NULL, O_H_REMOTE },
+		{ "add-query-params", optional_argument, NULL, O_H_QUERY },
+		{ "use-204-response", optional_argument, NULL, O_H_204 },
+		{ "respond-with-empty-img", optional_argument, NULL, O_H_IMG },
+		{ "cors-allow-origins", required_argument, NULL, O_H_CORS },
+		{ "cors-allow-credentials", optional_argument, NULL, O_H_CRED },
 		{ "chunk-size-limit", required_argument, NULL, O_CSL },
 		{ "chunk-size-warn-limit", required_argument, NULL, O_CSWL },
 		{ "skip-invalid-event", required_argument, NULL, O_SKIP },
@@ -868,10 +1008,12 @@ parse_args(struct recv *x, int argc, char **argv)
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct httpin_conf *h = &x->http_conf;
 	char err[256];
 	int ch;
 
-	if ((x->listen = calloc((size_t)argc + 1, sizeof *x->listen)) == NULL)
+	if ((x->listen = calloc((size_t)argc + 1, sizeof *x->listen)) == NULL ||
+	    (x->http_listen = calloc((size_t)argc + 1, sizeof *x->http_listen)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
 	while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (ch) {
@@ -883,6 +1025,22 @@ parse_args(struct recv *x, int argc, char **argv)
 		case O_PREFIX: x->prefix = optarg; break;
 		case O_ADDRKEY: x->addr_key = optarg; break;
 		case O_HOSTKEY: x->host_key = optarg; break;
+		case O_HTTP: x->http_listen[x->nhttp++] = optarg; break;
+		case O_H_BODY: h->body_size_limit = conf_opt_size("http-body-size-limit", optarg); break;
+		case O_H_DECOMP: h->decompression_size_limit = conf_opt_size("http-decompression-size-limit", optarg); break;
+		case O_H_KA: h->keepalive_timeout = conf_opt_duration("http-keepalive-timeout", optarg); break;
+		case O_H_REQ: h->request_timeout = conf_opt_duration("http-request-timeout", optarg); break;
+		case O_H_HDR: h->max_header_size = conf_opt_size("http-max-header-size", optarg); break;
+		case O_H_URL: h->max_url = conf_opt_size("http-max-url-size", optarg); break;
+		case O_H_CONNS: h->max_connections = conf_opt_uint("http-max-connections", optarg, 1u << 20); break;
+		case O_H_MEM: h->max_memory = conf_opt_size("http-max-memory", optarg); break;
+		case O_H_HEADERS: h->add_http_headers = conf_opt_bool("add-http-headers", optarg ? optarg : "true"); break;
+		case O_H_REMOTE: h->add_remote_addr = conf_opt_bool("add-remote-addr", optarg ? optarg : "true"); break;
+		case O_H_QUERY: h->add_query_params = conf_opt_bool("add-query-params", optarg ? optarg : "true"); break;
+		case O_H_204: h->use_204_response = conf_opt_bool("use-204-response", optarg ? optarg : "true"); break;
+		case O_H_IMG: h->respond_with_empty_img = conf_opt_bool("respond-with-empty-img", optarg ? optarg : "true"); break;
+		case O_H_CORS: h->cors_allow_origins = optarg; break;
+		case O_H_CRED: h->cors_allow_credentials = conf_opt_bool("cors-allow-credentials", optarg ? optarg : "true"); break;
 		case O_MATCH:
 			if ((x->patterns.len && buf_add(&x->patterns, " ", 1) == -1) ||
 			    buf_adds(&x->patterns, optarg) == -1)
@@ -918,8 +1076,12 @@ parse_args(struct recv *x, int argc, char **argv)
 	}
 	if (optind != argc)
 		usage(EX_USAGE);
-	if (x->nlis == 0)
+	if (x->nlis == 0 && x->nhttp == 0)
 		x->listen[x->nlis++] = "0.0.0.0:24224";
+	/* what a request may decode to must fit one message downstream */
+	if (h->decompression_size_limit > x->lim.max_message - (64u << 10))
+		h->decompression_size_limit = x->lim.max_message - (64u << 10);
+	h->tag_prefix = x->prefix;
 	if (x->to && strncmp(x->to, "unix:", 5) != 0)
 		log_fatal(EX_USAGE, "--to: want unix:PATH (lf-buffer --listen)");
 	if (x->to && dial_parse(&x->addr, x->to, err, sizeof err) == -1)
@@ -955,6 +1117,8 @@ parse_args(struct recv *x, int argc, char **argv)
 		    "(no client could connect)");
 	if (x->max_client_memory < (1u << 20))
 		log_fatal(EX_USAGE, "--max-client-memory: at least 1m");
+	if (x->lim.max_message < (1u << 20))
+		log_fatal(EX_USAGE, "--max-message-size: at least 1m");
 	if (x->message_timeout <= 0)
 		log_fatal(EX_USAGE, "--message-timeout: more than 0");
 }
@@ -1072,6 +1236,26 @@ hop_forget(void *ctx, void *arg, size_t count)
 }
 
 static void
+start_http(struct recv *x)
+{
+	struct httpin_listener *hl;
+	char err[512];
+
+	if (x->nhttp == 0)
+		return;
+	if ((x->http = httpin_new(x->loop, &x->http_conf, http_take, x, err,
+	    sizeof err)) == NULL)
+		log_fatal(EX_USAGE, "--http: %s", err);
+	for (int i = 0; i < x->nhttp; i++) {
+		if ((hl = httpin_listen(x->http, x->http_listen[i], err,
+		    sizeof err)) == NULL)
+			log_fatal(EX_UNAVAILABLE, "--http %s: %s", x->http_listen[i],
+			    err);
+		log_info("http: listening on %s", httpin_listener_name(hl));
+	}
+}
+
+static void
 cleanup(struct recv *x)
 {
 	for (int i = 0; i < RECV_LOOKUPS; i++)
@@ -1104,6 +1288,9 @@ cleanup(struct recv *x)
 	free(x->allow);
 	free(x->lis);
 	free(x->listen);
+	free(x->http_listen);
+	if (x->http)
+		httpin_free(x->http);
 	free(x->q);
 	buf_free(&x->out);
 	buf_free(&x->tmp);
@@ -1119,6 +1306,7 @@ main(int argc, char **argv)
 	stream_limits_default(&x.lim);
 	x.lim.zero_is_now = 1;		/* in_forward's rule */
 	tls_conf_default(&x.tc);
+	httpin_conf_default(&x.http_conf);
 	x.notify_fd = -1;
 	x.skip_invalid = 1;
 	x.linger = -1;
@@ -1144,6 +1332,7 @@ main(int argc, char **argv)
 		open_listener(&x, &x.lis[i]);
 	}
 	start_downstream(&x);
+	start_http(&x);
 	if (x.host_key) {
 		struct resolve_conf rc;
 
