@@ -75,12 +75,20 @@ $(TESTTOOLS:%=$(O)/tests/tools/%): $(O)/tests/tools/%: $(O)/tests/tools/%.o \
 	@mkdir -p $(@D)
 	$(LINK) -o $@ $< $(O)/liblf.a $(LIBS)
 
-# libFuzzer wants clang and its own instrumentation of every object.
-build/fuzz/%: tests/fuzz/%.c $(LIBSRC) lib/*.h
+# libFuzzer wants clang and its own instrumentation of every object: the
+# library is compiled once so (fuzzer-no-link), each target links it.
+FUZZCC   = clang -std=c11 $(LF_CPPFLAGS) $(CPPFLAGS) -g -O1
+FUZZOBJ  = $(LIBSRC:lib/%.c=build/fuzz/lib/%.o)
+build/fuzz/lib/%.o: lib/%.c lib/*.h
 	@mkdir -p $(@D)
-	clang -std=c11 $(LF_CPPFLAGS) $(CPPFLAGS) -g -O1 \
-	    -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $< \
-	    $(LIBSRC) $(LIBS)
+	$(FUZZCC) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+build/fuzz/liblf.a: $(FUZZOBJ)
+	ar rcs $@ $(FUZZOBJ)
+
+build/fuzz/%: tests/fuzz/%.c tests/fuzz/*.h build/fuzz/liblf.a
+	$(FUZZCC) -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $< \
+	    build/fuzz/liblf.a $(LIBS)
 
 $(BENCHES:%=$(O)/bench/%): $(O)/bench/%: $(O)/bench/%.o $(O)/liblf.a
 	@mkdir -p $(@D)
