@@ -260,13 +260,14 @@ def test_tls_and_handshake_over_a_resolved_name(spool, tmp_path, names,
     heartbeats all work over a name, with a lookup for every connection
     (--expire-dns-cache 0)."""
     from fwdsecure import Server
+    from test_lf_send import CALM
     from test_lf_send_tls import HB, acked_all, tls_opts
     from test_tls import KEY, secret_file, server_ctx
     chunks = fill(spool, 4, 5)
     kf = secret_file(tmp_path, "key", KEY)
     with Server(tls=server_ctx(pki), key=KEY, threaded=True) as srv:
         names.set(tls_test=[srv.port])
-        s = Send(spool, tmp_path, HB + tls_opts(pki) + [
+        s = Send(spool, tmp_path, HB + CALM + tls_opts(pki) + [
             "--server", "tls.test:24224,name=localhost",
             "--shared-key-file", kf, "--expire-dns-cache", "0"],
             env=names.env())

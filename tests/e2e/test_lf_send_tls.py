@@ -10,7 +10,7 @@ import pytest
 
 import lfchunk
 from fwdsecure import Server
-from test_lf_send import Send, fill, left, wait_for
+from test_lf_send import CALM, Send, fill, left, wait_for
 from test_tls import KEY, pki, secret_file, server_ctx  # noqa: F401
 
 BASE = ["--require-ack-response", "--retry-wait", "0.1s",
@@ -187,7 +187,7 @@ def test_tls_heartbeats_and_handshake(spool, tmp_path, pki):
     chunks = fill(spool, 4, 5)
     kf = secret_file(tmp_path, "key", KEY)
     with Server(tls=server_ctx(pki), key=KEY, threaded=True) as srv:
-        s = Send(spool, tmp_path, HB + tls_opts(pki) + [
+        s = Send(spool, tmp_path, HB + CALM + tls_opts(pki) + [
             "--server", srv.addr, "--shared-key-file", kf])
         try:
             wait_for(lambda: not left(spool) and acked_all(srv, chunks) and
