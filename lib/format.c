@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <msgpack.h>
+
 #include "conf.h"
 #include "format.h"
 #include "json.h"
@@ -87,6 +89,7 @@ struct formatter {
 	struct buf rec;		/* a record with keys injected */
 	struct buf ents;	/* msgpack: entries with keys injected */
 	struct buf tfmt;	/* time_format with Fluentd's conversions done */
+	struct buf ttext;	/* a time as text, to be packed */
 };
 
 static int
@@ -324,6 +327,7 @@ format_free(struct formatter *f)
 	buf_free(&f->rec);
 	buf_free(&f->ents);
 	buf_free(&f->tfmt);
+	buf_free(&f->ttext);
 	free(f);
 }
 
@@ -476,88 +480,32 @@ time_text(struct formatter *f, struct buf *out, uint32_t sec, uint32_t nsec)
  */
 
 static int
-pack_str(struct buf *b, const char *s, size_t n)
+pack_str(msgpack_packer *pk, const char *s, size_t n)
 {
-	unsigned char h[5];
-	size_t hl;
-
-	if (n < 32) {
-		h[0] = (unsigned char)(0xa0 | n);
-		hl = 1;
-	} else if (n < 256) {
-		h[0] = 0xd9;
-		h[1] = (unsigned char)n;
-		hl = 2;
-	} else if (n < 65536) {
-		h[0] = 0xda;
-		h[1] = (unsigned char)(n >> 8);
-		h[2] = (unsigned char)n;
-		hl = 3;
-	} else {
-		h[0] = 0xdb;
-		h[1] = (unsigned char)(n >> 24);
-		h[2] = (unsigned char)(n >> 16);
-		h[3] = (unsigned char)(n >> 8);
-		h[4] = (unsigned char)n;
-		hl = 5;
-	}
-	if (buf_add(b, h, hl) == -1)
+	if (msgpack_pack_str(pk, n) == -1)
 		return -1;
-	return buf_add(b, s, n);
-}
-
-static int
-pack_map(struct buf *b, uint32_t n)
-{
-	unsigned char h[5] = { 0xdf, (unsigned char)(n >> 24),
-	    (unsigned char)(n >> 16), (unsigned char)(n >> 8),
-	    (unsigned char)n };
-
-	if (n < 16)
-		return buf_addc(b, (int)(0x80 | n));
-	if (n < 65536) {
-		h[2] = 0xde;
-		return buf_add(b, h + 2, 3);
-	}
-	return buf_add(b, h, 5);
+	return msgpack_pack_str_body(pk, s, n);
 }
 
 /* The time as time_type makes it, packed. */
 static int
-pack_time(struct formatter *f, struct buf *b, uint32_t sec, uint32_t nsec)
+pack_time(struct formatter *f, msgpack_packer *pk, uint32_t sec,
+    uint32_t nsec)
 {
-	unsigned char h[9];
-	uint64_t u;
-	double d;
-	size_t start;
-	int i;
-
 	switch (f->time_type) {
 	case FORMAT_TIME_UNIXTIME:
-		h[0] = 0xce;
-		for (i = 0; i < 4; i++)
-			h[1 + i] = (unsigned char)(sec >> (24 - 8 * i));
-		return buf_add(b, h, 5);
+		return msgpack_pack_uint32(pk, sec);
 	case FORMAT_TIME_FLOAT:
 		/* Fluentd: time.to_r.truncate(6).to_f */
-		d = (double)sec + (double)(nsec / 1000) / 1e6;
-		memcpy(&u, &d, sizeof u);
-		h[0] = 0xcb;
-		for (i = 0; i < 8; i++)
-			h[1 + i] = (unsigned char)(u >> (56 - 8 * i));
-		return buf_add(b, h, 9);
+		return msgpack_pack_double(pk, (double)sec +
+		    (double)(nsec / 1000) / 1e6);
 	case FORMAT_TIME_STRING:
 		break;
 	}
-	/* the text goes after a str32 header, then the header is fixed */
-	start = b->len;
-	if (buf_add(b, "\xdb\0\0\0\0", 5) == -1 ||
-	    time_text(f, b, sec, nsec) == -1)
+	buf_reset(&f->ttext);
+	if (time_text(f, &f->ttext, sec, nsec) == -1)
 		return -1;
-	u = b->len - start - 5;
-	for (i = 0; i < 4; i++)
-		b->p[start + 1 + i] = (unsigned char)(u >> (24 - 8 * i));
-	return 0;
+	return pack_str(pk, (const char *)f->ttext.p, f->ttext.len);
 }
 
 static int
@@ -608,6 +556,7 @@ inject(struct formatter *f, const char *tag, size_t taglen, uint32_t sec,
 	size_t tkl = strlen(f->time_key), gkl = strlen(f->tag_key);
 	int have_time = 0, have_tag = 0, is_time, is_tag;
 	struct mp_obj m, o;
+	msgpack_packer pk;
 	uint32_t i;
 
 	buf_reset(&f->rec);
@@ -620,7 +569,8 @@ inject(struct formatter *f, const char *tag, size_t taglen, uint32_t sec,
 		have_time |= f->inject_time && keyeq(&o, f->time_key, tkl);
 		have_tag |= f->inject_tag && keyeq(&o, f->tag_key, gkl);
 	}
-	if (pack_map(&f->rec, m.n + (f->inject_tag && !have_tag) +
+	msgpack_packer_init(&pk, &f->rec, buf_msgpack_write);
+	if (msgpack_pack_map(&pk, m.n + (f->inject_tag && !have_tag) +
 	    (f->inject_time && !have_time)) == -1)
 		return -1;
 	for (i = 0; i < m.n; i++) {
@@ -630,16 +580,16 @@ inject(struct formatter *f, const char *tag, size_t taglen, uint32_t sec,
 		is_tag = f->inject_tag && keyeq(&o, f->tag_key, gkl);
 		if (buf_add(&f->rec, k, (size_t)(v - k)) == -1)
 			return -1;
-		if (is_time ? pack_time(f, &f->rec, sec, nsec) == -1 :
-		    is_tag ? pack_str(&f->rec, tag, taglen) == -1 :
+		if (is_time ? pack_time(f, &pk, sec, nsec) == -1 :
+		    is_tag ? pack_str(&pk, tag, taglen) == -1 :
 		    buf_add(&f->rec, v, (size_t)(p - v)) == -1)
 			return -1;
 	}
-	if (f->inject_tag && !have_tag && (pack_str(&f->rec, f->tag_key,
-	    gkl) == -1 || pack_str(&f->rec, tag, taglen) == -1))
+	if (f->inject_tag && !have_tag && (pack_str(&pk, f->tag_key,
+	    gkl) == -1 || pack_str(&pk, tag, taglen) == -1))
 		return -1;
-	if (f->inject_time && !have_time && (pack_str(&f->rec, f->time_key,
-	    tkl) == -1 || pack_time(f, &f->rec, sec, nsec) == -1))
+	if (f->inject_time && !have_time && (pack_str(&pk, f->time_key,
+	    tkl) == -1 || pack_time(f, &pk, sec, nsec) == -1))
 		return -1;
 	return 0;
 }
