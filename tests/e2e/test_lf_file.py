@@ -12,9 +12,10 @@ and after kills (-9 at seeded instants), failed syncs, failed unlinks
 and a full filesystem every id is in the files once.
 
 Figures asserted, with why:
-- kill rounds: 30 per mode, each killing lf-file 0 to 60 ms after its
-  start (a chunk of 1500 events takes milliseconds to write, so the
-  kills land before, inside and after writes); about 15 s under ASan.
+- kill rounds: up to 30 per mode over 80 chunks of 1000 events, each
+  killing lf-file 0 to 40 ms after its start (a chunk takes milliseconds
+  to write, so kills land before, inside and after writes: about a third
+  of them leave a chunk half written); about 7 s a mode under ASan.
 - WAIT (30 s) for anything to happen: generous on a loaded machine.
 """
 import gzip
@@ -304,23 +305,25 @@ def assert_once(d, n):
     [], ["--append", "--timekey", "1d"],
     ["--append", "--timekey", "1d", "--compress", "gzip"]])
 def test_kill9_at_seeded_instants(tmp_path, mode):
-    sp, n = id_spool(tmp_path, 30, 1500, timekey="--timekey" in mode)
+    sp, n = id_spool(tmp_path, 80, 1000, timekey="--timekey" in mode)
     out = tmp_path / "o"
-    args = [tool("lf-file"), "--path", str(out / "log"), "--format", "ltsv",
-            "--timekey-use-utc"] + mode + [sp]
+    args = [tool("lf-file"), "-v", "--path", str(out / "log"), "--format",
+            "ltsv", "--timekey-use-utc"] + mode + [sp]
     rng = random.Random(1234 + len(mode))
-    kills = 0
+    kills = undone = 0
     for _ in range(30):
         if not lfchunk.list_chunks(sp):
             break
         p = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, env=_env(UTC))
-        time.sleep(rng.uniform(0, 0.06))
+        time.sleep(rng.uniform(0, 0.04))
         p.send_signal(signal.SIGKILL)
         _, err = p.communicate(timeout=WAIT)
         conftest.check_no_sanitizer(err)
         kills += 1
-    lf_file(sp, *args[1:-1])
+        undone += err.count(b"undid a chunk")
+    print("kills %d, chunks undone %d" % (kills, undone))
+    lf_file(sp, *args[1:-1], quiet=False)
     assert lfchunk.list_chunks(sp) == []
     assert kills >= 5
     assert_once(out, n)
