@@ -60,6 +60,8 @@
 #define DONE_MAX	64		/* chunk ids remembered as written */
 #define WRITE_STEP	(1u << 20)	/* formatted bytes written at once */
 #define STATE_MAGIC	"lf-file 1\n"
+#define SLOT		16384		/* bytes of one state slot */
+#define SLOT_HEAD	20		/* "LFFS", seq, length, CRC */
 
 struct fstate {
 	int pending;
@@ -92,8 +94,8 @@ struct lfile {
 	const char *symlink;
 	mode_t file_mode, dir_mode;
 	char *state_file;
-	int state_dir;
-	const char *state_name;
+	int state_fd;
+	uint64_t state_seq;	/* of the newest slot written */
 	int notify_fd;
 	struct fstate st;
 	struct buf out, win;
@@ -132,7 +134,30 @@ state_push_done(struct fstate *s, const unsigned char id[16])
 	s->ndone++;
 }
 
-/* Text, so that it can be read by eye:
+static void
+put_be(unsigned char *p, uint64_t v, int n)
+{
+	while (n-- > 0) {
+		p[n] = (unsigned char)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t
+get_be(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+
+	while (n-- > 0)
+		v = v << 8 | *p++;
+	return v;
+}
+
+/* The record is kept in two slots of the state file, written in turn,
+ * each with a sequence number and a CRC: an update is one pwrite and one
+ * fdatasync (no rename, no folder sync), and a write torn by a crash
+ * leaves the other slot, the one before, to be read.  The text can be
+ * read by eye:
  *	lf-file 1
  *	pending ID START CREATED LEN
  *	PATH
@@ -142,11 +167,13 @@ state_save(struct lfile *f)
 {
 	struct fstate *s = &f->st;
 	struct buf b = BUF_INIT;
+	uint64_t seq = f->state_seq + 1;
 	char hex[33];
 	size_t i;
 	int rc = -1;
 
-	if (buf_adds(&b, STATE_MAGIC) == -1)
+	if (buf_add(&b, "LFFS\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", SLOT_HEAD)
+	    == -1 || buf_adds(&b, STATE_MAGIC) == -1)
 		goto out;
 	if (s->pending) {
 		chunk_id_hex(s->id, hex);
@@ -159,40 +186,72 @@ state_save(struct lfile *f)
 		if (buf_printf(&b, "done %s\n", hex) == -1)
 			goto out;
 	}
-	rc = durable_replace(f->state_dir, f->state_name, b.p, b.len);
-	if (rc == 1) {
-		/* replaced: the contents are new; only a power cut could
-		 * bring the old ones back */
-		LOG_WARN_LIMITED("%s: fsync of its folder: %s", f->state_file,
-		    strerror(errno));
-		rc = 0;
+	if (b.len > SLOT) {
+		errno = ENAMETOOLONG;
+		goto out;
 	}
+	put_be(b.p + 4, seq, 8);
+	put_be(b.p + 12, b.len - SLOT_HEAD, 4);
+	put_be(b.p + 16, chunk_crc(0, b.p + SLOT_HEAD, b.len - SLOT_HEAD), 4);
+	if (durable_pwrite_all(f->state_fd, b.p, b.len,
+	    (off_t)(seq & 1) * SLOT) == -1 || durable_fdatasync(f->state_fd) == -1)
+		goto out;
+	f->state_seq = seq;
+	rc = 0;
 out:
 	buf_free(&b);
 	return rc;
+}
+
+/* The text of the newest whole slot into text; 0, or 1 if there is
+ * none (a new file); a file with slots but no whole one is fatal. */
+static int
+state_slot(struct lfile *f, char *text)
+{
+	unsigned char h[SLOT];
+	uint64_t best = 0, seq;
+	size_t len;
+	ssize_t n;
+	int i, found = 0, any = 0;
+
+	for (i = 0; i < 2; i++) {
+		n = io_pread_all(f->state_fd, h, SLOT, (off_t)i * SLOT);
+		if (n == -1)
+			log_fatal(EX_IOERR, "%s: %s", f->state_file,
+			    strerror(errno));
+		if (n == 0)
+			continue;
+		any = 1;
+		if (n < SLOT_HEAD || memcmp(h, "LFFS", 4) != 0)
+			continue;
+		seq = get_be(h + 4, 8);
+		len = (size_t)get_be(h + 12, 4);
+		if (len > (size_t)n - SLOT_HEAD || (uint32_t)get_be(h + 16, 4) !=
+		    chunk_crc(0, h + SLOT_HEAD, len) || (found && seq <= best))
+			continue;
+		found = 1;
+		best = seq;
+		memcpy(text, h + SLOT_HEAD, len);
+		text[len] = '\0';
+	}
+	if (!found && any)
+		log_fatal(EX_DATAERR, "%s: not lf-file's state record (move "
+		    "it away only if no chunk is half written)", f->state_file);
+	f->state_seq = best;
+	return !found;
 }
 
 static void
 state_load(struct lfile *f)
 {
 	struct fstate *s = &f->st;
-	char text[8192 + PATH_MAX], hex[40], *p, *nl;
+	char text[SLOT + 1], hex[40], *p, *nl;
 	size_t len;
-	ssize_t n;
-	int fd, used;
+	int used;
 
 	memset(s, 0, sizeof *s);
-	if ((fd = openat(f->state_dir, f->state_name, O_RDONLY | O_CLOEXEC)) ==
-	    -1) {
-		if (errno == ENOENT)
-			return;
-		log_fatal(EX_IOERR, "%s: %s", f->state_file, strerror(errno));
-	}
-	n = read(fd, text, sizeof text - 1);
-	close(fd);
-	if (n < 0)
-		log_fatal(EX_IOERR, "%s: %s", f->state_file, strerror(errno));
-	text[n] = '\0';
+	if (state_slot(f, text) == 1)
+		return;
 	if (strncmp(text, STATE_MAGIC, strlen(STATE_MAGIC)) != 0)
 		goto bad;
 	p = text + strlen(STATE_MAGIC);
@@ -216,8 +275,7 @@ state_load(struct lfile *f)
 	}
 	return;
 bad:
-	log_fatal(EX_DATAERR, "%s: not lf-file's state record (move it away "
-	    "only if no chunk is half written)", f->state_file);
+	log_fatal(EX_DATAERR, "%s: a bad state record", f->state_file);
 }
 
 /* A pending record undone: the file cut back to where the chunk began,
@@ -876,9 +934,10 @@ all_options(const struct option *own)
 static void
 parse_args(struct lfile *f, int argc, char **argv)
 {
-	enum { OPT_PATH = 256, OPT_APPEND, OPT_COMPRESS, OPT_LEVEL, OPT_TIMEKEY, OPT_TKUTC,
-		OPT_CHUNKKEY, OPT_SUFFIX, OPT_ADDSUFFIX, OPT_SYMLINK, OPT_FMODE, OPT_DMODE,
-		OPT_STATE, OPT_NOTIFY, OPT_SHUTTIME, OPT_VERSION };
+	enum { OPT_PATH = 256, OPT_APPEND, OPT_COMPRESS, OPT_LEVEL,
+		OPT_TIMEKEY, OPT_TKUTC, OPT_CHUNKKEY, OPT_SUFFIX, OPT_ADDSUFFIX,
+		OPT_SYMLINK, OPT_FMODE, OPT_DMODE, OPT_STATE, OPT_NOTIFY,
+		OPT_SHUTTIME, OPT_VERSION };
 	static const struct option opts[] = {
 		{ "path", required_argument, NULL, OPT_PATH },
 		{ "append", optional_argument, NULL, OPT_APPEND },
@@ -981,6 +1040,7 @@ static void
 state_open(struct lfile *f)
 {
 	char *d, *s;
+	int dfd;
 
 	if (f->state_file == NULL) {
 		if (asprintf(&d, "%s/state/file", f->spool.path) == -1)
@@ -988,20 +1048,24 @@ state_open(struct lfile *f)
 		f->state_file = d;
 	} else if ((f->state_file = strdup(f->state_file)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
-	if ((d = strdup(f->state_file)) == NULL)
-		log_fatal(EX_OSERR, "out of memory");
-	if ((s = strrchr(d, '/')) == NULL) {
-		f->state_name = f->state_file;
-		s = strcpy(d, ".");
-	} else {
-		*s = '\0';
-		f->state_name = f->state_file + (s - d) + 1;
-		if (s == d)
-			strcpy(d, "/");
+	f->state_fd = open(f->state_file, O_RDWR | O_CLOEXEC);
+	if (f->state_fd == -1 && errno == ENOENT) {
+		/* new: its name made durable once, here */
+		f->state_fd = open(f->state_file, O_RDWR | O_CREAT | O_EXCL |
+		    O_CLOEXEC, 0644);
+		if ((d = strdup(f->state_file)) == NULL)
+			log_fatal(EX_OSERR, "out of memory");
+		if ((s = strrchr(d, '/')) != NULL)
+			s[s == d] = '\0';
+		if ((dfd = open(s ? d : ".", O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC)) == -1 || durable_fsync(dfd) == -1)
+			log_fatal(EX_CANTCREAT, "%s: %s", d, strerror(errno));
+		close(dfd);
+		free(d);
 	}
-	if ((f->state_dir = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		log_fatal(EX_CANTCREAT, "%s: %s", d, strerror(errno));
-	free(d);
+	if (f->state_fd == -1)
+		log_fatal(EX_CANTCREAT, "%s: %s", f->state_file,
+		    strerror(errno));
 	state_load(f);
 }
 
@@ -1069,6 +1133,6 @@ main(int argc, char **argv)
 	free(f.tmpl);
 	free(f.keytext);
 	free(f.state_file);
-	close(f.state_dir);
+	close(f.state_fd);
 	return rc;
 }
