@@ -348,9 +348,9 @@ def test_killed_between_sync_and_delete(tmp_path):
                                              "log_2.log"]
 
 
-@pytest.mark.parametrize("spec", ["fdatasync@/o/:1:EIO", "fdatasync@/o/:2:EIO",
-                                  "pwrite@/o/:2:ENOSPC", "fdatasync@/state/file.:2:EIO",
-                                  "rename@state:3:EIO"])
+@pytest.mark.parametrize("spec", [
+    "fdatasync@/o/:1:EIO", "fdatasync@/o/:2:EIO", "pwrite@/o/:2:ENOSPC",
+    "fdatasync@/state/file:2:EIO", "pwrite@/state/file:3:ENOSPC"])
 def test_write_faults_retried(tmp_path, spec):
     sp, n = id_spool(tmp_path, 4, 2000, timekey=True)
     log = tmp_path / "fault.log"
