@@ -396,3 +396,33 @@ def test_full_disk_blocks_then_completes(tmp_path, smallfs):
     conftest.check_no_sanitizer(err)
     assert b"No space left on device" in err
     assert_once(out, n)
+
+
+def test_seed_backup_from_lf_buffer_spool(tmp_path):
+    """The seed's backup: lf-buffer keys the chunks by tag, hour and host
+    (out_copy's second store), lf-file appends each hour's LTSV lines to
+    ${tag}/${host}/%Y%m%d%H; the chunk keys of a real lf-buffer spool
+    and lf-file's template agree, and every event is there once."""
+    h = 1714564800      # 2024-05-01T12:00:00Z
+    evs = [(tag, h + 1200 * i, {"host": "h%d" % (i % 2), "i": i})
+           for i in range(12) for tag in ("app.web", "app.db")]
+    stream = b"".join(msgpack.packb([tag, lfchunk.event_time(t), r],
+                                    use_bin_type=True) for tag, t, r in evs)
+    fwd, backup = tmp_path / "fwd", tmp_path / "backup"
+    run_ok("lf-buffer", ["--timekey", "1h", "--timekey-use-utc",
+                         "--chunk-key", "host", fwd, backup],
+           input_bytes=stream)
+    out = tmp_path / "log"
+    lf_file(str(backup), "--timekey", "1h", "--timekey-use-utc",
+            "--chunk-key", "host", "--append", "--format", "ltsv",
+            "--path", str(out) + "/${tag}/${host}/%Y%m%d%H")
+    want = {}
+    for tag, t, r in evs:
+        name = "%s/%s/%s.log" % (tag, r["host"], time.strftime(
+            "%Y%m%d%H", time.gmtime(t - t % 3600)))
+        want[name] = want.get(name, b"") + b"host:%s\ti:%d\n" % (
+            r["host"].encode(), r["i"])
+    got = files(out)
+    assert {k: sorted(v.splitlines()) for k, v in got.items()} == \
+        {k: sorted(v.splitlines()) for k, v in want.items()}
+    assert len(lfchunk.list_chunks(str(fwd))) > 0   # the other store
