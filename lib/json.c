@@ -416,7 +416,17 @@ ltsv_item(struct buf *out, const unsigned char **pp, const unsigned char *end,
 {
 	const unsigned char *p = *pp;
 	struct mp_obj o;
+	size_t hl, n;
 
+	/* fixstr and str8, most labels and values, without mp_read */
+	if (p < end && ((*p & 0xe0) == 0xa0 || (*p == 0xd9 && end - p >= 2))) {
+		hl = *p == 0xd9 ? 2 : 1;
+		n = hl == 2 ? p[1] : (size_t)(*p & 0x1f);
+		if ((size_t)(end - p) < hl + n)
+			return -1;
+		*pp = p + hl + n;
+		return ltsv_raw(out, p + hl, n, opt);
+	}
 	if (mp_read(&p, end, &o) == -1)
 		return -1;
 	if (o.type == MP_STR || (label && o.type == MP_BIN)) {
