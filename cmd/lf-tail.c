@@ -56,6 +56,7 @@
 	"               [--max-line-size size] [--read-lines-limit n]\n" \
 	"               [--read-bytes-limit-per-second size]\n" \
 	"               [--partial-flush-interval dur] [--batch-size size]\n" \
+	"               [--multiline-flush-interval dur]\n" \
 	"               [--emit-unmatched-lines bool] [--time-key key]\n" \
 	"               [--time-format fmt] [--keep-time-key] [--utc]\n" \
 	"               [--pos-file-compaction-interval dur]\n" \
@@ -87,6 +88,7 @@ struct fstate {
 	uint64_t bstart, bend;	/* its bytes: sent up to bstart, read to bend */
 	uint64_t held;		/* multiline: where the held record starts */
 	int holding;
+	double last_line;	/* when a line was last read (ev_now) */
 	int ready;		/* full: waiting for room in the hop */
 	int truncated;		/* once the batch before it is sent */
 	int journaled;
@@ -107,6 +109,8 @@ struct lt {
 	const char *path_key;
 	int emit_unmatched;
 	size_t lines_limit, batch_bytes;
+	double ml_flush;	/* --multiline-flush-interval; 0: never */
+	ev_timer ml_t;
 	/* positions */
 	const char *pos_path;
 	struct posfile pf;
@@ -674,6 +678,8 @@ on_lines(void *ctx, struct tail_file *f, const char *p, size_t n, int flags)
 	if (fs->truncated)
 		restart(t, fs);
 	clock_now(t);
+	if (n > 0)
+		fs->last_line = ev_now(t->loop);
 	/* a range must be contiguous: after a truncation or a skipped
 	 * line, the batch so far goes first (a held record with it) */
 	if (fs->bend != f->off) {
@@ -720,6 +726,48 @@ on_lines(void *ctx, struct tail_file *f, const char *p, size_t n, int flags)
 	return n;
 }
 
+/* --multiline-flush-interval: a held record with no line read after it
+ * for that long goes out (Fluentd's LineBufferTimerFlusher), and with it
+ * the batch it ended, as at the end of a file.  Only at the end of what
+ * was read: a file paused by back pressure has lines waiting that may
+ * continue the record. */
+static void
+ml_flush_file(struct lt *t, struct tail_file *f, double now)
+{
+	struct fstate *fs = f->udata;
+	const struct cut *c;
+
+	if (!fs->holding || fs->ready || !f->at_eof || fs->bend != f->off ||
+	    now - fs->last_line < t->ml_flush)
+		return;
+	clock_now(t);
+	if (flush_held(t, f) == -1)
+		log_fatal(EX_OSERR, "out of memory");
+	/* a range an earlier run sent is sent again as it was cut */
+	if ((c = next_cut(fs, fs->bstart)) != NULL) {
+		if (send_end(fs) < c->end)
+			return;		/* more lines to come in it */
+		if (send_end(fs) > c->end)
+			drop_cuts(fs);
+		else
+			fs->icut++;
+	}
+	(void)batch_send(t, f);		/* full: sent on room */
+}
+
+static void
+ml_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct lt *t = w->data;
+	struct tail_file *f;
+
+	(void)revents;
+	if (t->stopping)
+		return;
+	for (f = tail_files(t->tail); f; f = f->next)
+		ml_flush_file(t, f, ev_now(loop));
+}
+
 static uint64_t
 on_start(void *ctx, struct tail_file *f, int startup)
 {
@@ -749,6 +797,7 @@ on_start(void *ctx, struct tail_file *f, int startup)
 		*e = t->pf.e[--t->pf.n];
 	}
 	fs->acked = fs->bstart = fs->bend = off;
+	fs->last_line = ev_now(t->loop);
 	for (i = 0; i < t->ncuts; i++) {
 		struct cut *c = &t->cuts[i], *nc;
 
@@ -1062,7 +1111,7 @@ parse_args(struct lt *t, int argc, char **argv)
 		OPT_LRM, OPT_INODES, OPT_RWAIT, OPT_SKIPREF, OPT_OOEU, OPT_MAXLINE,
 		OPT_LINES, OPT_BPS, OPT_PFLUSH, OPT_BATCH, OPT_UNMATCHED, OPT_TIMEKEY,
 		OPT_TIMEFMT, OPT_KEEP, OPT_UTC, OPT_COMPACT, OPT_SHUT, OPT_STATE,
-		OPT_NOTIFY, OPT_LOG, OPT_VERSION, OPT_EOF, OPT_WINDOW };
+		OPT_NOTIFY, OPT_LOG, OPT_VERSION, OPT_EOF, OPT_WINDOW, OPT_MLFLUSH };
 	static const struct option mine[] = {
 		{ "tag", required_argument, NULL, 't' },
 		{ "pos-file", required_argument, NULL, OPT_POS },
@@ -1080,6 +1129,7 @@ parse_args(struct lt *t, int argc, char **argv)
 		{ "read-lines-limit", required_argument, NULL, OPT_LINES },
 		{ "read-bytes-limit-per-second", required_argument, NULL, OPT_BPS },
 		{ "partial-flush-interval", required_argument, NULL, OPT_PFLUSH },
+		{ "multiline-flush-interval", required_argument, NULL, OPT_MLFLUSH },
 		{ "batch-size", required_argument, NULL, OPT_BATCH },
 		{ "pos-file-compaction-interval", required_argument, NULL, OPT_COMPACT },
 		{ "shutdown-timeout", required_argument, NULL, OPT_SHUT },
@@ -1150,6 +1200,7 @@ parse_args(struct lt *t, int argc, char **argv)
 			t->tc.bytes_per_second = v > 0 && v < 65536 ? 65536 : (size_t)v;
 			break;
 		case OPT_PFLUSH: t->tc.partial_flush = conf_opt_duration("partial-flush-interval", optarg); break;
+		case OPT_MLFLUSH: t->ml_flush = conf_opt_duration("multiline-flush-interval", optarg); break;
 		case OPT_BATCH:
 			if ((v = conf_opt_size("batch-size", optarg)) == 0 || v > (64u << 20))
 				log_fatal(EX_USAGE, "--batch-size: out of range \"%s\"", optarg);
@@ -1261,6 +1312,16 @@ main(int argc, char **argv)
 	t.state_t.data = &t;
 	if (t.state_file)
 		ev_timer_again(t.loop, &t.state_t);
+	/* checked four times an interval (at most every second, at least
+	 * every 10 ms): a record goes out within a quarter interval late */
+	if (t.ml_flush > 0) {
+		double every = t.ml_flush / 4;
+
+		every = every > 1 ? 1 : every < 0.01 ? 0.01 : every;
+		ev_timer_init(&t.ml_t, ml_timer, every, every);
+		t.ml_t.data = &t;
+		ev_timer_start(t.loop, &t.ml_t);
+	}
 	ev_timer_init(&t.eof_t, eof_check, 0.01, 0.01);
 	t.eof_t.data = &t;
 	if (t.exit_on_eof)
@@ -1278,6 +1339,7 @@ main(int argc, char **argv)
 	ev_timer_stop(t.loop, &t.state_t);
 	ev_timer_stop(t.loop, &t.stop_t);
 	ev_timer_stop(t.loop, &t.eof_t);
+	ev_timer_stop(t.loop, &t.ml_t);
 	if (t.gaveup) {
 		log_error("batches given up");
 		rc = EX_TEMPFAIL;

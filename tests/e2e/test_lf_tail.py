@@ -595,6 +595,37 @@ def test_multiline_held_record_not_passed_by_the_position(work, tails):
     t.stop()
 
 
+def test_multiline_flush_interval(work, tails):
+    """--multiline-flush-interval (Fluentd's multiline_flush_interval):
+    the last record, held with no first line after it, goes out once no
+    line came for that long, never sooner, whole, and its position is
+    saved past it; the next run does not emit it again."""
+    log = os.path.join(work, "a.log")
+    pos = os.path.join(work, "pos")
+    args = ["-t", "t", "--read-from-head", "--pos-file", pos, "-f",
+            "multiline", "--format-firstline", "/^S/",
+            "--format1", r"/^S (?<m>.*)/",
+            "--multiline-flush-interval", "1", log]
+    open(log, "wb").close()
+    t = tail(tails, work, args).start()
+    t0 = time.monotonic()
+    append(log, "S one\n  a\nS two\n  b\n")
+    wait_for(lambda: len(t.events()) >= 2, what="the held record flushed")
+    # the lines were read after t0: the flush cannot come before 1 s
+    assert time.monotonic() - t0 >= 1.0
+    assert [r["m"] for _t, _ts, r in t.events()] == ["one\n  a", "two\n  b"]
+    size = os.path.getsize(log)
+    wait_for(lambda: read_pos(pos).get(log, (0,))[0] == size,
+             what="the position past the flushed record")
+    assert t.stop() == 0
+    t.start()
+    append(log, "S three\n")
+    wait_for(lambda: len(t.events()) >= 3, what="the third record")
+    assert [r["m"] for _t, _ts, r in t.events()] == ["one\n  a", "two\n  b",
+                                                     "three"]
+    assert t.stop() == 0
+
+
 def test_hup_reopens_the_log_usr1_saves(work, tails):
     log = os.path.join(work, "a.log")
     pos = os.path.join(work, "pos")
