@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,7 @@
 #include "sig.h"
 #include "stream.h"
 #include "tail.h"
+#include "tail_recode.h"
 
 #define USAGE "usage: lf-tail [-v] -t tag [-f none|json] [--pos-file file]\n" \
 	"               [--to unix:PATH|HOST:PORT] [--path-key key]\n" \
@@ -57,6 +59,7 @@
 	"               [--read-bytes-limit-per-second size]\n" \
 	"               [--partial-flush-interval dur] [--batch-size size]\n" \
 	"               [--multiline-flush-interval dur]\n" \
+	"               [--encoding enc [--from-encoding enc]]\n" \
 	"               [--emit-unmatched-lines bool] [--time-key key]\n" \
 	"               [--time-format fmt] [--keep-time-key] [--utc]\n" \
 	"               [--pos-file-compaction-interval dur]\n" \
@@ -110,6 +113,10 @@ struct lt {
 	int emit_unmatched;
 	size_t lines_limit, batch_bytes;
 	double ml_flush;	/* --multiline-flush-interval; 0: never */
+	const char *encoding, *from_encoding;
+	struct tail_recode *recode;	/* NULL: lines are passed as bytes */
+	struct buf conv;		/* a line converted */
+	unsigned long long replaced;	/* sequences replaced converting */
 	ev_timer ml_t;
 	/* positions */
 	const char *pos_path;
@@ -605,6 +612,13 @@ add_line(struct lt *t, struct tail_file *f, const char *line, size_t len,
 		    "(--max-line-size)", f->path, len);
 		return 0;
 	}
+	if (t->recode) {
+		if (tail_recode_line(t->recode, line, len, &t->conv,
+		    &t->replaced) == -1)
+			return -1;
+		line = (const char *)t->conv.p;
+		len = t->conv.len;
+	}
 	buf_reset(&t->rec);
 	rc = parse_line(fs->parser, line, len, &t->rec, &sec, &nsec, err,
 	    sizeof err);
@@ -971,6 +985,7 @@ state_write(struct lt *t)
 	jint(g, "lines", t->lines);
 	jint(g, "delivered_lines", t->acked_lines);
 	jint(g, "parse_errors", t->errors);
+	jint(g, "encoding_replacements", t->replaced);
 	jint(g, "batches", t->batches);
 	jint(g, "in_flight_batches", t->hop ? hop_batches(t->hop) : 0);
 	js(g, "files");
@@ -1104,6 +1119,29 @@ addv(char ***v, size_t *n, char *s)
 	*v = nv;
 }
 
+/* Fluentd's rules: from_encoding needs encoding; encoding alone names
+ * the bytes' encoding and converts nothing (since Fluentd 1.19, #5010);
+ * the two the same is no conversion, with a warning. */
+static void
+recode_args(struct lt *t)
+{
+	char err[256];
+
+	if (t->from_encoding == NULL)
+		return;
+	if (t->encoding == NULL)
+		log_fatal(EX_USAGE, "--from-encoding must be given with "
+		    "--encoding");
+	if (strcasecmp(t->encoding, t->from_encoding) == 0) {
+		log_warn("--encoding and --from-encoding are the same "
+		    "encoding: no effect");
+		return;
+	}
+	if ((t->recode = tail_recode_new(t->from_encoding, t->encoding, err,
+	    sizeof err)) == NULL)
+		log_fatal(EX_USAGE, "--encoding, --from-encoding: %s", err);
+}
+
 static void
 parse_args(struct lt *t, int argc, char **argv)
 {
@@ -1111,7 +1149,8 @@ parse_args(struct lt *t, int argc, char **argv)
 		OPT_LRM, OPT_INODES, OPT_RWAIT, OPT_SKIPREF, OPT_OOEU, OPT_MAXLINE,
 		OPT_LINES, OPT_BPS, OPT_PFLUSH, OPT_BATCH, OPT_UNMATCHED, OPT_TIMEKEY,
 		OPT_TIMEFMT, OPT_KEEP, OPT_UTC, OPT_COMPACT, OPT_SHUT, OPT_STATE,
-		OPT_NOTIFY, OPT_LOG, OPT_VERSION, OPT_EOF, OPT_WINDOW, OPT_MLFLUSH };
+		OPT_NOTIFY, OPT_LOG, OPT_VERSION, OPT_EOF, OPT_WINDOW, OPT_MLFLUSH,
+		OPT_ENC, OPT_FROMENC };
 	static const struct option mine[] = {
 		{ "tag", required_argument, NULL, 't' },
 		{ "pos-file", required_argument, NULL, OPT_POS },
@@ -1130,6 +1169,8 @@ parse_args(struct lt *t, int argc, char **argv)
 		{ "read-bytes-limit-per-second", required_argument, NULL, OPT_BPS },
 		{ "partial-flush-interval", required_argument, NULL, OPT_PFLUSH },
 		{ "multiline-flush-interval", required_argument, NULL, OPT_MLFLUSH },
+		{ "encoding", required_argument, NULL, OPT_ENC },
+		{ "from-encoding", required_argument, NULL, OPT_FROMENC },
 		{ "batch-size", required_argument, NULL, OPT_BATCH },
 		{ "pos-file-compaction-interval", required_argument, NULL, OPT_COMPACT },
 		{ "shutdown-timeout", required_argument, NULL, OPT_SHUT },
@@ -1201,6 +1242,8 @@ parse_args(struct lt *t, int argc, char **argv)
 			break;
 		case OPT_PFLUSH: t->tc.partial_flush = conf_opt_duration("partial-flush-interval", optarg); break;
 		case OPT_MLFLUSH: t->ml_flush = conf_opt_duration("multiline-flush-interval", optarg); break;
+		case OPT_ENC: t->encoding = optarg; break;
+		case OPT_FROMENC: t->from_encoding = optarg; break;
 		case OPT_BATCH:
 			if ((v = conf_opt_size("batch-size", optarg)) == 0 || v > (64u << 20))
 				log_fatal(EX_USAGE, "--batch-size: out of range \"%s\"", optarg);
@@ -1231,6 +1274,7 @@ parse_args(struct lt *t, int argc, char **argv)
 		log_fatal(EX_USAGE, "--follow-inodes needs --pos-file (Fluentd's rule)");
 	for (; optind < argc; optind++)
 		addv(&t->tc.paths, &t->tc.npaths, argv[optind]);
+	recode_args(t);
 }
 
 static void
@@ -1366,6 +1410,8 @@ main(int argc, char **argv)
 	posfile_free(&t.pf);
 	stream_writer_free(&t.w);
 	buf_free(&t.rec);
+	buf_free(&t.conv);
+	tail_recode_free(t.recode);
 	free(t.tc.paths);
 	free(t.tc.excludes);
 	log_limit_summary();

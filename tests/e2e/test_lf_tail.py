@@ -626,6 +626,62 @@ def test_multiline_flush_interval(work, tails):
     assert t.stop() == 0
 
 
+def _tail_once(args):
+    """lf-tail to the end of its files (--exit-on-eof): the records."""
+    rc, out, err = conftest.run("lf-tail", ["-t", "t", "--read-from-head",
+                                            "--exit-on-eof"] + args)
+    assert rc == 0, err
+    return [r for _t, _ts, r in stream_events(out)]
+
+
+def test_from_encoding_converts_and_replaces_as_fluentd(work):
+    """--encoding/--from-encoding (in_tail's): each line is converted
+    before it is parsed; a byte sequence invalid in the source, or a
+    character the target cannot hold, becomes U+FFFD in a Unicode
+    target and '?' in another (Ruby's encode with invalid: :replace,
+    undef: :replace, which in_tail falls back to)."""
+    latin = os.path.join(work, "latin1.log")
+    append(latin, b"caf\xe9\tna\xefve\nk:\xc5ngstr\xf6m\n")
+    assert _tail_once(["--encoding", "UTF-8", "--from-encoding",
+                       "ISO-8859-1", latin]) == [
+        {"message": "caf\u00e9\tna\u00efve"},
+        {"message": "k:\u00c5ngstr\u00f6m"}]
+    # converted before the parser: ltsv reads the converted text
+    assert _tail_once(["--encoding", "UTF-8", "--from-encoding",
+                       "ISO-8859-1", "-f", "ltsv", latin])[1] == {
+        "k": "\u00c5ngstr\u00f6m"}
+    sjis = os.path.join(work, "sjis.log")
+    # "日本語 ログ", then an invalid lead byte before a space
+    append(sjis, "日本語 ログ\n".encode("shift_jis") + b"a\x81 b\n")
+    assert _tail_once(["--encoding", "UTF-8", "--from-encoding",
+                       "Shift_JIS", sjis]) == [
+        {"message": "日本語 ログ"}, {"message": "a\ufffd b"}]
+    # a target without those characters: '?', one per character
+    recs = _tail_once(["--encoding", "ISO-8859-1", "--from-encoding",
+                       "Shift_JIS", sjis])
+    assert [r["message"] for r in recs] == ["??? ??", "a? b"]
+    # --encoding alone names the bytes and converts nothing (Fluentd
+    # 1.19, #5010)
+    raw = conftest.run("lf-tail", ["-t", "t", "--read-from-head",
+                                   "--exit-on-eof", "--encoding", "UTF-8",
+                                   sjis])
+    assert raw[0] == 0
+    assert "日本語".encode("shift_jis") in raw[1]
+
+
+def test_encoding_usage_errors(work):
+    log = os.path.join(work, "a.log")
+    append(log, "x\n")
+    for args, msg in (
+            (["--from-encoding", "Shift_JIS"], b"must be given with"),
+            (["--encoding", "UTF-16", "--from-encoding", "Shift_JIS"],
+             b"not ASCII-compatible"),
+            (["--encoding", "UTF-8", "--from-encoding", "NO-SUCH-ENC"],
+             b"no conversion")):
+        rc, _out, err = conftest.run("lf-tail", ["-t", "t"] + args + [log])
+        assert rc == 64 and msg in err, (args, err)
+
+
 def test_hup_reopens_the_log_usr1_saves(work, tails):
     log = os.path.join(work, "a.log")
     pos = os.path.join(work, "pos")
