@@ -1267,6 +1267,12 @@ parse_args(struct lt *t, int argc, char **argv)
 	}
 	if (t->tag == NULL)
 		log_fatal(EX_USAGE, "--tag is required");
+	/* lib/parse's msgpack reads one whole input as one map; binary
+	 * msgpack has newlines in it, and lines are what is read here */
+	if (t->pc.format == PARSE_FMT_MSGPACK)
+		log_fatal(EX_USAGE, "--format msgpack: not a line format (lf-tail "
+		    "cuts files at newlines; use lf-cat -i msgpack for a msgpack "
+		    "stream)");
 	t->emit_unmatched = t->pc.emit_unmatched_lines;
 	if (optind == argc)
 		log_fatal(EX_USAGE, "no path to follow");

@@ -669,7 +669,7 @@ def test_from_encoding_converts_and_replaces_as_fluentd(work):
     assert "日本語".encode("shift_jis") in raw[1]
 
 
-def test_encoding_usage_errors(work):
+def test_usage_errors_encoding_and_msgpack(work):
     log = os.path.join(work, "a.log")
     append(log, "x\n")
     for args, msg in (
@@ -677,7 +677,10 @@ def test_encoding_usage_errors(work):
             (["--encoding", "UTF-16", "--from-encoding", "Shift_JIS"],
              b"not ASCII-compatible"),
             (["--encoding", "UTF-8", "--from-encoding", "NO-SUCH-ENC"],
-             b"no conversion")):
+             b"no conversion"),
+            # lib/parse's msgpack takes a whole input, not lines
+            (["--format", "msgpack"], b"--format msgpack: not a line format"),
+            (["-f", "msgpack"], b"--format msgpack: not a line format")):
         rc, _out, err = conftest.run("lf-tail", ["-t", "t"] + args + [log])
         assert rc == 64 and msg in err, (args, err)
 
