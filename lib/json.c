@@ -705,7 +705,7 @@ jp_null(void *ctx)
 
 	JP_BEGIN(j, JV_NULL, NULL, 0);
 	jp_count(j);
-	return msgpack_pack_nil(&j->pk) == 0 ? 1 : jp_nomem(j);
+	return buf_addc(j->rec, 0xc0) == 0 ? 1 : jp_nomem(j);
 }
 
 static int
@@ -715,8 +715,38 @@ jp_bool(void *ctx, int b)
 
 	JP_BEGIN(j, JV_BOOL, NULL, 0);
 	jp_count(j);
-	return (b ? msgpack_pack_true(&j->pk) : msgpack_pack_false(&j->pk)) == 0 ?
-	    1 : jp_nomem(j);
+	return buf_addc(j->rec, b ? 0xc3 : 0xc2) == 0 ? 1 : jp_nomem(j);
+}
+
+/* An integer of up to 18 digits, as msgpack-c packs it: the smallest
+ * unsigned form, or for a negative one the smallest signed form. */
+static int
+jp_packint(struct jp *j, int neg, uint64_t v)
+{
+	unsigned char h[9], *q = h + 1;
+	int64_t i = -(int64_t)v;
+	size_t w;
+
+	if (!neg || v == 0) {
+		if (v < 128) {
+			h[0] = (unsigned char)v;
+			return buf_add(j->rec, h, 1) == 0 ? 1 : jp_nomem(j);
+		}
+		h[0] = v < 256 ? 0xcc : v < 65536 ? 0xcd :
+		    v <= UINT32_MAX ? 0xce : 0xcf;
+	} else {
+		if (i >= -32) {
+			h[0] = (unsigned char)(i & 0xff);
+			return buf_add(j->rec, h, 1) == 0 ? 1 : jp_nomem(j);
+		}
+		h[0] = i >= -128 ? 0xd0 : i >= -32768 ? 0xd1 :
+		    i >= INT32_MIN ? 0xd2 : 0xd3;
+		v = (uint64_t)i;
+	}
+	w = (size_t)1 << ((h[0] & 3));	/* cc..cf, d0..d3: 1, 2, 4, 8 */
+	while (w-- > 0)
+		*q++ = (unsigned char)(v >> (8 * w));
+	return buf_add(j->rec, h, (size_t)(q - h)) == 0 ? 1 : jp_nomem(j);
 }
 
 static int
@@ -727,7 +757,15 @@ jp_packnum(struct jp *j, const char *s, size_t n)
 	    memchr(s, 'E', n) == NULL;
 	unsigned long long u;
 	long long i;
+	size_t k = n > 0 && s[0] == '-';
 
+	/* the common case, a short integer, without strtoll and msgpack-c */
+	if (n <= 18 && k < n) {
+		for (u = 0; k < n && s[k] >= '0' && s[k] <= '9'; k++)
+			u = u * 10 + (unsigned)(s[k] - '0');
+		if (k == n)
+			return jp_packint(j, s[0] == '-', u);
+	}
 	if (n >= sizeof tmp && (t = malloc(n + 1)) == NULL)
 		return jp_nomem(j);
 	memcpy(t, s, n);

@@ -695,6 +695,40 @@ test_parse_sizes(void **state)
 	buf_adds(&line, "}}");
 	buf_addc(&line, 0);
 	want_record_bytes((char *)line.p);
+
+	/* integers at every width's edges, as msgpack-c packs them (the
+	 * short ones are packed in place, the long ones by msgpack-c) */
+	{
+		static const long long sv[] = { 0, 1, 31, 32, 127, 128, 255,
+		    256, 65535, 65536, 4294967295LL, 4294967296LL,
+		    999999999999999999LL, 1000000000000000000LL,
+		    INT64_MAX, -1, -31, -32, -33, -127, -128, -129, -32767,
+		    -32768, -32769, -2147483647LL, -2147483648LL,
+		    -2147483649LL, -999999999999999999LL,
+		    -1000000000000000000LL, INT64_MIN };
+		size_t k;
+
+		for (k = 0; k < sizeof sv / sizeof sv[0]; k++) {
+			msgpack_pack_map(pack(), 1);
+			pkstr("n");
+			if (sv[k] < 0)
+				msgpack_pack_int64(&pk, sv[k]);
+			else
+				msgpack_pack_uint64(&pk, (uint64_t)sv[k]);
+			buf_reset(&line);
+			buf_printf(&line, "{\"n\":%lld}", sv[k]);
+			buf_addc(&line, 0);
+			want_record_bytes((char *)line.p);
+		}
+		msgpack_pack_map(pack(), 1);
+		pkstr("n");
+		msgpack_pack_uint64(&pk, UINT64_MAX);
+		want_record_bytes("{\"n\":18446744073709551615}");
+		msgpack_pack_map(pack(), 1);
+		pkstr("n");
+		msgpack_pack_uint64(&pk, 0);
+		want_record_bytes("{\"n\":-0}");
+	}
 	buf_free(&line);
 }
 
