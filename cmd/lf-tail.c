@@ -18,7 +18,16 @@
  * one sent before: the ranges sent and not yet acked are kept in a
  * journal beside the position file (FILE.sent), appended before each
  * send, and read at start so the first batches of a file are cut where
- * they were cut before. */
+ * they were cut before.
+ *
+ * A truncated file (copytruncate) holds new lines at the byte ranges of
+ * old ones: the same ids, which lf-buffer's dedup window would take for
+ * resends and drop.  So each truncation seen (while running, or at start
+ * as a file shorter than its position) starts an epoch, the time it was
+ * seen in nanoseconds, which goes into the ids of the batches of the
+ * new content and is kept in the journal (with every range, and on a
+ * line of its own for each file with one) so that a run after a crash
+ * resends with the same ids. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -71,20 +80,22 @@
 
 struct sent {			/* a batch in flight */
 	struct tail_file *f;
-	uint64_t start, end;
+	uint64_t start, end, epoch;
 	unsigned gen;
 	int done;
 	size_t lines;
 	struct sent *next;
 };
 
-struct cut {			/* a range sent by an earlier run */
-	uint64_t dev, ino, btime, start, end;
+struct cut {			/* a range sent by an earlier run, or (start
+				 * and end 0) the epoch of a file */
+	uint64_t dev, ino, btime, start, end, epoch;
 };
 
 struct fstate {
 	uint64_t acked;		/* the position: everything before is delivered */
 	unsigned gen;		/* truncations seen */
+	uint64_t epoch;		/* of the last truncation seen, or 0 */
 	struct sent *q, **qtail;
 	struct buf ents;	/* the batch being made */
 	size_t count, lines;
@@ -265,11 +276,12 @@ fail:
 /* ---- the journal of ranges sent (FILE.sent) ---- */
 
 static int
-jline(struct buf *b, const struct tail_file *f, uint64_t start, uint64_t end)
+jline(struct buf *b, const struct tail_file *f, uint64_t start, uint64_t end,
+    uint64_t epoch)
 {
 	return buf_printf(b, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64
-	    " %016" PRIx64 " %016" PRIx64 "\n", f->dev, f->ino, f->btime,
-	    start, end);
+	    " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 "\n", f->dev,
+	    f->ino, f->btime, start, end, epoch);
 }
 
 static void
@@ -283,10 +295,16 @@ journal_load(struct lt *t)
 		return;
 	while (fgets(line, sizeof line, fp) != NULL) {
 		struct cut *n;
+		int nf;
 
-		if (sscanf(line, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64
-		    " %" SCNx64, &c.dev, &c.ino, &c.btime, &c.start,
-		    &c.end) != 5 || c.end <= c.start)
+		/* five fields: a journal from before epochs, epoch 0 */
+		c.epoch = 0;
+		nf = sscanf(line, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64
+		    " %" SCNx64 " %" SCNx64, &c.dev, &c.ino, &c.btime,
+		    &c.start, &c.end, &c.epoch);
+		if (nf < 5 || strchr(line, '\n') == NULL ||
+		    (c.end <= c.start && !(c.start == 0 && c.end == 0 &&
+		    c.epoch != 0)))
 			continue;	/* a torn last line */
 		if ((n = reallocarray(t->cuts, t->ncuts + 1, sizeof *n)) == NULL)
 			break;
@@ -318,7 +336,8 @@ journal_add(struct lt *t, const struct tail_file *f, uint64_t start,
 
 	if (t->jfd == -1)
 		return 0;
-	rc = jline(&b, f, start, end) == 0 ? io_write_all(t->jfd, b.p, b.len) : -1;
+	rc = jline(&b, f, start, end, ((struct fstate *)f->udata)->epoch) == 0 ?
+	    io_write_all(t->jfd, b.p, b.len) : -1;
 	buf_free(&b);
 	return rc;
 }
@@ -338,10 +357,13 @@ journal_rewrite(struct lt *t)
 	for (f = tail_files(t->tail); f; f = f->next) {
 		struct fstate *fs = f->udata;
 
+		if (fs->epoch != 0 && jline(&b, f, 0, 0, fs->epoch) == -1)
+			goto out;
 		for (s = fs->q; s; s = s->next)
-			if (jline(&b, f, s->start, s->end) == -1)
+			if (jline(&b, f, s->start, s->end, s->epoch) == -1)
 				goto out;
-		if (fs->journaled && jline(&b, f, fs->bstart, fs->bend) == -1)
+		if (fs->journaled && jline(&b, f, fs->bstart, fs->bend,
+		    fs->epoch) == -1)
 			goto out;
 	}
 	snprintf(tmp, sizeof tmp, "%s.tmp", t->jpath);
@@ -479,10 +501,11 @@ batch_send(struct lt *t, struct tail_file *f)
 	struct fstate *fs = f->udata;
 	struct hop_id id;
 	struct sent *s;
-	unsigned char key[64 + 5 * 8];
+	unsigned char key[64 + 6 * 8];
 	uint64_t end = send_end(fs);
-	uint64_t v[5] = { f->dev, f->ino, f->btime, fs->bstart, end };
-	size_t kl, i, j;
+	uint64_t v[6] = { f->dev, f->ino, f->btime, fs->bstart, end,
+	    fs->epoch };
+	size_t kl, i, j, nv = fs->epoch != 0 ? 6 : 5;
 	int rc;
 
 	if (end == fs->bstart)
@@ -497,7 +520,8 @@ batch_send(struct lt *t, struct tail_file *f)
 		/* delivered (or nothing to deliver: skipped lines only) */
 		if ((s = calloc(1, sizeof *s)) == NULL)
 			log_fatal(EX_OSERR, "out of memory");
-		*s = (struct sent){ f, fs->bstart, end, fs->gen, 1, 0, NULL };
+		*s = (struct sent){ f, fs->bstart, end, fs->epoch, fs->gen, 1, 0,
+		    NULL };
 		*fs->qtail = s;
 		fs->qtail = &s->next;
 		t->acked_lines += fs->lines;
@@ -506,12 +530,13 @@ batch_send(struct lt *t, struct tail_file *f)
 		return 0;
 	}
 	/* the id: the tag as given (not as expanded: a file renamed keeps
-	 * its batches' ids), the file's identity, the range */
+	 * its batches' ids), the file's identity, the range, and after a
+	 * truncation its epoch */
 	kl = strlen(t->tag);
 	if (kl > 64)
 		kl = 64;
 	memcpy(key, t->tag, kl);
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < nv; i++)
 		for (j = 0; j < 8; j++)
 			key[kl++] = (unsigned char)(v[i] >> (56 - 8 * j));
 	if (hop_id_derive(&id, key, kl) == -1)
@@ -523,7 +548,8 @@ batch_send(struct lt *t, struct tail_file *f)
 	}
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
-	*s = (struct sent){ f, fs->bstart, end, fs->gen, 0, fs->lines, NULL };
+	*s = (struct sent){ f, fs->bstart, end, fs->epoch, fs->gen, 0, fs->lines,
+	    NULL };
 	rc = hop_send(t->hop, fs->tag, fs->taglen, fs->ents.p, fs->ents.len,
 	    fs->count, &id, s);
 	if (rc == HOP_FULL) {
@@ -653,10 +679,24 @@ flush_held(struct lt *t, struct tail_file *f)
 }
 
 /* From the head again: a new generation of positions. */
+/* A truncation seen: the epoch of the content from now on, the time in
+ * nanoseconds (another than the last, should the clock not move). */
+static void
+new_epoch(struct fstate *fs)
+{
+	struct timespec ts;
+	uint64_t e;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	e = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	fs->epoch = e > fs->epoch ? e : fs->epoch + 1;
+}
+
 static void
 restart(struct lt *t, struct fstate *fs)
 {
 	fs->truncated = 0;
+	new_epoch(fs);
 	fs->gen++;
 	fs->acked = 0;
 	drop_cuts(fs);
@@ -806,6 +846,18 @@ on_start(void *ctx, struct tail_file *f, int startup)
 	e = posfile_find(&t->pf, f->path, f->ino);
 	off = posfile_start(e, f->ino, f->size,
 	    startup ? t->tc.read_from_head : 1);
+	/* the file's epoch, from the journal */
+	for (i = 0; i < t->ncuts; i++)
+		if (t->cuts[i].dev == f->dev && t->cuts[i].ino == f->ino &&
+		    t->cuts[i].btime == f->btime &&
+		    t->cuts[i].epoch > fs->epoch)
+			fs->epoch = t->cuts[i].epoch;
+	/* truncated while lf-tail was down */
+	if (e != NULL && e->ino == f->ino && f->size < e->pos) {
+		new_epoch(fs);
+		log_info("%s: shorter than its position, truncated: from its "
+		    "head", f->path);
+	}
 	if (e != NULL) {	/* taken: the file's own entry from now on */
 		free(e->path);
 		*e = t->pf.e[--t->pf.n];
@@ -816,7 +868,8 @@ on_start(void *ctx, struct tail_file *f, int startup)
 		struct cut *c = &t->cuts[i], *nc;
 
 		if (c->dev != f->dev || c->ino != f->ino ||
-		    c->btime != f->btime || c->start < off)
+		    c->btime != f->btime || c->start < off ||
+		    c->end == 0 || c->epoch != fs->epoch)
 			continue;
 		if ((nc = reallocarray(fs->cuts, fs->ncuts + 1,
 		    sizeof *nc)) == NULL)

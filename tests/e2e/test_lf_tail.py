@@ -668,6 +668,55 @@ def test_torture_copytruncate_and_rename_kill9_exactly_once(work, tails):
         b.cleanup()
 
 
+def test_copytruncate_same_ranges_not_taken_for_resends(work, tails):
+    """After copytruncate the new lines sit at the byte ranges of old
+    ones; their batches must not get the old batches' chunk ids, which
+    lf-buffer's dedup window would take for resends and drop.  Checked
+    with a truncation seen while running, and one while lf-tail was down
+    (the file then shorter than its position), each followed by the same
+    bytes at the same offsets, and across a restart (the epoch kept in
+    the journal)."""
+    spool = os.path.join(work, "spool")
+    b = Lfb(work, [spool], ["--flush-mode", "immediate"]).start()
+    log = os.path.join(work, "a.log")
+    pos = os.path.join(work, "pos")
+    args = ["-t", "t", "--read-from-head", "--pos-file", pos, "--to",
+            "unix:" + b.sock, log]
+
+    def logpos():
+        return read_pos(pos).get(log, (-1,))[0]
+
+    try:
+        t = tail(tails, work, args, out=False).start()
+        append(log, "same\n")
+        wait_for(lambda: logpos() == 5, what="the first line acked")
+        append(log, "same\n")
+        wait_for(lambda: logpos() == 10, what="the second line acked")
+        # truncated while running: [0, 5) again
+        os.truncate(log, 0)
+        wait_for(lambda: logpos() == 0, what="the truncation seen")
+        append(log, "same\n")
+        wait_for(lambda: logpos() == 5, what="the third line acked")
+        append(log, "same\n")
+        wait_for(lambda: logpos() == 10, what="the fourth line acked")
+        assert t.stop() == 0
+        # truncated while down: shorter than the position
+        os.truncate(log, 0)
+        append(log, "same\n")
+        t.start()
+        wait_for(lambda: logpos() == 5, what="the fifth line acked")
+        # a restart keeps the epoch: nothing is stored twice either
+        assert t.stop() == 0
+        t.start()
+        append(log, "same\n")
+        wait_for(lambda: logpos() == 10, what="the sixth line acked")
+        assert t.stop() == 0
+        assert b.stop() == 0
+        assert [m for _t, m in spool_msgs(spool)] == ["same"] * 6
+    finally:
+        b.cleanup()
+
+
 def test_multiline_held_record_not_passed_by_the_position(work, tails):
     """A multiline record held by the parser ends the batch before it:
     TERM saves a position before it, and the next run emits it whole,
