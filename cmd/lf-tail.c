@@ -18,7 +18,16 @@
  * one sent before: the ranges sent and not yet acked are kept in a
  * journal beside the position file (FILE.sent), appended before each
  * send, and read at start so the first batches of a file are cut where
- * they were cut before. */
+ * they were cut before.
+ *
+ * A truncated file (copytruncate) holds new lines at the byte ranges of
+ * old ones: the same ids, which lf-buffer's dedup window would take for
+ * resends and drop.  So each truncation seen (while running, or at start
+ * as a file shorter than its position) starts an epoch, the time it was
+ * seen in nanoseconds, which goes into the ids of the batches of the
+ * new content and is kept in the journal (with every range, and on a
+ * line of its own for each file with one) so that a run after a crash
+ * resends with the same ids. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -27,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +56,7 @@
 #include "sig.h"
 #include "stream.h"
 #include "tail.h"
+#include "tail_recode.h"
 
 #define USAGE "usage: lf-tail [-v] -t tag [-f none|json] [--pos-file file]\n" \
 	"               [--to unix:PATH|HOST:PORT] [--path-key key]\n" \
@@ -56,6 +67,8 @@
 	"               [--max-line-size size] [--read-lines-limit n]\n" \
 	"               [--read-bytes-limit-per-second size]\n" \
 	"               [--partial-flush-interval dur] [--batch-size size]\n" \
+	"               [--multiline-flush-interval dur]\n" \
+	"               [--encoding enc [--from-encoding enc]]\n" \
 	"               [--emit-unmatched-lines bool] [--time-key key]\n" \
 	"               [--time-format fmt] [--keep-time-key] [--utc]\n" \
 	"               [--pos-file-compaction-interval dur]\n" \
@@ -67,26 +80,29 @@
 
 struct sent {			/* a batch in flight */
 	struct tail_file *f;
-	uint64_t start, end;
+	uint64_t start, end, epoch;
 	unsigned gen;
 	int done;
 	size_t lines;
 	struct sent *next;
 };
 
-struct cut {			/* a range sent by an earlier run */
-	uint64_t dev, ino, btime, start, end;
+struct cut {			/* a range sent by an earlier run, or (start
+				 * and end 0) the epoch of a file */
+	uint64_t dev, ino, btime, start, end, epoch;
 };
 
 struct fstate {
 	uint64_t acked;		/* the position: everything before is delivered */
 	unsigned gen;		/* truncations seen */
+	uint64_t epoch;		/* of the last truncation seen, or 0 */
 	struct sent *q, **qtail;
 	struct buf ents;	/* the batch being made */
 	size_t count, lines;
 	uint64_t bstart, bend;	/* its bytes: sent up to bstart, read to bend */
 	uint64_t held;		/* multiline: where the held record starts */
 	int holding;
+	double last_line;	/* when a line was last read (ev_now) */
 	int ready;		/* full: waiting for room in the hop */
 	int truncated;		/* once the batch before it is sent */
 	int journaled;
@@ -107,6 +123,12 @@ struct lt {
 	const char *path_key;
 	int emit_unmatched;
 	size_t lines_limit, batch_bytes;
+	double ml_flush;	/* --multiline-flush-interval; 0: never */
+	const char *encoding, *from_encoding;
+	struct tail_recode *recode;	/* NULL: lines are passed as bytes */
+	struct buf conv;		/* a line converted */
+	unsigned long long replaced;	/* sequences replaced converting */
+	ev_timer ml_t;
 	/* positions */
 	const char *pos_path;
 	struct posfile pf;
@@ -254,11 +276,12 @@ fail:
 /* ---- the journal of ranges sent (FILE.sent) ---- */
 
 static int
-jline(struct buf *b, const struct tail_file *f, uint64_t start, uint64_t end)
+jline(struct buf *b, const struct tail_file *f, uint64_t start, uint64_t end,
+    uint64_t epoch)
 {
 	return buf_printf(b, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64
-	    " %016" PRIx64 " %016" PRIx64 "\n", f->dev, f->ino, f->btime,
-	    start, end);
+	    " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 "\n", f->dev,
+	    f->ino, f->btime, start, end, epoch);
 }
 
 static void
@@ -272,10 +295,16 @@ journal_load(struct lt *t)
 		return;
 	while (fgets(line, sizeof line, fp) != NULL) {
 		struct cut *n;
+		int nf;
 
-		if (sscanf(line, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64
-		    " %" SCNx64, &c.dev, &c.ino, &c.btime, &c.start,
-		    &c.end) != 5 || c.end <= c.start)
+		/* five fields: a journal from before epochs, epoch 0 */
+		c.epoch = 0;
+		nf = sscanf(line, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64
+		    " %" SCNx64 " %" SCNx64, &c.dev, &c.ino, &c.btime,
+		    &c.start, &c.end, &c.epoch);
+		if (nf < 5 || strchr(line, '\n') == NULL ||
+		    (c.end <= c.start && !(c.start == 0 && c.end == 0 &&
+		    c.epoch != 0)))
 			continue;	/* a torn last line */
 		if ((n = reallocarray(t->cuts, t->ncuts + 1, sizeof *n)) == NULL)
 			break;
@@ -307,7 +336,8 @@ journal_add(struct lt *t, const struct tail_file *f, uint64_t start,
 
 	if (t->jfd == -1)
 		return 0;
-	rc = jline(&b, f, start, end) == 0 ? io_write_all(t->jfd, b.p, b.len) : -1;
+	rc = jline(&b, f, start, end, ((struct fstate *)f->udata)->epoch) == 0 ?
+	    io_write_all(t->jfd, b.p, b.len) : -1;
 	buf_free(&b);
 	return rc;
 }
@@ -327,10 +357,13 @@ journal_rewrite(struct lt *t)
 	for (f = tail_files(t->tail); f; f = f->next) {
 		struct fstate *fs = f->udata;
 
+		if (fs->epoch != 0 && jline(&b, f, 0, 0, fs->epoch) == -1)
+			goto out;
 		for (s = fs->q; s; s = s->next)
-			if (jline(&b, f, s->start, s->end) == -1)
+			if (jline(&b, f, s->start, s->end, s->epoch) == -1)
 				goto out;
-		if (fs->journaled && jline(&b, f, fs->bstart, fs->bend) == -1)
+		if (fs->journaled && jline(&b, f, fs->bstart, fs->bend,
+		    fs->epoch) == -1)
 			goto out;
 	}
 	snprintf(tmp, sizeof tmp, "%s.tmp", t->jpath);
@@ -468,10 +501,11 @@ batch_send(struct lt *t, struct tail_file *f)
 	struct fstate *fs = f->udata;
 	struct hop_id id;
 	struct sent *s;
-	unsigned char key[64 + 5 * 8];
+	unsigned char key[64 + 6 * 8];
 	uint64_t end = send_end(fs);
-	uint64_t v[5] = { f->dev, f->ino, f->btime, fs->bstart, end };
-	size_t kl, i, j;
+	uint64_t v[6] = { f->dev, f->ino, f->btime, fs->bstart, end,
+	    fs->epoch };
+	size_t kl, i, j, nv = fs->epoch != 0 ? 6 : 5;
 	int rc;
 
 	if (end == fs->bstart)
@@ -486,7 +520,8 @@ batch_send(struct lt *t, struct tail_file *f)
 		/* delivered (or nothing to deliver: skipped lines only) */
 		if ((s = calloc(1, sizeof *s)) == NULL)
 			log_fatal(EX_OSERR, "out of memory");
-		*s = (struct sent){ f, fs->bstart, end, fs->gen, 1, 0, NULL };
+		*s = (struct sent){ f, fs->bstart, end, fs->epoch, fs->gen, 1, 0,
+		    NULL };
 		*fs->qtail = s;
 		fs->qtail = &s->next;
 		t->acked_lines += fs->lines;
@@ -495,12 +530,13 @@ batch_send(struct lt *t, struct tail_file *f)
 		return 0;
 	}
 	/* the id: the tag as given (not as expanded: a file renamed keeps
-	 * its batches' ids), the file's identity, the range */
+	 * its batches' ids), the file's identity, the range, and after a
+	 * truncation its epoch */
 	kl = strlen(t->tag);
 	if (kl > 64)
 		kl = 64;
 	memcpy(key, t->tag, kl);
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < nv; i++)
 		for (j = 0; j < 8; j++)
 			key[kl++] = (unsigned char)(v[i] >> (56 - 8 * j));
 	if (hop_id_derive(&id, key, kl) == -1)
@@ -512,7 +548,8 @@ batch_send(struct lt *t, struct tail_file *f)
 	}
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
-	*s = (struct sent){ f, fs->bstart, end, fs->gen, 0, fs->lines, NULL };
+	*s = (struct sent){ f, fs->bstart, end, fs->epoch, fs->gen, 0, fs->lines,
+	    NULL };
 	rc = hop_send(t->hop, fs->tag, fs->taglen, fs->ents.p, fs->ents.len,
 	    fs->count, &id, s);
 	if (rc == HOP_FULL) {
@@ -601,6 +638,13 @@ add_line(struct lt *t, struct tail_file *f, const char *line, size_t len,
 		    "(--max-line-size)", f->path, len);
 		return 0;
 	}
+	if (t->recode) {
+		if (tail_recode_line(t->recode, line, len, &t->conv,
+		    &t->replaced) == -1)
+			return -1;
+		line = (const char *)t->conv.p;
+		len = t->conv.len;
+	}
 	buf_reset(&t->rec);
 	rc = parse_line(fs->parser, line, len, &t->rec, &sec, &nsec, err,
 	    sizeof err);
@@ -635,10 +679,24 @@ flush_held(struct lt *t, struct tail_file *f)
 }
 
 /* From the head again: a new generation of positions. */
+/* A truncation seen: the epoch of the content from now on, the time in
+ * nanoseconds (another than the last, should the clock not move). */
+static void
+new_epoch(struct fstate *fs)
+{
+	struct timespec ts;
+	uint64_t e;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	e = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	fs->epoch = e > fs->epoch ? e : fs->epoch + 1;
+}
+
 static void
 restart(struct lt *t, struct fstate *fs)
 {
 	fs->truncated = 0;
+	new_epoch(fs);
 	fs->gen++;
 	fs->acked = 0;
 	drop_cuts(fs);
@@ -674,6 +732,8 @@ on_lines(void *ctx, struct tail_file *f, const char *p, size_t n, int flags)
 	if (fs->truncated)
 		restart(t, fs);
 	clock_now(t);
+	if (n > 0)
+		fs->last_line = ev_now(t->loop);
 	/* a range must be contiguous: after a truncation or a skipped
 	 * line, the batch so far goes first (a held record with it) */
 	if (fs->bend != f->off) {
@@ -720,6 +780,48 @@ on_lines(void *ctx, struct tail_file *f, const char *p, size_t n, int flags)
 	return n;
 }
 
+/* --multiline-flush-interval: a held record with no line read after it
+ * for that long goes out (Fluentd's LineBufferTimerFlusher), and with it
+ * the batch it ended, as at the end of a file.  Only at the end of what
+ * was read: a file paused by back pressure has lines waiting that may
+ * continue the record. */
+static void
+ml_flush_file(struct lt *t, struct tail_file *f, double now)
+{
+	struct fstate *fs = f->udata;
+	const struct cut *c;
+
+	if (!fs->holding || fs->ready || !f->at_eof || fs->bend != f->off ||
+	    now - fs->last_line < t->ml_flush)
+		return;
+	clock_now(t);
+	if (flush_held(t, f) == -1)
+		log_fatal(EX_OSERR, "out of memory");
+	/* a range an earlier run sent is sent again as it was cut */
+	if ((c = next_cut(fs, fs->bstart)) != NULL) {
+		if (send_end(fs) < c->end)
+			return;		/* more lines to come in it */
+		if (send_end(fs) > c->end)
+			drop_cuts(fs);
+		else
+			fs->icut++;
+	}
+	(void)batch_send(t, f);		/* full: sent on room */
+}
+
+static void
+ml_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct lt *t = w->data;
+	struct tail_file *f;
+
+	(void)revents;
+	if (t->stopping)
+		return;
+	for (f = tail_files(t->tail); f; f = f->next)
+		ml_flush_file(t, f, ev_now(loop));
+}
+
 static uint64_t
 on_start(void *ctx, struct tail_file *f, int startup)
 {
@@ -744,16 +846,30 @@ on_start(void *ctx, struct tail_file *f, int startup)
 	e = posfile_find(&t->pf, f->path, f->ino);
 	off = posfile_start(e, f->ino, f->size,
 	    startup ? t->tc.read_from_head : 1);
+	/* the file's epoch, from the journal */
+	for (i = 0; i < t->ncuts; i++)
+		if (t->cuts[i].dev == f->dev && t->cuts[i].ino == f->ino &&
+		    t->cuts[i].btime == f->btime &&
+		    t->cuts[i].epoch > fs->epoch)
+			fs->epoch = t->cuts[i].epoch;
+	/* truncated while lf-tail was down */
+	if (e != NULL && e->ino == f->ino && f->size < e->pos) {
+		new_epoch(fs);
+		log_info("%s: shorter than its position, truncated: from its "
+		    "head", f->path);
+	}
 	if (e != NULL) {	/* taken: the file's own entry from now on */
 		free(e->path);
 		*e = t->pf.e[--t->pf.n];
 	}
 	fs->acked = fs->bstart = fs->bend = off;
+	fs->last_line = ev_now(t->loop);
 	for (i = 0; i < t->ncuts; i++) {
 		struct cut *c = &t->cuts[i], *nc;
 
 		if (c->dev != f->dev || c->ino != f->ino ||
-		    c->btime != f->btime || c->start < off)
+		    c->btime != f->btime || c->start < off ||
+		    c->end == 0 || c->epoch != fs->epoch)
 			continue;
 		if ((nc = reallocarray(fs->cuts, fs->ncuts + 1,
 		    sizeof *nc)) == NULL)
@@ -922,6 +1038,7 @@ state_write(struct lt *t)
 	jint(g, "lines", t->lines);
 	jint(g, "delivered_lines", t->acked_lines);
 	jint(g, "parse_errors", t->errors);
+	jint(g, "encoding_replacements", t->replaced);
 	jint(g, "batches", t->batches);
 	jint(g, "in_flight_batches", t->hop ? hop_batches(t->hop) : 0);
 	js(g, "files");
@@ -1055,6 +1172,29 @@ addv(char ***v, size_t *n, char *s)
 	*v = nv;
 }
 
+/* Fluentd's rules: from_encoding needs encoding; encoding alone names
+ * the bytes' encoding and converts nothing (since Fluentd 1.19, #5010);
+ * the two the same is no conversion, with a warning. */
+static void
+recode_args(struct lt *t)
+{
+	char err[256];
+
+	if (t->from_encoding == NULL)
+		return;
+	if (t->encoding == NULL)
+		log_fatal(EX_USAGE, "--from-encoding must be given with "
+		    "--encoding");
+	if (strcasecmp(t->encoding, t->from_encoding) == 0) {
+		log_warn("--encoding and --from-encoding are the same "
+		    "encoding: no effect");
+		return;
+	}
+	if ((t->recode = tail_recode_new(t->from_encoding, t->encoding, err,
+	    sizeof err)) == NULL)
+		log_fatal(EX_USAGE, "--encoding, --from-encoding: %s", err);
+}
+
 static void
 parse_args(struct lt *t, int argc, char **argv)
 {
@@ -1062,7 +1202,8 @@ parse_args(struct lt *t, int argc, char **argv)
 		OPT_LRM, OPT_INODES, OPT_RWAIT, OPT_SKIPREF, OPT_OOEU, OPT_MAXLINE,
 		OPT_LINES, OPT_BPS, OPT_PFLUSH, OPT_BATCH, OPT_UNMATCHED, OPT_TIMEKEY,
 		OPT_TIMEFMT, OPT_KEEP, OPT_UTC, OPT_COMPACT, OPT_SHUT, OPT_STATE,
-		OPT_NOTIFY, OPT_LOG, OPT_VERSION, OPT_EOF, OPT_WINDOW };
+		OPT_NOTIFY, OPT_LOG, OPT_VERSION, OPT_EOF, OPT_WINDOW, OPT_MLFLUSH,
+		OPT_ENC, OPT_FROMENC };
 	static const struct option mine[] = {
 		{ "tag", required_argument, NULL, 't' },
 		{ "pos-file", required_argument, NULL, OPT_POS },
@@ -1080,6 +1221,9 @@ parse_args(struct lt *t, int argc, char **argv)
 		{ "read-lines-limit", required_argument, NULL, OPT_LINES },
 		{ "read-bytes-limit-per-second", required_argument, NULL, OPT_BPS },
 		{ "partial-flush-interval", required_argument, NULL, OPT_PFLUSH },
+		{ "multiline-flush-interval", required_argument, NULL, OPT_MLFLUSH },
+		{ "encoding", required_argument, NULL, OPT_ENC },
+		{ "from-encoding", required_argument, NULL, OPT_FROMENC },
 		{ "batch-size", required_argument, NULL, OPT_BATCH },
 		{ "pos-file-compaction-interval", required_argument, NULL, OPT_COMPACT },
 		{ "shutdown-timeout", required_argument, NULL, OPT_SHUT },
@@ -1150,6 +1294,9 @@ parse_args(struct lt *t, int argc, char **argv)
 			t->tc.bytes_per_second = v > 0 && v < 65536 ? 65536 : (size_t)v;
 			break;
 		case OPT_PFLUSH: t->tc.partial_flush = conf_opt_duration("partial-flush-interval", optarg); break;
+		case OPT_MLFLUSH: t->ml_flush = conf_opt_duration("multiline-flush-interval", optarg); break;
+		case OPT_ENC: t->encoding = optarg; break;
+		case OPT_FROMENC: t->from_encoding = optarg; break;
 		case OPT_BATCH:
 			if ((v = conf_opt_size("batch-size", optarg)) == 0 || v > (64u << 20))
 				log_fatal(EX_USAGE, "--batch-size: out of range \"%s\"", optarg);
@@ -1173,6 +1320,12 @@ parse_args(struct lt *t, int argc, char **argv)
 	}
 	if (t->tag == NULL)
 		log_fatal(EX_USAGE, "--tag is required");
+	/* lib/parse's msgpack reads one whole input as one map; binary
+	 * msgpack has newlines in it, and lines are what is read here */
+	if (t->pc.format == PARSE_FMT_MSGPACK)
+		log_fatal(EX_USAGE, "--format msgpack: not a line format (lf-tail "
+		    "cuts files at newlines; use lf-cat -i msgpack for a msgpack "
+		    "stream)");
 	t->emit_unmatched = t->pc.emit_unmatched_lines;
 	if (optind == argc)
 		log_fatal(EX_USAGE, "no path to follow");
@@ -1180,6 +1333,7 @@ parse_args(struct lt *t, int argc, char **argv)
 		log_fatal(EX_USAGE, "--follow-inodes needs --pos-file (Fluentd's rule)");
 	for (; optind < argc; optind++)
 		addv(&t->tc.paths, &t->tc.npaths, argv[optind]);
+	recode_args(t);
 }
 
 static void
@@ -1261,6 +1415,16 @@ main(int argc, char **argv)
 	t.state_t.data = &t;
 	if (t.state_file)
 		ev_timer_again(t.loop, &t.state_t);
+	/* checked four times an interval (at most every second, at least
+	 * every 10 ms): a record goes out within a quarter interval late */
+	if (t.ml_flush > 0) {
+		double every = t.ml_flush / 4;
+
+		every = every > 1 ? 1 : every < 0.01 ? 0.01 : every;
+		ev_timer_init(&t.ml_t, ml_timer, every, every);
+		t.ml_t.data = &t;
+		ev_timer_start(t.loop, &t.ml_t);
+	}
 	ev_timer_init(&t.eof_t, eof_check, 0.01, 0.01);
 	t.eof_t.data = &t;
 	if (t.exit_on_eof)
@@ -1278,6 +1442,7 @@ main(int argc, char **argv)
 	ev_timer_stop(t.loop, &t.state_t);
 	ev_timer_stop(t.loop, &t.stop_t);
 	ev_timer_stop(t.loop, &t.eof_t);
+	ev_timer_stop(t.loop, &t.ml_t);
 	if (t.gaveup) {
 		log_error("batches given up");
 		rc = EX_TEMPFAIL;
@@ -1304,6 +1469,8 @@ main(int argc, char **argv)
 	posfile_free(&t.pf);
 	stream_writer_free(&t.w);
 	buf_free(&t.rec);
+	buf_free(&t.conv);
+	tail_recode_free(t.recode);
 	free(t.tc.paths);
 	free(t.tc.excludes);
 	log_limit_summary();

@@ -605,6 +605,7 @@ struct jp {
 	int done;		/* the record has ended */
 	/* json_parse_record */
 	const struct json_in *opt;
+	size_t tklen;		/* strlen(opt->time_key) */
 	int want_time;		/* the next value is the time key's */
 	int keep;		/* and it stays in the record too */
 	int has_time;
@@ -717,7 +718,10 @@ jp_settime(struct jp *j, const char *s, size_t n, int isstr)
 	const char *fmt = j->opt != NULL ? j->opt->time_format : NULL;
 	int rc;
 
-	if (isstr && fmt != NULL)
+	if (j->opt != NULL && j->opt->time_fn != NULL)
+		rc = j->opt->time_fn(j->opt->time_arg, s, n, isstr, &j->sec,
+		    &j->nsec);
+	else if (isstr && fmt != NULL)
 		rc = timefmt_parse(s, n, fmt, j->opt->utc, &j->sec, &j->nsec);
 	else
 		rc = timefmt_number(s, n, &j->sec, &j->nsec);
@@ -736,7 +740,9 @@ static int
 jp_outer(struct jp *j, int type, const char *s, size_t n)
 {
 	if (!j->envelope || !j->open) {
-		if (type != JV_MAP || j->done)
+		if (j->done)	/* a json_reader's yajl takes more values */
+			return jp_fail(j, "parse error: trailing garbage");
+		if (type != JV_MAP)
 			return jp_fail(j, "not a JSON object");
 		if (!j->envelope)
 			return jp_open(j, 1);
@@ -805,7 +811,7 @@ jp_null(void *ctx)
 
 	JP_BEGIN(j, JV_NULL, NULL, 0);
 	jp_count(j);
-	return msgpack_pack_nil(&j->pk) == 0 ? 1 : jp_nomem(j);
+	return buf_addc(j->rec, 0xc0) == 0 ? 1 : jp_nomem(j);
 }
 
 static int
@@ -815,8 +821,38 @@ jp_bool(void *ctx, int b)
 
 	JP_BEGIN(j, JV_BOOL, NULL, 0);
 	jp_count(j);
-	return (b ? msgpack_pack_true(&j->pk) : msgpack_pack_false(&j->pk)) == 0 ?
-	    1 : jp_nomem(j);
+	return buf_addc(j->rec, b ? 0xc3 : 0xc2) == 0 ? 1 : jp_nomem(j);
+}
+
+/* An integer of up to 18 digits, as msgpack-c packs it: the smallest
+ * unsigned form, or for a negative one the smallest signed form. */
+static int
+jp_packint(struct jp *j, int neg, uint64_t v)
+{
+	unsigned char h[9], *q = h + 1;
+	int64_t i = -(int64_t)v;
+	size_t w;
+
+	if (!neg || v == 0) {
+		if (v < 128) {
+			h[0] = (unsigned char)v;
+			return buf_add(j->rec, h, 1) == 0 ? 1 : jp_nomem(j);
+		}
+		h[0] = v < 256 ? 0xcc : v < 65536 ? 0xcd :
+		    v <= UINT32_MAX ? 0xce : 0xcf;
+	} else {
+		if (i >= -32) {
+			h[0] = (unsigned char)(i & 0xff);
+			return buf_add(j->rec, h, 1) == 0 ? 1 : jp_nomem(j);
+		}
+		h[0] = i >= -128 ? 0xd0 : i >= -32768 ? 0xd1 :
+		    i >= INT32_MIN ? 0xd2 : 0xd3;
+		v = (uint64_t)i;
+	}
+	w = (size_t)1 << ((h[0] & 3));	/* cc..cf, d0..d3: 1, 2, 4, 8 */
+	while (w-- > 0)
+		*q++ = (unsigned char)(v >> (8 * w));
+	return buf_add(j->rec, h, (size_t)(q - h)) == 0 ? 1 : jp_nomem(j);
 }
 
 static int
@@ -827,7 +863,15 @@ jp_packnum(struct jp *j, const char *s, size_t n)
 	    memchr(s, 'E', n) == NULL;
 	unsigned long long u;
 	long long i;
+	size_t k = n > 0 && s[0] == '-';
 
+	/* the common case, a short integer, without strtoll and msgpack-c */
+	if (n <= 18 && k < n) {
+		for (u = 0; k < n && s[k] >= '0' && s[k] <= '9'; k++)
+			u = u * 10 + (unsigned)(s[k] - '0');
+		if (k == n)
+			return jp_packint(j, s[0] == '-', u);
+	}
 	if (n >= sizeof tmp && (t = malloc(n + 1)) == NULL)
 		return jp_nomem(j);
 	memcpy(t, s, n);
@@ -858,11 +902,34 @@ jp_number(void *ctx, const char *s, size_t n)
 static int
 jp_packstr(struct jp *j, const unsigned char *s, size_t n)
 {
+	struct buf *b = j->rec;
+	unsigned char *h;
+
+	/* written in place, not through msgpack-c's callback twice: most of
+	 * a record is strings (the same bytes: fixstr, str8, str16, str32) */
 	if (n > UINT32_MAX)
 		return jp_fail(j, "string too long");
-	if (msgpack_pack_str(&j->pk, n) != 0 ||
-	    msgpack_pack_str_body(&j->pk, s, n) != 0)
+	if (buf_reserve(b, n + 5) == -1)
 		return jp_nomem(j);
+	h = b->p + b->len;
+	if (n < 32)
+		*h++ = (unsigned char)(0xa0 | n);
+	else if (n < 256) {
+		*h++ = 0xd9;
+		*h++ = (unsigned char)n;
+	} else if (n < 65536) {
+		*h++ = 0xda;
+		*h++ = (unsigned char)(n >> 8);
+		*h++ = (unsigned char)n;
+	} else {
+		*h++ = 0xdb;
+		*h++ = (unsigned char)(n >> 24);
+		*h++ = (unsigned char)(n >> 16);
+		*h++ = (unsigned char)(n >> 8);
+		*h++ = (unsigned char)n;
+	}
+	memcpy(h, s, n);
+	b->len = (size_t)(h + n - b->p);
 	return 1;
 }
 
@@ -921,7 +988,7 @@ jp_map_key(void *ctx, const unsigned char *k, size_t n)
 
 	if (j->n == 0 && !j->values)
 		return jp_envkey(j, k, n);
-	if (j->n == 1 && tk != NULL && strlen(tk) == n && memcmp(tk, k, n) == 0) {
+	if (j->n == 1 && tk != NULL && j->tklen == n && memcmp(tk, k, n) == 0) {
 		j->want_time = 1;
 		j->keep = j->opt->keep_time_key;
 		if (!j->keep)
@@ -978,30 +1045,53 @@ jp_yajlerr(struct jp *j, yajl_handle h, const char *line, size_t len)
 	yajl_free_error(h, e);
 }
 
+/* Trailing white space off; the packer on j->rec.  -1: an empty line. */
 static int
-jp_run(struct jp *j, const char *line, size_t len)
+jp_prep(struct jp *j, const char *line, size_t *len)
 {
-	yajl_handle h;
-	yajl_status st;
-
-	while (len > 0 && isspace((unsigned char)line[len - 1]))
-		len--;
-	if (len == 0)
+	while (*len > 0 && isspace((unsigned char)line[*len - 1]))
+		(*len)--;
+	if (*len == 0)
 		return jp_fail(j, "empty line"), -1;
 	msgpack_packer_init(&j->pk, j->rec, buf_msgpack_write);
-	if ((h = yajl_alloc(&jp_callbacks, NULL, j)) == NULL)
-		return jp_nomem(j), -1;
+	if (j->opt != NULL && j->opt->time_key != NULL)
+		j->tklen = strlen(j->opt->time_key);
+	return 0;
+}
+
+static int
+jp_feed(struct jp *j, yajl_handle h, const char *line, size_t len)
+{
+	yajl_status st;
+
 	st = yajl_parse(h, (const unsigned char *)line, len);
 	if (st == yajl_status_ok)
 		st = yajl_complete_parse(h);
-	if (st == yajl_status_error)
+	if (st == yajl_status_error && j->done && !j->envelope)
+		/* as yajl says it without allow_multiple_values */
+		jp_fail(j, "parse error: trailing garbage");
+	else if (st == yajl_status_error)
 		jp_yajlerr(j, h, line, len);
 	else if (st != yajl_status_ok && !j->failed)
 		jp_fail(j, "parse cancelled");
 	else if (st == yajl_status_ok && !j->done)
 		jp_fail(j, "not a JSON object");
-	yajl_free(h);
 	return j->failed ? -1 : 0;
+}
+
+static int
+jp_run(struct jp *j, const char *line, size_t len)
+{
+	yajl_handle h;
+	int rc;
+
+	if (jp_prep(j, line, &len) == -1)
+		return -1;
+	if ((h = yajl_alloc(&jp_callbacks, NULL, j)) == NULL)
+		return jp_nomem(j), -1;
+	rc = jp_feed(j, h, line, len);
+	yajl_free(h);
+	return rc;
 }
 
 int
@@ -1025,6 +1115,82 @@ json_parse_record(const char *line, size_t len, const struct json_in *opt,
 	*nsec = j.has_time ? j.nsec : 0;
 	*has_time = j.has_time;
 	return 0;
+}
+
+/* One yajl handle for every line.  yajl 2.1 has no reset: with
+ * allow_multiple_values a handle whose value ended well is ready for the
+ * next one (its lexer holds nothing, as every line ends with a whole
+ * token), and one that failed is replaced. */
+struct json_reader {
+	struct jp j;
+	yajl_handle h;
+};
+
+static int
+jr_handle(struct json_reader *r)
+{
+	if (r->h != NULL)
+		yajl_free(r->h);
+	if ((r->h = yajl_alloc(&jp_callbacks, NULL, &r->j)) == NULL)
+		return -1;
+	yajl_config(r->h, yajl_allow_multiple_values, 1);
+	return 0;
+}
+
+struct json_reader *
+json_reader_new(void)
+{
+	struct json_reader *r;
+
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		return NULL;
+	if (jr_handle(r) == -1) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+int
+json_reader_record(struct json_reader *r, const char *line, size_t len,
+    const struct json_in *opt, struct buf *rec, uint32_t *sec,
+    uint32_t *nsec, int *has_time, char *err, size_t errlen)
+{
+	struct jp *j = &r->j;
+	size_t start = rec->len;
+
+	memset(j, 0, sizeof *j);
+	j->rec = rec;
+	j->opt = opt;
+	j->err = err;
+	j->errlen = errlen;
+	if (r->h == NULL && jr_handle(r) == -1)
+		return jp_nomem(j), -1;
+	if (jp_prep(j, line, &len) == -1)
+		return -1;
+	if (jp_feed(j, r->h, line, len) == -1) {
+		rec->len = start;
+		/* a new handle next time (none if there is no memory) */
+		if (jr_handle(r) == -1) {
+			yajl_free(r->h);
+			r->h = NULL;
+		}
+		return -1;
+	}
+	*sec = j->has_time ? j->sec : 0;
+	*nsec = j->has_time ? j->nsec : 0;
+	*has_time = j->has_time;
+	return 0;
+}
+
+void
+json_reader_free(struct json_reader *r)
+{
+	if (r == NULL)
+		return;
+	if (r->h != NULL)
+		yajl_free(r->h);
+	free(r);
 }
 
 int

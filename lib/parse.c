@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json.h"
 #include "parse_int.h"
 
 enum {
@@ -1083,6 +1084,8 @@ pf_setup(struct parser *p, const struct parse_conf *c, char *err, size_t n)
 		 * the digits; a string time is read here, through the cache
 		 * and the zone */
 		p->json_direct = tt == PARSE_TIME_FLOAT;
+		if ((p->jr = json_reader_new()) == NULL)
+			return pf_err(err, n, "out of memory");
 		return 0;
 	case PARSE_FMT_REGEXP:
 	case PARSE_FMT_APACHE2:
@@ -1121,6 +1124,7 @@ parse_free(struct parser *p)
 	if (p == NULL)
 		return;
 	free(p->time_key);
+	json_reader_free(p->jr);
 	pf_ptime_free(&p->time);
 	for (i = 0; i < p->ntypes; i++) {
 		free(p->types[i].key);

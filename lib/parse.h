@@ -7,8 +7,10 @@
  *	ltsv		label:value fields split on delimiter ("\t"), each on
  *			its first label_delimiter (":"); a field without one
  *			is dropped
- *	json		one JSON object (lib/json's json_parse_record, yajl);
- *			time_type float unless time_format is set.  A
+ *	json		one JSON object (lib/json's json_reader: yajl, one
+ *			handle a parser); time_type float unless time_format
+ *			is set; the time key, if twice, is the last one and
+ *			both are taken out (Fluentd's hash has one).  A
  *			top-level array, which Fluentd takes as one record
  *			per object, is an error here (one line, one record)
  *	regexp		expression, PCRE2 with named captures (JIT when the

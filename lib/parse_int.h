@@ -94,6 +94,7 @@ struct parser {
 	struct pre first;		/* multiline format_firstline */
 	int ap_groups[9];		/* apache2's fields' groups, time last */
 	int json_direct;		/* json_parse_record does the time */
+	struct json_reader *jr;		/* json: one yajl handle */
 	int utc;
 	/* syslog */
 	enum parse_syslog_format sl_format;

@@ -1,6 +1,8 @@
 /* parse_text: the formats that are split, not matched: none, ltsv, tsv,
  * csv; and the structured ones, json and msgpack. */
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
@@ -284,87 +286,38 @@ bad:
 	return pf_err(err, errlen, "truncated msgpack");
 }
 
-/* The map header for n pairs, as msgpack-c writes it; its length. */
-static size_t
-pf_maphdr(unsigned char *h, uint32_t n)
-{
-	if (n < 16) {
-		h[0] = 0x80 | n;
-		return 1;
-	}
-	if (n < 65536) {
-		h[0] = 0xde;
-		h[1] = (unsigned char)(n >> 8);
-		h[2] = (unsigned char)n;
-		return 3;
-	}
-	h[0] = 0xdf;
-	h[1] = (unsigned char)(n >> 24);
-	h[2] = (unsigned char)(n >> 16);
-	h[3] = (unsigned char)(n >> 8);
-	h[4] = (unsigned char)n;
-	return 5;
-}
-
-/* The record json_parse_record left at rec[start..): find the time key
- * (the last, if twice), read it, and unless keep_time_key cut it out in
- * place: cheaper than writing the record again (pf_walk). */
+/* json_reader's time_fn where the time is the parser's (a string with
+ * time_format, through the cache and the zone): a string goes to
+ * ptime_parse; a number is read as its msgpack value would be (an
+ * integer is seconds, a float splits). */
 static int
-pf_cuttime(struct parser *p, struct buf *rec, size_t start, uint32_t *sec,
-    uint32_t *nsec, char *err, size_t errlen)
+pf_jsontime(void *arg, const char *s, size_t n, int isstr, uint32_t *sec,
+    uint32_t *nsec)
 {
-	unsigned char *m = rec->p + start, h[5];
-	const unsigned char *q = m, *end = rec->p + rec->len, *ks, *vs;
-	const unsigned char *tk = NULL, *te = NULL;
-	struct mp_obj map, k, v, tv;
-	size_t hl, nhl;
-	uint32_t i;
-	int rc;
+	struct parser *p = arg;
+	struct mp_obj o;
+	char tmp[64];
 
-	if (mp_read(&q, end, &map) == -1 || map.type != MP_MAP)
-		goto bad;
-	hl = (size_t)(q - m);
-	for (i = 0; i < map.n; i++) {
-		ks = q;
-		if (mp_read(&q, end, &k) == -1 || ((k.type == MP_ARRAY ||
-		    k.type == MP_MAP) && (q = ks, mp_pass(&q, end) == -1)))
-			goto bad;
-		vs = q;
-		if (mp_read(&q, end, &v) == -1 || ((v.type == MP_ARRAY ||
-		    v.type == MP_MAP) && (q = vs, mp_pass(&q, end) == -1)))
-			goto bad;
-		if (k.type == MP_STR && k.n == p->tklen &&
-		    memcmp(k.p, p->time_key, k.n) == 0) {
-			tk = ks;
-			te = q;
-			tv = v;
-		}
+	if (isstr)
+		return ptime_parse(&p->time, s, n, sec, nsec);
+	if (n >= sizeof tmp)
+		return -1;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	memset(&o, 0, sizeof o);
+	errno = 0;
+	if (strpbrk(tmp, ".eE") == NULL && tmp[0] == '-') {
+		o.type = MP_INT;
+		o.v.i = strtoll(tmp, NULL, 10);
+	} else if (strpbrk(tmp, ".eE") == NULL) {
+		o.type = MP_UINT;
+		o.v.u = strtoull(tmp, NULL, 10);
 	}
-	if (tk == NULL) {
-		if (p->estimate)
-			return PARSE_NOTIME;
-		rec->len = start;
-		return pf_err(err, errlen, "no time key %s", p->time_key);
+	if (o.type == MP_NIL || errno != 0) {	/* as json packs it: a float */
+		o.type = MP_FLOAT;
+		o.v.f = strtod(tmp, NULL);
 	}
-	rc = tv.type == MP_STR ? ptime_parse(&p->time, (const char *)tv.p,
-	    tv.n, sec, nsec) : pf_numtime(&tv, sec, nsec);
-	if (rc == -1) {
-		rec->len = start;
-		return pf_err(err, errlen, "invalid time value");
-	}
-	if (p->keep_time_key)
-		return PARSE_OK;
-	memmove((unsigned char *)tk, te, (size_t)(end - te));
-	rec->len -= (size_t)(te - tk);
-	nhl = pf_maphdr(h, map.n - 1);
-	if (nhl != hl)
-		memmove(m + nhl, m + hl, rec->len - start - hl);
-	memcpy(m, h, nhl);
-	rec->len -= hl - nhl;
-	return PARSE_OK;
-bad:
-	rec->len = start;
-	return pf_err(err, errlen, "truncated msgpack");
+	return pf_numtime(&o, sec, nsec);
 }
 
 int
@@ -382,18 +335,23 @@ parse_json(struct parser *p, const char *line, size_t len, struct buf *rec,
 		opt.time_key = p->time_key;	/* a float time, exactly */
 	if (p->convert) {
 		buf_reset(&p->scratch);
-		if (json_parse_record(line, len, &opt, &p->scratch, sec, nsec,
-		    &has_time, err, errlen) == -1)
+		if (json_reader_record(p->jr, line, len, &opt, &p->scratch, sec,
+		    nsec, &has_time, err, errlen) == -1)
 			return PARSE_ERR;
 		return pf_walk(p, p->scratch.p, p->scratch.len,
 		    !p->json_direct, p->json_direct && has_time, rec, sec,
 		    nsec, &has_time, err, errlen);
 	}
-	if (json_parse_record(line, len, &opt, rec, sec, nsec, &has_time,
-	    err, errlen) == -1)
+	/* the time key's value read as the record is made, not looked for
+	 * in it afterwards */
+	opt.time_key = p->time_key;
+	if (!p->json_direct) {
+		opt.time_fn = pf_jsontime;
+		opt.time_arg = p;
+	}
+	if (json_reader_record(p->jr, line, len, &opt, rec, sec, nsec,
+	    &has_time, err, errlen) == -1)
 		return PARSE_ERR;
-	if (!p->json_direct && p->time_key != NULL)
-		return pf_cuttime(p, rec, start, sec, nsec, err, errlen);
 	if (has_time)
 		return PARSE_OK;
 	if (!p->estimate) {

@@ -573,6 +573,150 @@ def test_torture_kill9_both_sides_exactly_once(work, tails):
         b.cleanup()
 
 
+def test_torture_copytruncate_and_rename_kill9_exactly_once(work, tails):
+    """A writer appends at full speed to one file rotated at seeded
+    random instants by rename and create or by copytruncate, while
+    lf-tail and lf-buffer are killed with -9 and started again.
+
+    copytruncate loses, for any tailer, what was not read when the file
+    is truncated: the lines written after the copy and before the
+    truncation, and any the tailer had not read yet.  The writer is one
+    thread, so nothing is written between the copy and the truncation;
+    before the copy it waits until the position (saved only after
+    lf-buffer's ack) is the file's size, so every line written before is
+    delivered; after the truncation it waits until the position went
+    back, so lf-tail saw the truncation before the file grows past its
+    old size (a truncation then unseen is missed by every tailer that
+    compares sizes: Fluentd's D.4).  Outside that window nothing may be
+    lost or doubled: at the end the spool holds every line once, in
+    order within each file's content.  The copies are not followed
+    (c.copy.N is not in the glob)."""
+    rnd = random.Random(int(os.environ.get("LF_TORTURE_SEED", "2020")))
+    spool = os.path.join(work, "spool")
+    b = Lfb(work, [spool], ["--flush-mode", "immediate"])
+    b.start()
+    log = os.path.join(work, "c.log")
+    pos = os.path.join(work, "pos")
+    t = tail(tails, work, ["-t", "t", "--read-from-head", "--pos-file", pos,
+                           "--follow-inodes", "--rotate-wait", "0.5",
+                           "--read-lines-limit", "200", "--to",
+                           "unix:" + b.sock, os.path.join(work, "c.log*")],
+             out=False)
+
+    def logpos():
+        return read_pos(pos).get(log, (-1,))[0]
+
+    try:
+        t.start()
+        n = 0
+        starts = [0]        # the first line of each file's content
+        fh = open(log, "ab", buffering=0)
+        end = time.monotonic() + TORTURE_S
+        next_kill = time.monotonic() + rnd.uniform(0.3, 1.5)
+        kills = renames = truncs = 0
+        while time.monotonic() < end:
+            k = rnd.randint(1, 60)
+            fh.write("".join("c %d\n" % (n + j) for j in range(k)).encode())
+            n += k
+            r = rnd.random()
+            if r < 0.01 and truncs < 6:
+                size = os.path.getsize(log)
+                wait_for(lambda: logpos() == size, what="delivered before "
+                         "copytruncate")
+                shutil.copyfile(log, os.path.join(work, "c.copy.%d" % truncs))
+                os.truncate(log, 0)
+                wait_for(lambda: 0 <= logpos() < size, what="the "
+                         "truncation seen")
+                truncs += 1
+                starts.append(n)
+            elif r < 0.02:
+                renames += 1
+                os.rename(log, "%s.%d" % (log, renames))
+                fh.close()
+                fh = open(log, "ab", buffering=0)
+                starts.append(n)
+            if time.monotonic() >= next_kill:
+                victim = t if rnd.random() < 0.5 else b
+                if victim is t:
+                    t.stop(signal.SIGKILL)
+                    t.start()
+                else:
+                    b.kill9()
+                    b.start()
+                kills += 1
+                next_kill = time.monotonic() + rnd.uniform(0.3, 1.5)
+            time.sleep(rnd.uniform(0, 0.01))
+        fh.close()
+        assert kills >= 5 and renames >= 2 and truncs >= 2, \
+            (kills, renames, truncs)
+        sizes = lambda: {p: os.path.getsize(p) for p in
+                         [os.path.join(work, x) for x in os.listdir(work)]
+                         if re.search(r"/c\.log(\.\d+)?$", p)}
+        wait_for(lambda: all(read_pos(pos).get(p, (-1,))[0] == s for p, s in
+                             sizes().items()), timeout=60, what="all acked")
+        assert t.stop() == 0
+        assert b.stop() == 0
+        mine = [int(m.split()[1]) for _t, m in spool_msgs(spool)]
+        assert sorted(mine) == list(range(n)), \
+            "%d lines of %d, %d distinct" % (len(mine), n, len(set(mine)))
+        bounds = starts + [n]
+        for g in range(len(bounds) - 1):
+            seg = [x for x in mine if bounds[g] <= x < bounds[g + 1]]
+            assert seg == list(range(bounds[g], bounds[g + 1])), \
+                "content %d out of order" % g
+    finally:
+        b.cleanup()
+
+
+def test_copytruncate_same_ranges_not_taken_for_resends(work, tails):
+    """After copytruncate the new lines sit at the byte ranges of old
+    ones; their batches must not get the old batches' chunk ids, which
+    lf-buffer's dedup window would take for resends and drop.  Checked
+    with a truncation seen while running, and one while lf-tail was down
+    (the file then shorter than its position), each followed by the same
+    bytes at the same offsets, and across a restart (the epoch kept in
+    the journal)."""
+    spool = os.path.join(work, "spool")
+    b = Lfb(work, [spool], ["--flush-mode", "immediate"]).start()
+    log = os.path.join(work, "a.log")
+    pos = os.path.join(work, "pos")
+    args = ["-t", "t", "--read-from-head", "--pos-file", pos, "--to",
+            "unix:" + b.sock, log]
+
+    def logpos():
+        return read_pos(pos).get(log, (-1,))[0]
+
+    try:
+        t = tail(tails, work, args, out=False).start()
+        append(log, "same\n")
+        wait_for(lambda: logpos() == 5, what="the first line acked")
+        append(log, "same\n")
+        wait_for(lambda: logpos() == 10, what="the second line acked")
+        # truncated while running: [0, 5) again
+        os.truncate(log, 0)
+        wait_for(lambda: logpos() == 0, what="the truncation seen")
+        append(log, "same\n")
+        wait_for(lambda: logpos() == 5, what="the third line acked")
+        append(log, "same\n")
+        wait_for(lambda: logpos() == 10, what="the fourth line acked")
+        assert t.stop() == 0
+        # truncated while down: shorter than the position
+        os.truncate(log, 0)
+        append(log, "same\n")
+        t.start()
+        wait_for(lambda: logpos() == 5, what="the fifth line acked")
+        # a restart keeps the epoch: nothing is stored twice either
+        assert t.stop() == 0
+        t.start()
+        append(log, "same\n")
+        wait_for(lambda: logpos() == 10, what="the sixth line acked")
+        assert t.stop() == 0
+        assert b.stop() == 0
+        assert [m for _t, m in spool_msgs(spool)] == ["same"] * 6
+    finally:
+        b.cleanup()
+
+
 def test_multiline_held_record_not_passed_by_the_position(work, tails):
     """A multiline record held by the parser ends the batch before it:
     TERM saves a position before it, and the next run emits it whole,
@@ -593,6 +737,96 @@ def test_multiline_held_record_not_passed_by_the_position(work, tails):
     time.sleep(0.3)
     assert [r["m"] for _t, _ts, r in t.events()] == ["one\n  a", "two\n  b"]
     t.stop()
+
+
+def test_multiline_flush_interval(work, tails):
+    """--multiline-flush-interval (Fluentd's multiline_flush_interval):
+    the last record, held with no first line after it, goes out once no
+    line came for that long, never sooner, whole, and its position is
+    saved past it; the next run does not emit it again."""
+    log = os.path.join(work, "a.log")
+    pos = os.path.join(work, "pos")
+    args = ["-t", "t", "--read-from-head", "--pos-file", pos, "-f",
+            "multiline", "--format-firstline", "/^S/",
+            "--format1", r"/^S (?<m>.*)/",
+            "--multiline-flush-interval", "1", log]
+    open(log, "wb").close()
+    t = tail(tails, work, args).start()
+    t0 = time.monotonic()
+    append(log, "S one\n  a\nS two\n  b\n")
+    wait_for(lambda: len(t.events()) >= 2, what="the held record flushed")
+    # the lines were read after t0: the flush cannot come before 1 s
+    assert time.monotonic() - t0 >= 1.0
+    assert [r["m"] for _t, _ts, r in t.events()] == ["one\n  a", "two\n  b"]
+    size = os.path.getsize(log)
+    wait_for(lambda: read_pos(pos).get(log, (0,))[0] == size,
+             what="the position past the flushed record")
+    assert t.stop() == 0
+    t.start()
+    append(log, "S three\n")
+    wait_for(lambda: len(t.events()) >= 3, what="the third record")
+    assert [r["m"] for _t, _ts, r in t.events()] == ["one\n  a", "two\n  b",
+                                                     "three"]
+    assert t.stop() == 0
+
+
+def _tail_once(args):
+    """lf-tail to the end of its files (--exit-on-eof): the records."""
+    rc, out, err = conftest.run("lf-tail", ["-t", "t", "--read-from-head",
+                                            "--exit-on-eof"] + args)
+    assert rc == 0, err
+    return [r for _t, _ts, r in stream_events(out)]
+
+
+def test_from_encoding_converts_and_replaces_as_fluentd(work):
+    """--encoding/--from-encoding (in_tail's): each line is converted
+    before it is parsed; a byte sequence invalid in the source, or a
+    character the target cannot hold, becomes U+FFFD in a Unicode
+    target and '?' in another (Ruby's encode with invalid: :replace,
+    undef: :replace, which in_tail falls back to)."""
+    latin = os.path.join(work, "latin1.log")
+    append(latin, b"caf\xe9\tna\xefve\nk:\xc5ngstr\xf6m\n")
+    assert _tail_once(["--encoding", "UTF-8", "--from-encoding",
+                       "ISO-8859-1", latin]) == [
+        {"message": "caf\u00e9\tna\u00efve"},
+        {"message": "k:\u00c5ngstr\u00f6m"}]
+    # converted before the parser: ltsv reads the converted text
+    assert _tail_once(["--encoding", "UTF-8", "--from-encoding",
+                       "ISO-8859-1", "-f", "ltsv", latin])[1] == {
+        "k": "\u00c5ngstr\u00f6m"}
+    sjis = os.path.join(work, "sjis.log")
+    # "日本語 ログ", then an invalid lead byte before a space
+    append(sjis, "日本語 ログ\n".encode("shift_jis") + b"a\x81 b\n")
+    assert _tail_once(["--encoding", "UTF-8", "--from-encoding",
+                       "Shift_JIS", sjis]) == [
+        {"message": "日本語 ログ"}, {"message": "a\ufffd b"}]
+    # a target without those characters: '?', one per character
+    recs = _tail_once(["--encoding", "ISO-8859-1", "--from-encoding",
+                       "Shift_JIS", sjis])
+    assert [r["message"] for r in recs] == ["??? ??", "a? b"]
+    # --encoding alone names the bytes and converts nothing (Fluentd
+    # 1.19, #5010)
+    raw = conftest.run("lf-tail", ["-t", "t", "--read-from-head",
+                                   "--exit-on-eof", "--encoding", "UTF-8",
+                                   sjis])
+    assert raw[0] == 0
+    assert "日本語".encode("shift_jis") in raw[1]
+
+
+def test_usage_errors_encoding_and_msgpack(work):
+    log = os.path.join(work, "a.log")
+    append(log, "x\n")
+    for args, msg in (
+            (["--from-encoding", "Shift_JIS"], b"must be given with"),
+            (["--encoding", "UTF-16", "--from-encoding", "Shift_JIS"],
+             b"not ASCII-compatible"),
+            (["--encoding", "UTF-8", "--from-encoding", "NO-SUCH-ENC"],
+             b"no conversion"),
+            # lib/parse's msgpack takes a whole input, not lines
+            (["--format", "msgpack"], b"--format msgpack: not a line format"),
+            (["-f", "msgpack"], b"--format msgpack: not a line format")):
+        rc, _out, err = conftest.run("lf-tail", ["-t", "t"] + args + [log])
+        assert rc == 64 and msg in err, (args, err)
 
 
 def test_hup_reopens_the_log_usr1_saves(work, tails):

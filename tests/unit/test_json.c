@@ -695,6 +695,40 @@ test_parse_sizes(void **state)
 	buf_adds(&line, "}}");
 	buf_addc(&line, 0);
 	want_record_bytes((char *)line.p);
+
+	/* integers at every width's edges, as msgpack-c packs them (the
+	 * short ones are packed in place, the long ones by msgpack-c) */
+	{
+		static const long long sv[] = { 0, 1, 31, 32, 127, 128, 255,
+		    256, 65535, 65536, 4294967295LL, 4294967296LL,
+		    999999999999999999LL, 1000000000000000000LL,
+		    INT64_MAX, -1, -31, -32, -33, -127, -128, -129, -32767,
+		    -32768, -32769, -2147483647LL, -2147483648LL,
+		    -2147483649LL, -999999999999999999LL,
+		    -1000000000000000000LL, INT64_MIN };
+		size_t k;
+
+		for (k = 0; k < sizeof sv / sizeof sv[0]; k++) {
+			msgpack_pack_map(pack(), 1);
+			pkstr("n");
+			if (sv[k] < 0)
+				msgpack_pack_int64(&pk, sv[k]);
+			else
+				msgpack_pack_uint64(&pk, (uint64_t)sv[k]);
+			buf_reset(&line);
+			buf_printf(&line, "{\"n\":%lld}", sv[k]);
+			buf_addc(&line, 0);
+			want_record_bytes((char *)line.p);
+		}
+		msgpack_pack_map(pack(), 1);
+		pkstr("n");
+		msgpack_pack_uint64(&pk, UINT64_MAX);
+		want_record_bytes("{\"n\":18446744073709551615}");
+		msgpack_pack_map(pack(), 1);
+		pkstr("n");
+		msgpack_pack_uint64(&pk, 0);
+		want_record_bytes("{\"n\":-0}");
+	}
 	buf_free(&line);
 }
 
@@ -1165,6 +1199,144 @@ test_timefmt_now(void **state)
 	assert_int_equal(sec, 1704067200);
 }
 
+/* json_reader keeps one yajl handle for every line: each line, good or
+ * bad, in any order after any other, must come out exactly as from a
+ * fresh handle (json_parse_record): the same return, record bytes, time
+ * and message. */
+static const char *const reader_lines[] = {
+	"{\"a\":1,\"time\":\"2024-05-01T12:34:56Z\",\"b\":[1,2.5,-3]}",
+	"{\"a\":1} {\"b\":2}",		/* two values */
+	"{\"s\":\"caf\\u00e9 \\\"q\\\" \\n\"}",
+	"{\"a\":",			/* cut short */
+	"{\"n\":12345678901234567890123}",
+	"5",				/* a scalar */
+	"{\"x\":\"unterminated",
+	"[1,2]",
+	"{} 7",
+	"{\"time\":1714566896.5,\"k\":null}",
+	"{\"a\":tru}",			/* a bad literal */
+	"",
+	"   ",
+	"{\"big\":\"0123456789012345678901234567890123456789\"}",
+	"{\"time\":\"not a time\"}",
+	"{\"d\":{\"e\":{\"f\":[[[]]]}}}",
+	"{\"a\":1}}",
+	"{\"time\":[1]}",
+	"{\"num\":-0,\"e\":1e3,\"f\":-1.5E-2}",
+};
+
+static int
+reader_once(struct json_reader *r, const char *line, const struct json_in *o,
+    struct buf *rec, uint32_t *sec, uint32_t *nsec, int *has, char *err)
+{
+	buf_reset(rec);
+	buf_add(rec, "pre", 3);
+	if (r != NULL)
+		return json_reader_record(r, line, strlen(line), o, rec, sec,
+		    nsec, has, err, 128);
+	return json_parse_record(line, strlen(line), o, rec, sec, nsec, has,
+	    err, 128);
+}
+
+static void
+test_reader_reuse(void **state)
+{
+	const size_t nl = sizeof reader_lines / sizeof reader_lines[0];
+	struct json_in opt = { "time", "%Y-%m-%dT%H:%M:%SZ", 0, 1, NULL, NULL };
+	struct json_reader *r = json_reader_new();
+	struct buf a = BUF_INIT, b = BUF_INIT;
+	uint32_t s1, n1, s2, n2;
+	int h1, h2, r1, r2;
+	char e1[128], e2[128];
+	size_t i, k;
+
+	(void)state;
+	assert_non_null(r);
+	/* every line after every line, with and without a time key */
+	for (k = 0; k < nl * nl * 2; k++) {
+		const char *line = reader_lines[k % nl];
+		const struct json_in *o = (k / nl) % 2 ? &opt : NULL;
+
+		/* the line before, through the reader only */
+		(void)reader_once(r, reader_lines[(k / nl) % nl], o, &b, &s2,
+		    &n2, &h2, e2);
+		s1 = n1 = s2 = n2 = 7;
+		h1 = h2 = 7;
+		e1[0] = e2[0] = '\0';
+		r1 = reader_once(NULL, line, o, &a, &s1, &n1, &h1, e1);
+		r2 = reader_once(r, line, o, &b, &s2, &n2, &h2, e2);
+		if (r1 != r2 || a.len != b.len || memcmp(a.p, b.p, a.len) != 0 ||
+		    (r1 == 0 && (s1 != s2 || n1 != n2 || h1 != h2)) ||
+		    strcmp(e1, e2) != 0)
+			fail_msg("\"%s\" after \"%s\": fresh %d \"%s\", reader %d "
+			    "\"%s\"", line, reader_lines[(k / nl) % nl], r1, e1,
+			    r2, e2);
+	}
+	/* and a time read by the caller */
+	for (i = 0; i < 3; i++) {
+		r2 = reader_once(r, reader_lines[0], &opt, &b, &s2, &n2, &h2, e2);
+		assert_int_equal(r2, 0);
+		assert_int_equal(h2, 1);
+		assert_int_equal(s2, T0);
+	}
+	json_reader_free(r);
+	buf_free(&a);
+	buf_free(&b);
+}
+
+static int
+caller_time(void *arg, const char *s, size_t n, int isstr, uint32_t *sec,
+    uint32_t *nsec)
+{
+	(*(int *)arg)++;
+	if (n == 3 && memcmp(s, "bad", 3) == 0)
+		return -1;
+	*sec = isstr ? 100 : 200;
+	*nsec = (uint32_t)n;
+	return 0;
+}
+
+/* time_fn reads the time key's value: a string's bytes (unescaped) or a
+ * number's text; the key is taken out unless kept; -1 fails the line. */
+static void
+test_reader_time_fn(void **state)
+{
+	int calls = 0;
+	struct json_in opt = { "t", NULL, 0, 0, caller_time, &calls };
+	struct json_reader *r = json_reader_new();
+	struct buf rec = BUF_INIT, out = BUF_INIT;
+	uint32_t sec, nsec;
+	int has;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(json_reader_record(r, "{\"a\":1,\"t\":\"x\\ty\"}", 18,
+	    &opt, &rec, &sec, &nsec, &has, err, sizeof err), 0);
+	assert_int_equal(has, 1);
+	assert_int_equal(sec, 100);
+	assert_int_equal(nsec, 3);		/* "x\ty": unescaped */
+	assert_int_equal(json_value(&out, rec.p, rec.len, NULL), 0);
+	want_buf(&out, "{\"a\":1}");
+	buf_reset(&rec);
+	opt.keep_time_key = 1;
+	assert_int_equal(json_reader_record(r, "{\"t\":1.25}", 10, &opt, &rec,
+	    &sec, &nsec, &has, err, sizeof err), 0);
+	assert_int_equal(sec, 200);
+	assert_int_equal(nsec, 4);
+	buf_reset(&out);
+	assert_int_equal(json_value(&out, rec.p, rec.len, NULL), 0);
+	want_buf(&out, "{\"t\":1.25}");
+	buf_reset(&rec);
+	assert_int_equal(json_reader_record(r, "{\"t\":\"bad\"}", 11, &opt, &rec,
+	    &sec, &nsec, &has, err, sizeof err), -1);
+	assert_int_equal(rec.len, 0);
+	assert_non_null(strstr(err, "cannot parse time"));
+	assert_int_equal(calls, 3);
+	json_reader_free(r);
+	buf_free(&rec);
+	buf_free(&out);
+}
+
 static void
 want_num(const char *s, int rc, uint32_t wsec, uint32_t wnsec)
 {
@@ -1330,6 +1502,8 @@ main(void)
 		cmocka_unit_test(test_parse_sizes),
 		cmocka_unit_test(test_parse_time),
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_reader_reuse),
+		cmocka_unit_test(test_reader_time_fn),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_roundtrip_lossy),
 		cmocka_unit_test(test_parse_event),

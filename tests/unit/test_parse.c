@@ -230,6 +230,25 @@ test_json(void **state)
 	want(p, "{\"time\":\"2024-05-01 12:34:56\",\"k\":\"v\"}", PARSE_OK,
 	    "{\"k\":\"v\"}", T0, 0);
 	parse_free(p);
+	/* one yajl handle for every line: errors between records leave
+	 * nothing behind; the time key read as the record is made (a
+	 * number is seconds; twice, the last is the time and both go, as
+	 * Fluentd's hash keeps one) */
+	p = mk("format", "json", "time-format", "%iso8601", NULL);
+	want(p, "{\"time\":\"2024-05-01T12:34:56Z\",\"a\":1}", PARSE_OK,
+	    "{\"a\":1}", T0, 0);
+	want(p, "{\"a\":\"cut", PARSE_ERR, NULL, 0, 0);
+	want(p, "{\"a\":1} {\"b\":2}", PARSE_ERR, NULL, 0, 0);
+	want(p, "{\"time\":\"2024-05-01T12:34:5\\u0036Z\"}", PARSE_OK, "{}",
+	    T0, 0);
+	want(p, "{\"time\":\"nope\",\"a\":1}", PARSE_ERR, NULL, 0, 0);
+	want(p, "{\"time\":1714566896.25}", PARSE_OK, "{}", T0, 250000000);
+	want(p, "{\"time\":1714566896,\"b\":[]}", PARSE_OK, "{\"b\":[]}",
+	    T0, 0);
+	want(p, "{\"time\":1,\"a\":1,\"time\":\"2024-05-01T12:34:56Z\"}",
+	    PARSE_OK, "{\"a\":1}", T0, 0);
+	want(p, "{\"b\":2}", PARSE_NOTIME, "{\"b\":2}", 0, 0);
+	parse_free(p);
 	/* the time cut out of 16 keys: the map16 header becomes a fixmap */
 	p = mk("format", "json", "time-format", "%iso8601", NULL);
 	want(p, "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,"
