@@ -162,3 +162,217 @@ def test_seed_storage_host(db, spool):
                    "FROM data_web", db.name) == [("50", "10")]
     s = state(spool)
     assert (s["chunks"], s["rows"], s["dead_letters"]) == (1, 10, 0)
+
+
+# ---- options ----
+
+def test_options_sql(db, spool):
+    """--key-names with ${time}, --unixtimestamp-key-names, a fixed
+    --table, quoting (a quote, a backslash, NUL, a backtick column),
+    numbers, NULL for a missing key, --transaction-isolation-level,
+    --flush-thread-count 2; ${tag[N]} in --table."""
+    db.sql("CREATE TABLE t1 (`we``ird` VARCHAR(64), n INT, f DOUBLE, "
+           "at DATETIME, ts DATETIME, b BOOL, missing VARCHAR(8), "
+           "obj TEXT)", db.name)
+    db.sql("CREATE TABLE events_x (n INT)", db.name)
+    recs = [{"s": "o'ne\\il\x00\"`", "n": 7, "f": 3.5, "ts": T0 + 60,
+             "b": True, "obj": {"a": [1, None]}}]
+    lfchunk.write_chunk(spool, "app.t1", [(T0, recs[0])])
+    a = ["--socket", db.sock, "--username", "root", "--database", db.name,
+         "--table", "${tag[1]}", "--column-names",
+         "we`ird,n,f,at,ts,b,missing,obj", "--key-names",
+         "s,n,f,${time},ts,b,missing,obj", "--unixtimestamp-key-names",
+         "ts", "--utc", "--transaction-isolation-level", "read_committed",
+         "--flush-thread-count", "2"] + FAST
+    run_once(a, spool)
+    assert db.rows("SELECT HEX(`we``ird`), n, f, at, ts, b, missing IS NULL,"
+                   " obj FROM t1", db.name) == [(
+                       "o'ne\\il\x00\"`".encode().hex().upper(), "7", "3.5",
+                       "2023-11-14 22:13:20", "2023-11-14 22:14:20", "1",
+                       "1", '{"a":[1,null]}')]
+    lfchunk.write_chunk(spool, "app.events_x", [(T0, {"n": 1})])
+    run_once(a[:6] + ["--table", "${tag[-1]}", "--column-names", "n"] +
+             FAST, spool)
+    assert db.rows("SELECT n FROM events_x", db.name) == [("1",)]
+
+
+def test_usage_errors(db, spool):
+    """A placeholder the spool's chunks are not keyed by, key and column
+    counts apart, update keys without the flag, a bad name: exit 64
+    before anything is sent."""
+    write(spool, "a", [{"id": 1}])
+    cases = [
+        (base(db, "data_${nosuch}"), "not keyed by nosuch"),
+        (base(db, "data_%Y%m%d"), "not keyed by time"),
+        (base(db, "t", "a,b", "a"), "--key-names: 1 names for 2"),
+        (base(db, "t", "a", None, "--on-duplicate-update-keys", "a"),
+         "needs --on-duplicate-key-update"),
+        (base(db, "t", "a", None, "--on-duplicate-key-update"),
+         "needs --on-duplicate-update-keys"),
+        (base(db, "t", "a", None, "--json-key-names", "b"),
+         "'b' is not one of the key names"),
+        (base(db, "a;b"), "--table: 1 to 64"),
+        (base(db, "t", "a", None, "--transaction-isolation-level", "x"),
+         "transaction-isolation-level"),
+    ]
+    for a, msg in cases:
+        r, _, err = run("lf-mysql", ["--once"] + a + [spool])
+        assert r == 64 and msg in err.decode(), (a, err)
+    assert len(lfchunk.list_chunks(spool)) == 1
+
+
+# ---- errors ----
+
+def test_permanent_errors_dead_letter(db, spool):
+    """A missing table, an unknown column, invalid JSON, a record value
+    that is no name: each chunk goes to dead/ with the server's text;
+    the chunks after them are delivered (no stall)."""
+    seed_tables(db, "ok")
+    db.sql("CREATE TABLE data_j (id INT, category TEXT, data JSON)",
+           db.name)
+    n1 = write(spool, "nosuch", [{"id": 1, "category": "x", "data": 1}])
+    n2 = write(spool, "ok", [{"id": 2, "category": "ok", "data": 2}])
+    n3 = lfchunk.write_chunk(spool, "app", [(T0, {"id": 3})],
+                             variables={"category": "a b"})
+    run_once(base(db, "data_${category}", "id,category,data", None,
+                  "--json-key-names", "data"), spool)
+    n4 = write(spool, "ok", [{"id": 9, "nosuchcol": 1}])
+    run_once(base(db, "data_ok", "id,nosuchcol"), spool)
+    write(spool, "j", [{"id": 4, "category": "j", "data": "[4]"}])
+    n5 = write(spool, "j", [{"id": 5, "category": "j", "data": "{bad"}])
+    run_once(base(db, "data_${category}"), spool)
+    d = dead(spool)
+    assert "(1146) Table '%s.data_nosuch' doesn't exist" % db.name in d[n1]
+    assert "'data_a b'" in d[n3]
+    assert db.rows("SELECT id FROM data_ok", db.name) == [("2",)]
+    assert n2 not in d
+    assert "(4025)" in d[n5] and "CONSTRAINT" in d[n5]
+    assert "(1054) Unknown column 'nosuchcol'" in d[n4]
+    assert len(d) == 4
+    assert db.rows("SELECT id FROM data_j", db.name) == [("4",)]
+    s = state(spool)
+    assert s["dead_letters"] == 1 and s["errors_by"] == {"4025": 1}
+
+
+def test_server_restart_mid_stream(db, spool):
+    """MariaDB killed and started again while chunks flow: the
+    connection errors are retried with the backoff, nothing is lost,
+    nothing doubled (a chunk is one transaction, and ON DUPLICATE KEY
+    UPDATE covers a COMMIT done but not answered)."""
+    db.sql("CREATE TABLE data_r (id INT PRIMARY KEY, category TEXT, "
+           "data JSON)", db.name)
+    n = 0
+    for c in range(20):
+        write(spool, "r", [{"id": n + i, "category": "r", "data": i}
+                           for i in range(200)])
+        n += 200
+    # ODKU (the seed's): a COMMIT whose answer the kill took is sent
+    # again, and must update, not fail on the duplicate key
+    p = start(base(db, "data_${category}", "id,category,data", None,
+                   *SEED), spool)
+    try:
+        wait_for(lambda: len(lfchunk.list_chunks(spool)) < 20)
+        db.kill()
+        for c in range(10):
+            write(spool, "r", [{"id": n + i, "category": "r", "data": i}
+                               for i in range(200)])
+            n += 200
+        time.sleep(0.5)     # retries hit the dead server meanwhile
+        db.start()
+        wait_for(lambda: not lfchunk.list_chunks(spool))
+    finally:
+        stop(p)
+    assert db.rows("SELECT COUNT(*), COUNT(DISTINCT id) FROM data_r",
+                   db.name) == [(str(n), str(n))]
+    s = state(spool)
+    assert s["retries"] >= 1 and s["dead_letters"] == 0, dead(spool)
+    assert s["connects"] >= 2 and not os.listdir(
+        os.path.join(spool, "dead"))
+
+
+def test_max_allowed_packet_split(db, spool):
+    """Statements are cut below the server's max_allowed_packet (read at
+    connect): a chunk of ~600 kB with the packet at 64 kB goes in as
+    many INSERTs in one transaction; a row over the packet alone is a
+    dead letter, not an endless 2006."""
+    db.sql("CREATE TABLE big (id INT PRIMARY KEY, s TEXT)", db.name)
+    db.sql("SET GLOBAL max_allowed_packet = 65536")
+    try:
+        lfchunk.write_chunk(spool, "x", [(T0, {"id": i, "s": "x" * 1000})
+                                         for i in range(600)])
+        n2 = lfchunk.write_chunk(spool, "x", [(T0, {"id": 9999,
+                                                    "s": "y" * 70000})])
+        run_once(base(db, "big", "id,s"), spool)
+    finally:
+        db.sql("SET GLOBAL max_allowed_packet = 16777216")
+    assert db.rows("SELECT COUNT(*) FROM big", db.name) == [("600",)]
+    s = state(spool)
+    assert s["statements"] >= 10 and s["chunks"] == 1
+    assert "does not fit in a statement" in dead(spool)[n2]
+
+
+def test_auto_create_table(db, spool, tmp_path):
+    """--auto-create-table: the DDL with the chunk's placeholders runs
+    on 1146, then the chunk goes in; a second chunk finds the table."""
+    ddl = tmp_path / "ddl.sql"
+    ddl.write_text("CREATE TABLE IF NOT EXISTS data_${category} (\n"
+                   "  id INT PRIMARY KEY, category VARCHAR(32), data JSON\n"
+                   ") ENGINE=InnoDB;\n")
+    write(spool, "new1", [{"id": 1, "category": "new1", "data": [1]}])
+    write(spool, "new1", [{"id": 2, "category": "new1", "data": [2]}])
+    write(spool, "new2", [{"id": 3, "category": "new2", "data": [3]}])
+    run_once(base(db, "data_${category}", "id,category,data", None,
+                  "--json-key-names", "data", "--auto-create-table",
+                  str(ddl)), spool)
+    assert db.rows("SELECT id, data FROM data_new1 ORDER BY id",
+                   db.name) == [("1", "[1]"), ("2", "[2]")]
+    assert db.rows("SELECT id FROM data_new2", db.name) == [("3",)]
+    assert state(spool)["tables_created"] == 2
+
+
+# ---- exactly once ----
+
+def test_dedup_kill9(db, spool):
+    """--dedup-table without a unique key in the table: lf-mysql killed
+    (-9) at many seeded instants during delivery, started again each
+    time; at the end every event is in the table exactly once."""
+    db.sql("CREATE TABLE d (seq INT, chunk INT)", db.name)
+    rnd = random.Random(12)
+    nchunks, per = 100, 1000
+    for c in range(nchunks):
+        lfchunk.write_chunk(spool, "x", [(T0, {"seq": c * per + i,
+                                               "chunk": c})
+                                         for i in range(per)])
+    a = base(db, "d", "seq,chunk", None, "--dedup-table", "lf_chunks",
+             "--flush-thread-count", "2")
+    kills = 0
+    deadline = time.monotonic() + 40
+    while (lfchunk.list_chunks(spool) and kills < 25 and
+           time.monotonic() < deadline):
+        p = subprocess.Popen([tool("lf-mysql")] + a + [spool],
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=_env())
+        time.sleep(rnd.uniform(0.005, 0.08))
+        p.kill()
+        p.wait()
+        kills += 1
+    run_once(a, spool)
+    assert kills >= 5
+    assert db.rows("SELECT COUNT(*), COUNT(DISTINCT seq) FROM d",
+                   db.name) == [(str(nchunks * per),) * 2]
+    assert db.rows("SELECT COUNT(*) FROM lf_chunks", db.name) == [
+        (str(nchunks),)]
+
+
+def test_dedup_skips_resent_chunk(db, spool):
+    """A chunk sent again (the same id: a crash after COMMIT, before the
+    unlink) is skipped and counted."""
+    db.sql("CREATE TABLE d (seq INT)", db.name)
+    cid = os.urandom(16)
+    lfchunk.write_chunk(spool, "x", [(T0, {"seq": 1})], id=cid)
+    a = base(db, "d", "seq", None, "--dedup-table", "lf_chunks")
+    run_once(a, spool)
+    lfchunk.write_chunk(spool, "x", [(T0, {"seq": 1})], id=cid)
+    run_once(a, spool)
+    assert db.rows("SELECT COUNT(*) FROM d", db.name) == [("1",)]
+    assert state(spool)["dedup_skipped"] == 1
