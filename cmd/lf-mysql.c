@@ -288,20 +288,30 @@ query_text(struct mconn *c, const char *sql, void (*next)(struct mconn *))
 
 /* ---- connections ---- */
 
+/* Drop the connection.  Unless polite (at exit, all done), the socket
+ * is shut down first: the server may be gone or the connection in the
+ * middle of a call, and mysql_close's COM_QUIT must never wait on it. */
 static void
-conn_close(struct mconn *c)
+conn_drop(struct mconn *c, int polite)
 {
+	int fd;
+
 	ev_io_stop(c->m->loop, &c->io);
 	ev_timer_stop(c->m->loop, &c->tm);
 	if (c->db) {
-		/* the server may be gone: never wait on its socket */
-		if (c->up)
-			shutdown(mysql_get_socket(c->db), SHUT_RDWR);
+		if (!polite && (fd = (int)mysql_get_socket(c->db)) >= 0)
+			shutdown(fd, SHUT_RDWR);
 		mysql_close(c->db);
 	}
 	c->db = NULL;
 	c->up = 0;
 	c->dedup_db[0] = '\0';
+}
+
+static void
+conn_close(struct mconn *c)
+{
+	conn_drop(c, 0);
 }
 
 static void
@@ -1182,7 +1192,7 @@ conns_free(struct my *m)
 	for (i = 0; i < m->nconns; i++) {
 		struct mconn *c = &m->conns[i];
 
-		conn_close(c);
+		conn_drop(c, c->job == NULL);
 		buf_free(&c->q);
 		buf_free(&c->row);
 		buf_free(&c->scratch);

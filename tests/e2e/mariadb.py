@@ -1,5 +1,5 @@
 """A throwaway MariaDB for the tests: Debian's mariadbd in a temporary
-directory, on a Unix socket only, utf8mb4, root without a password
+directory, on a Unix socket (and with tcp=True a port on 127.0.0.1), utf8mb4, root without a password
 (../shared/research/outputs.md 1.14).  Queried with the mariadb client
 (-N -B: tab-separated rows), so the tests share no code with lf-mysql.
 
@@ -12,6 +12,7 @@ directory, on a Unix socket only, utf8mb4, root without a password
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -26,13 +27,18 @@ def available():
 
 
 class MariaDB:
-    def __init__(self, base=None):
+    def __init__(self, tcp=False):
         # a short path: a socket's must stay under 108 bytes
         self.dir = tempfile.mkdtemp(prefix="lfmdb.", dir="/tmp")
         self.data = os.path.join(self.dir, "data")
         self.sock = os.path.join(self.dir, "mysqld.sock")
         self.log = os.path.join(self.dir, "error.log")
         self.p = None
+        self.port = None
+        if tcp:     # a free port on loopback, kept across restarts
+            with socket.socket() as so:
+                so.bind(("127.0.0.1", 0))
+                self.port = so.getsockname()[1]
         with open(os.path.join(self.dir, "install.log"), "wb") as f:
             subprocess.run(
                 ["mariadb-install-db", "--no-defaults", "--datadir=" +
@@ -47,7 +53,7 @@ class MariaDB:
             ["/usr/sbin/mariadbd", "--no-defaults", "--user=root",
              "--datadir=" + self.data, "--socket=" + self.sock,
              "--pid-file=" + os.path.join(self.dir, "mysqld.pid"),
-             "--log-error=" + self.log, "--skip-networking"] + OPTS +
+             "--log-error=" + self.log] + self.net() + OPTS +
             list(extra), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -62,6 +68,11 @@ class MariaDB:
                 raise RuntimeError("mariadbd did not start:\n" +
                                    open(self.log).read()[-3000:])
             time.sleep(0.05)
+
+    def net(self):
+        if self.port is None:
+            return ["--skip-networking"]
+        return ["--bind-address=127.0.0.1", "--port=%d" % self.port]
 
     def stop(self, sig=signal.SIGTERM):
         if self.p is None:

@@ -38,7 +38,7 @@ _n = itertools.count()
 
 @pytest.fixture(scope="module")
 def server():
-    s = MariaDB()
+    s = MariaDB(tcp=True)
     s.start()
     yield s
     s.close()
@@ -376,3 +376,99 @@ def test_dedup_skips_resent_chunk(db, spool):
     run_once(a, spool)
     assert db.rows("SELECT COUNT(*) FROM d", db.name) == [("1",)]
     assert state(spool)["dedup_skipped"] == 1
+
+
+def test_tcp_password_file(db, spool, tmp_path):
+    """--host, --port over TCP, --username with --password-file (mode
+    0600; the password in no argv); a wrong password is retried (1045:
+    the server's to fix), not a dead letter."""
+    db.sql("CREATE USER IF NOT EXISTS 'lf'@'127.0.0.1' IDENTIFIED BY "
+           "'s3cr\\'et'; GRANT ALL ON *.* TO 'lf'@'127.0.0.1'")
+    db.sql("CREATE TABLE t (n INT)", db.name)
+    pw = tmp_path / "pw"
+    pw.write_text("s3cr'et\n")
+    os.chmod(pw, 0o600)
+    lfchunk.write_chunk(spool, "x", [(T0, {"n": 5})])
+    a = ["--host", "127.0.0.1", "--port", str(db.port), "--username", "lf",
+         "--database", db.name, "--table", "t", "--column-names", "n"]
+    bad = tmp_path / "bad"
+    bad.write_text("nope")
+    os.chmod(bad, 0o600)
+    err = run_once(a + ["--password-file", str(bad), "--retry-wait", "10"],
+                   spool, rc=75)
+    assert "(1045) Access denied" in err and "nope" not in err
+    assert lfchunk.list_chunks(spool) and not dead(spool)
+    os.unlink(os.path.join(spool, "state", "retry"))   # no wait for it
+    run_once(a + ["--password-file", str(pw)], spool)
+    assert db.rows("SELECT n FROM t", db.name) == [("5",)]
+    os.chmod(pw, 0o644)
+    r, _, err = run("lf-mysql", ["--once"] + a + ["--password-file",
+                                                  str(pw), spool])
+    assert r == 78 and b"--password-file" in err
+
+
+def test_lock_wait_timeout_retried(db, spool):
+    """A row locked by another session: the insert waits, times out
+    (1205, innodb_lock_wait_timeout 1s here), is retried with the
+    backoff and goes in once the lock is gone."""
+    db.sql("CREATE TABLE t (id INT PRIMARY KEY, v INT)", db.name)
+    db.sql("INSERT INTO t VALUES (1, 0)", db.name)
+    db.sql("SET GLOBAL innodb_lock_wait_timeout = 1")
+    holder = subprocess.Popen(
+        ["mariadb", "--no-defaults", "-n", "--socket=" + db.sock, "-uroot",
+         db.name], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        holder.stdin.write(b"BEGIN; SELECT id FROM t WHERE id = 1 FOR "
+                           b"UPDATE;\n")
+        holder.stdin.flush()
+        holder.stdout.readline()
+        holder.stdout.readline()
+        lfchunk.write_chunk(spool, "x", [(T0, {"id": 1, "v": 7})])
+        p = start(base(db, "t", "id,v", None, "--on-duplicate-key-update",
+                       "--on-duplicate-update-keys", "v"), spool)
+        try:
+            wait_for(lambda: os.path.exists(os.path.join(
+                spool, "state", "mysql")) and
+                state(spool)["errors_by"].get("1205", 0) >= 1)
+            holder.stdin.write(b"COMMIT;\n")
+            holder.stdin.close()
+            wait_for(lambda: not lfchunk.list_chunks(spool))
+        finally:
+            err = stop(p)
+        assert "(1205) Lock wait timeout" in err
+    finally:
+        holder.kill()
+        holder.wait()
+        db.sql("SET GLOBAL innodb_lock_wait_timeout = 50")
+    assert db.rows("SELECT v FROM t", db.name) == [("7",)]
+    assert not dead(spool)
+
+
+def test_sigterm_mid_transaction(db, spool):
+    """SIGTERM while a transaction waits on a lock: after
+    --shutdown-timeout the connection is dropped (the server rolls back),
+    lf-mysql exits 0 and the chunk is still ready; nothing is in the
+    table."""
+    db.sql("CREATE TABLE t (id INT PRIMARY KEY)", db.name)
+    db.sql("INSERT INTO t VALUES (1)", db.name)
+    holder = subprocess.Popen(
+        ["mariadb", "--no-defaults", "-n", "--socket=" + db.sock, "-uroot",
+         db.name], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        holder.stdin.write(b"BEGIN; SELECT id FROM t WHERE id = 1 FOR "
+                           b"UPDATE;\n")
+        holder.stdin.flush()
+        holder.stdout.readline()
+        holder.stdout.readline()
+        lfchunk.write_chunk(spool, "x", [(T0, {"id": 2}), (T0, {"id": 1})])
+        p = start(base(db, "t", "id", None, "--shutdown-timeout", "0.5"),
+                  spool)
+        wait_for(lambda: db.rows(
+            "SELECT COUNT(*) FROM information_schema.innodb_trx") ==
+            [("2",)])
+        stop(p)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(lfchunk.list_chunks(spool)) == 1
+    assert db.rows("SELECT id FROM t", db.name) == [("1",)]
