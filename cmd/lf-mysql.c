@@ -125,11 +125,18 @@ struct mconn {
 	struct consume_job *job;
 	char dbn[MYSQL_SQL_NAMEMAX + 1], tbl[MYSQL_SQL_NAMEMAX + 1], id[33];
 	struct buf q, row, scratch, win;
-	size_t headlen;
 	struct stream_iter it;
 	uint64_t off, rows, nrows;
 	int pending, created;
+	/* the statement built while the one before it runs */
+	struct buf nq;
+	uint64_t nq_rows;
+	int nq_state;			/* enum built, NQ_NONE: not built */
+	char reason[1024];		/* why the chunk failed */
+	enum consume_result result;	/* and what that means */
 };
+
+enum built { NQ_NONE, NQ_ROWS, NQ_END, NQ_BIG, NQ_ERR };
 
 static void
 usage(int code)
@@ -333,7 +340,12 @@ finish(struct mconn *c, enum consume_result r, const char *reason)
 {
 	struct my *m = c->m;
 	struct consume_job *job = c->job;
+	char why[sizeof c->reason];
 
+	/* consume may hand this connection its next chunk at once */
+	snprintf(why, sizeof why, "%s", reason ? reason : "unknown");
+	reason = why;
+	c->nq_state = NQ_NONE;
 	if (r == CONSUME_OK) {
 		m->chunks++;
 		m->rows += c->nrows;
@@ -347,8 +359,9 @@ finish(struct mconn *c, enum consume_result r, const char *reason)
 	c->job = NULL;
 	buf_reset(&c->win);
 	buf_shrink(&c->q, 1u << 20);
+	buf_shrink(&c->nq, 1u << 20);
 	buf_shrink(&c->win, 0);
-	consume_job_done(job, r, reason);
+	consume_job_done(job, r, r == CONSUME_OK ? NULL : reason);
 }
 
 static void
@@ -371,9 +384,6 @@ static void start_chunk(struct mconn *c);
 static void send_rows(struct mconn *c);
 static void rolled_back(struct mconn *c);
 
-static char reason_buf[1024];
-static enum consume_result reason_result;
-
 /* A statement failed: decide by the error's class. */
 static void
 failed(struct mconn *c)
@@ -383,20 +393,20 @@ failed(struct mconn *c)
 	enum mysql_err_class k = mysql_err_class(e);
 
 	count_errno(m, e);
-	snprintf(reason_buf, sizeof reason_buf, "%s%s%s: (%u) %s", c->what,
+	snprintf(c->reason, sizeof c->reason, "%s%s%s: (%u) %s", c->what,
 	    c->tbl[0] ? " " : "", c->tbl, e, mysql_error(c->db));
 	if (k == MYSQL_ERR_CONN || k == MYSQL_ERR_TEMP || !c->up) {
 		/* the server rolls an open transaction back when the
 		 * connection goes; a new one is made for the retry */
 		if (k != MYSQL_ERR_CONN)
-			log_warn("%s: %s", c->job->chunk.name, reason_buf);
+			log_warn("%s: %s", c->job->chunk.name, c->reason);
 		conn_close(c);
-		finish(c, CONSUME_RETRY, reason_buf);
+		finish(c, CONSUME_RETRY, c->reason);
 		return;
 	}
-	reason_result = CONSUME_FAIL;
+	c->result = CONSUME_FAIL;
 	if (k == MYSQL_ERR_NOTABLE && m->ddl && !c->created)
-		reason_result = CONSUME_RETRY;	/* create, then again */
+		c->result = CONSUME_RETRY;	/* create, then again */
 	query_text(c, "ROLLBACK", rolled_back);
 }
 
@@ -405,15 +415,14 @@ static void create_table(struct mconn *c);
 static void
 rolled_back(struct mconn *c)
 {
-	char reason[sizeof reason_buf];
+	const char *reason = c->reason;
 
-	snprintf(reason, sizeof reason, "%s", reason_buf);
 	if (c->ret_int != 0) {
 		conn_close(c);
-		finish(c, reason_result, reason);
+		finish(c, c->result, reason);
 		return;
 	}
-	if (reason_result == CONSUME_RETRY) {
+	if (c->result == CONSUME_RETRY) {
 		create_table(c);
 		return;
 	}
@@ -529,6 +538,7 @@ start_chunk(struct mconn *c)
 	c->off = 0;
 	c->rows = c->nrows = 0;
 	c->pending = 0;
+	c->nq_state = NQ_NONE;
 	buf_reset(&c->win);
 	stream_iter_init(&c->it, c->win.p, 0);
 	if (m->dedup && strcmp(c->dedup_db, c->dbn) != 0) {
@@ -608,7 +618,7 @@ dedup_done(struct mconn *c)
 }
 
 /* The next event of the chunk's body, read SPOOL_BLOCK at a time: 1, 0
- * at the end, -1 with a reason in reason_buf. */
+ * at the end, -1 with a reason in c->reason. */
 static int
 next_event(struct mconn *c, struct stream_event *ev)
 {
@@ -623,20 +633,20 @@ next_event(struct mconn *c, struct stream_event *ev)
 		if (c->off >= ch->h.bodylen) {
 			if (c->win.len == 0)
 				return 0;
-			snprintf(reason_buf, sizeof reason_buf,
+			snprintf(c->reason, sizeof c->reason,
 			    "%s: changed since it was verified", ch->name);
 			return -1;
 		}
 		want = ch->h.bodylen - c->off > SPOOL_BLOCK ? SPOOL_BLOCK :
 		    (size_t)(ch->h.bodylen - c->off);
 		if (buf_reserve(&c->win, want) == -1) {
-			snprintf(reason_buf, sizeof reason_buf, "out of memory");
+			snprintf(c->reason, sizeof c->reason, "out of memory");
 			return -1;
 		}
 		got = io_pread_all(ch->fd, c->win.p + c->win.len, want,
 		    (off_t)(ch->h.hlen + c->off));
 		if (got != (ssize_t)want) {
-			snprintf(reason_buf, sizeof reason_buf, "%s: read: %s",
+			snprintf(c->reason, sizeof c->reason, "%s: read: %s",
 			    ch->name, got == -1 ? strerror(errno) :
 			    "short read");
 			return -1;
@@ -647,27 +657,27 @@ next_event(struct mconn *c, struct stream_event *ev)
 	}
 }
 
-/* Fill one statement with rows and send it, or commit at the end. */
-static void
-send_rows(struct mconn *c)
+/* Fill q with the chunk's next rows, up to the cap on a statement:
+ * NQ_ROWS with *rows rows, NQ_END when there are no more, NQ_BIG for a
+ * row that fits in no statement, NQ_ERR (c->reason) if the body cannot
+ * be read or memory is short. */
+static enum built
+build(struct mconn *c, struct buf *q, uint64_t *rows)
 {
 	struct my *m = c->m;
 	struct stream_event ev;
-	size_t tail = m->sql.tail.len;
+	size_t tail = m->sql.tail.len, headlen;
 	int r;
 
-	buf_reset(&c->q);
-	if (mysql_sql_head(&c->q, &m->sql, c->dbn, c->tbl) == -1)
+	buf_reset(q);
+	*rows = 0;
+	if (mysql_sql_head(q, &m->sql, c->dbn, c->tbl) == -1)
 		goto nomem;
-	c->headlen = c->q.len;
-	c->rows = 0;
+	headlen = q->len;
 	for (;;) {
 		if (!c->pending) {
-			if ((r = next_event(c, &ev)) == -1) {
-				conn_close(c);
-				finish(c, CONSUME_RETRY, reason_buf);
-				return;
-			}
+			if ((r = next_event(c, &ev)) == -1)
+				return NQ_ERR;
 			if (r == 0)
 				break;
 			buf_reset(&c->row);
@@ -675,37 +685,73 @@ send_rows(struct mconn *c)
 			    ev.reclen, escape, c->db, &c->scratch) == -1)
 				goto nomem;
 		}
-		r = mysql_sql_add_row(&c->q, c->headlen, c->row.p, c->row.len,
-		    tail, c->max_stmt);
+		r = mysql_sql_add_row(q, headlen, c->row.p, c->row.len, tail,
+		    c->max_stmt);
 		if (r == -1)
 			goto nomem;
 		if (r == 2) {
-			snprintf(reason_buf, sizeof reason_buf, "a row of %zu "
+			snprintf(c->reason, sizeof c->reason, "a row of %zu "
 			    "bytes does not fit in a statement of %zu (the "
 			    "server's max_allowed_packet, --max-statement-size)",
 			    c->row.len, c->max_stmt);
-			reason_result = CONSUME_FAIL;
-			query_text(c, "ROLLBACK", rolled_back);
-			return;
+			return NQ_BIG;
 		}
 		c->pending = r == 1;
 		if (r == 1)
 			break;
-		c->rows++;
+		(*rows)++;
 	}
-	if (c->rows == 0) {
+	if (*rows == 0)
+		return NQ_END;
+	if (buf_add(q, m->sql.tail.p, tail) == -1)
+		goto nomem;
+	return NQ_ROWS;
+nomem:
+	snprintf(c->reason, sizeof c->reason, "out of memory");
+	return NQ_ERR;
+}
+
+/* Send the next statement, or commit at the end.  While a statement
+ * runs, the next one is built: the server works on one while lf-mysql
+ * escapes the other. */
+static void
+send_rows(struct mconn *c)
+{
+	struct consume_job *job = c->job;
+	struct buf t;
+	enum built st;
+
+	if (c->nq_state == NQ_NONE)
+		c->nq_state = build(c, &c->nq, &c->nq_rows);
+	st = c->nq_state;
+	c->nq_state = NQ_NONE;
+	switch (st) {
+	case NQ_END:
 		c->what = "COMMIT";
 		op_run(c, OP_COMMIT, committed);
 		return;
+	case NQ_BIG:
+		c->result = CONSUME_FAIL;
+		query_text(c, "ROLLBACK", rolled_back);
+		return;
+	case NQ_ERR:
+	case NQ_NONE:
+		conn_close(c);
+		finish(c, CONSUME_RETRY, c->reason);
+		return;
+	case NQ_ROWS:
+		break;
 	}
-	if (buf_add(&c->q, m->sql.tail.p, tail) == -1)
-		goto nomem;
-	m->bytes += c->q.len;
+	t = c->q;
+	c->q = c->nq;
+	c->nq = t;
+	c->rows = c->nq_rows;
+	c->m->bytes += c->q.len;
 	query(c, "INSERT INTO", inserted);
-	return;
-nomem:
-	conn_close(c);
-	finish(c, CONSUME_RETRY, "out of memory");
+	/* under way (not answered at once, and the chunk still ours) */
+	if (c->job == job && c->nq_state == NQ_NONE &&
+	    (ev_is_active(&c->io) || ev_is_active(&c->tm)))
+		c->nq_state = build(c, &c->nq, &c->nq_rows);
 }
 
 static void
@@ -1194,6 +1240,7 @@ conns_free(struct my *m)
 
 		conn_drop(c, c->job == NULL);
 		buf_free(&c->q);
+		buf_free(&c->nq);
 		buf_free(&c->row);
 		buf_free(&c->scratch);
 		buf_free(&c->win);
