@@ -10,7 +10,14 @@
 # again (ON DUPLICATE KEY UPDATE over every row).  Reports rows/s from
 # lf-mysql's start to its exit, lf-mysql's CPU seconds per million rows
 # and peak RSS (getrusage), and mariadbd's CPU seconds over the same
-# time (from /proc): on this machine the server is the bound.
+# time (from /proc): on this machine the server is the bound.  It
+# spends about 10 CPU seconds per million rows (perf: parsing the
+# multi-row INSERT text, MYSQLparse and Lex_input_stream::unescape, page
+# faults, the JSON CHECK, InnoDB), lf-mysql under 3 (of which consume's
+# check of the chunk and the JSON floats are a third), and lf-mysql builds
+# the next statement while the server runs one; so one connection is
+# bound by one core of mariadbd plus the COMMIT's fsync, and a second
+# connection lets the server use the second core.
 set -eu
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || {
 	echo "no mariadbd: skipped (scripts/deps installs mariadb-server)"
