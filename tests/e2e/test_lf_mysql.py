@@ -476,3 +476,22 @@ def test_sigterm_mid_transaction(db, spool):
         holder.wait()
     assert len(lfchunk.list_chunks(spool)) == 1
     assert db.rows("SELECT id FROM t", db.name) == [("1",)]
+
+
+def test_statement_size_state_log(db, spool, tmp_path):
+    """--max-statement-size cuts statements (one transaction still),
+    --state-file and --log-file go where they are told, -vv logs a line
+    per chunk, the timeouts are taken."""
+    db.sql("CREATE TABLE t (id INT, s TEXT)", db.name)
+    lfchunk.write_chunk(spool, "x", [(T0, {"id": i, "s": "z" * 200})
+                                     for i in range(100)])
+    st, log = tmp_path / "st.json", tmp_path / "lf.log"
+    err = run_once(base(db, "t", "id,s", None, "--max-statement-size", "8k",
+                        "--state-file", str(st), "--log-file", str(log),
+                        "-vv", "--connect-timeout", "5s",
+                        "--read-timeout", "30s"), spool)
+    assert err == ""
+    s = json.loads(st.read_text())
+    assert s["rows"] == 100 and s["statements"] >= 3
+    assert "100 rows into %s.t" % db.name in log.read_text()
+    assert db.rows("SELECT COUNT(*) FROM t", db.name) == [("100",)]
