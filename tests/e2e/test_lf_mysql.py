@@ -495,3 +495,23 @@ def test_statement_size_state_log(db, spool, tmp_path):
     assert s["rows"] == 100 and s["statements"] >= 3
     assert "100 rows into %s.t" % db.name in log.read_text()
     assert db.rows("SELECT COUNT(*) FROM t", db.name) == [("100",)]
+
+
+def test_database_placeholder(db, spool):
+    """--database from a chunk key too: each chunk's rows go to its
+    database (names qualified in the SQL, none chosen at connect)."""
+    other = db.name + "_b"
+    db.sql("CREATE DATABASE %s; CREATE TABLE %s.t (n INT); "
+           "CREATE TABLE %s.t (n INT)" % (other, db.name, other))
+    try:
+        lfchunk.write_chunk(spool, "x", [(T0, {"n": 1})],
+                            variables={"where": db.name})
+        lfchunk.write_chunk(spool, "x", [(T0, {"n": 2})],
+                            variables={"where": other})
+        a = ["--socket", db.sock, "--username", "root", "--database",
+             "${where}", "--table", "t", "--column-names", "n"] + FAST
+        run_once(a, spool)
+        assert db.rows("SELECT n FROM t", db.name) == [("1",)]
+        assert db.rows("SELECT n FROM t", other) == [("2",)]
+    finally:
+        db.sql("DROP DATABASE %s" % other)
