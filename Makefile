@@ -21,10 +21,12 @@ VERSION  = 0.1.0
 # records only the libraries its objects use (lf-spool no zlib, ...).
 MSGPACK_PC := $(shell $(PKG_CONFIG) --exists msgpack-c 2>/dev/null && \
 	echo msgpack-c || echo msgpack)
-PCS     = $(MSGPACK_PC) libbsd yajl libssl libcrypto zlib libpcre2-8 libcurl
+PCS     = $(MSGPACK_PC) libbsd yajl libssl libcrypto zlib libpcre2-8 libcurl \
+	libmariadb
 PC_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PCS) 2>/dev/null)
 PC_LIBS := $(shell $(PKG_CONFIG) --libs $(PCS) 2>/dev/null || \
-	echo -lmsgpackc -lbsd -lyajl -lssl -lcrypto -lz -lpcre2-8 -lcurl)
+	echo -lmsgpackc -lbsd -lyajl -lssl -lcrypto -lz -lpcre2-8 -lcurl \
+	-lmariadb)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || \
 	echo -lcmocka)
 LIBS    = $(PC_LIBS) -lev -lhttp_parser -lm
