@@ -91,6 +91,7 @@ struct ex {
 	unsigned long long chunks, events, bytes, runs, retries, dead;
 	unsigned long long timeouts, by_code[256], by_sig[MAXSIG];
 	char last_error[512];
+	char name[64];			/* the command, for logs and reasons */
 };
 
 /* A chunk's input, produced a piece at a time. */
@@ -504,7 +505,22 @@ fill(void *arg, struct buf *out)
 static const char *
 cmd_name(const struct ex *x)
 {
-	return x->cmd[0];
+	return x->name;
+}
+
+static void
+name_set(struct ex *x)
+{
+	const char *c = x->cmd[0];
+	size_t n = strcspn(c, "\n");
+
+	if (!x->shell)
+		snprintf(x->name, sizeof x->name, "%s", c);
+	else if (n <= 40 && c[n] == '\0')
+		snprintf(x->name, sizeof x->name, "sh -c '%s'", c);
+	else
+		snprintf(x->name, sizeof x->name, "sh -c '%.*s...'",
+		    (int)(n < 40 ? n : 40), c);
 }
 
 /* Bytes of a command's stderr fit for a one-line reason or log: printable
@@ -783,7 +799,7 @@ state_write(struct ex *x)
 	n = snprintf(b, sizeof b, "%.3f", ev_time());
 	yajl_gen_number(g, b, (size_t)n);
 	js(g, "command");
-	js(g, x->cmd[0]);
+	js(g, x->name);
 	jint(g, "chunks", x->chunks);
 	jint(g, "events", x->events);
 	jint(g, "bytes", x->bytes);
@@ -966,6 +982,7 @@ parse_args(struct ex *x, int argc, char **argv)
 		log_fatal(EX_USAGE, "--stderr-tail: at most 1m");
 	if (consume_conf_check(&x->cc, err, sizeof err) == -1)
 		log_fatal(EX_USAGE, "%s", err);
+	name_set(x);
 	if (!x->shell && !runnable(x->cmd[0]))
 		log_fatal(EX_CONFIG, "%s: %s", x->cmd[0], strchr(x->cmd[0],
 		    '/') ? strerror(errno) : "not found in PATH");
@@ -1051,7 +1068,7 @@ main(int argc, char **argv)
 		(void)!write(x.notify_fd, "\n", 1);
 		close(x.notify_fd);
 	}
-	log_info("ready: %s to %s", x.spool.path, x.cmd[0]);
+	log_info("ready: %s to %s", x.spool.path, x.name);
 	ev_run(x.loop, 0);
 	rc = consume_status(x.consume);
 	sig_stop(&sig);
