@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "dial.h"
+#include "format.h"
 #include "hop.h"
 #include "io.h"
 #include "json.h"
@@ -43,14 +44,17 @@
 	"              [--retry-max-interval time] [--retry-timeout time]\n" \
 	"              [--retry-max-times n] [file ...]\n"
 
-enum out_fmt { OUT_DEFAULT, OUT_JSON, OUT_LTSV, OUT_OUTFILE, OUT_MSGPACK };
+/* Text goes through lib/format; msgpack through the stream writer,
+ * which batches per tag and can compress and add chunk ids. */
+enum out_fmt { OUT_DEFAULT, OUT_TEXT, OUT_MSGPACK };
 
 struct cat {
 	int in_json;
 	enum out_fmt out;
 	const char *tag;
 	struct json_in jin;
-	int utc;
+	struct format_conf fc;
+	struct formatter *fmt;
 	struct stream_limits lim;
 	struct stream_writer w;
 	struct buf text;	/* text output waiting to be written */
@@ -240,25 +244,13 @@ emit_event(struct cat *c, const char *tag, size_t taglen,
 {
 	int rc = 0;
 
-	switch (c->out) {
-	case OUT_DEFAULT:
-	case OUT_JSON:
-		rc = json_event(&c->text, tag, taglen, ev->sec, ev->nsec, ev->rec,
-		    ev->reclen);
-		break;
-	case OUT_LTSV:
-		rc = json_ltsv(&c->text, ev->rec, ev->reclen);
-		break;
-	case OUT_OUTFILE:
-		rc = json_outfile(&c->text, tag, taglen, ev->sec, ev->nsec, ev->rec,
-		    ev->reclen, c->utc);
-		break;
-	case OUT_MSGPACK:
+	if (c->out == OUT_MSGPACK) {
 		rc = stream_writer_add(&c->w, tag, taglen, ev->sec, ev->nsec,
 		    ev->rec, ev->reclen);
 		c->events++;
-		break;
-	}
+	} else
+		rc = format_event(c->fmt, &c->text, tag, taglen, ev->sec,
+		    ev->nsec, ev->rec, ev->reclen);
 	if (rc == -1)
 		log_fatal(EX_SOFTWARE, "cannot format an event of tag %.*s",
 		    (int)taglen, tag);
@@ -623,10 +615,44 @@ opt_limit(const char *opt, const char *arg)
 static const struct conf_name in_formats[] = {
 	{ "msgpack", 0 }, { "json", 1 }, { NULL, 0 },
 };
+/* -o: lf-cat's names; json is the envelope -i json reads back, the
+ * rest are lib/format's */
 static const struct conf_name out_formats[] = {
-	{ "json", OUT_JSON }, { "ltsv", OUT_LTSV }, { "out_file", OUT_OUTFILE },
-	{ "msgpack", OUT_MSGPACK }, { NULL, 0 },
+	{ "json", FORMAT_EVENT }, { "ltsv", FORMAT_LTSV },
+	{ "out_file", FORMAT_OUT_FILE }, { "csv", FORMAT_CSV },
+	{ "tsv", FORMAT_TSV }, { "single_value", FORMAT_SINGLE_VALUE },
+	{ "msgpack", FORMAT_MSGPACK }, { NULL, 0 },
 };
+
+/* lf-cat's own options, then lib/format's; getopt_long takes the first
+ * of a name given twice, so --time-key, --time-format and --utc stay
+ * lf-cat's (the input's; --utc is both) */
+static struct option *
+all_options(const struct option *own, size_t nown)
+{
+	static struct option all[128];
+	size_t n = 0, i;
+
+	for (i = 0; i < nown && own[i].name != NULL; i++)
+		all[n++] = own[i];
+	for (i = 0; format_options[i].name != NULL; i++)
+		if (n < sizeof all / sizeof *all - 1)
+			all[n++] = format_options[i];
+	memset(&all[n], 0, sizeof all[n]);
+	return all;
+}
+
+/* The text formatter, once the options are known. */
+static void
+format_start(struct cat *c)
+{
+	char err[256];
+
+	if (c->out != OUT_TEXT)
+		return;
+	if ((c->fmt = format_new(&c->fc, err, sizeof err)) == NULL)
+		log_fatal(EX_USAGE, "%s", err);
+}
 static const struct conf_name compressions[] = {
 	{ "text", 0 }, { "gzip", 1 }, { NULL, 0 },
 };
@@ -664,21 +690,36 @@ parse_args(struct cat *c, int argc, char **argv)
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	const struct option *all = all_options(opts, sizeof opts / sizeof *opts);
 	char err[256];
 	int ch, out_set = 0;
 
-	while ((ch = getopt_long(argc, argv, "i:o:t:vh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "i:o:t:vh", all, NULL)) != -1) {
+		if (ch >= FORMAT_OPT_BASE && ch < FORMAT_OPT_END) {
+			if (format_option(&c->fc, ch, optarg, err,
+			    sizeof err) == -1)
+				log_fatal(EX_USAGE, "%s", err);
+			if (ch == FORMAT_OPT_FORMAT) {
+				out_set = 1;
+				c->out = c->fc.type == FORMAT_MSGPACK ?
+				    OUT_MSGPACK : OUT_TEXT;
+			}
+			continue;
+		}
 		switch (ch) {
 		case 'i': c->in_json = conf_opt_enum("input", optarg, in_formats); break;
 		case 'o':
 			out_set = 1;
-			c->out = conf_opt_enum("output", optarg, out_formats);
+			c->fc.type = (enum format_type)conf_opt_enum("output",
+			    optarg, out_formats);
+			c->out = c->fc.type == FORMAT_MSGPACK ? OUT_MSGPACK :
+			    OUT_TEXT;
 			break;
 		case 't': c->tag = optarg; break;
 		case O_TIMEKEY: c->jin.time_key = optarg; break;
 		case O_TIMEFMT: c->jin.time_format = optarg; break;
 		case O_KEEP: c->jin.keep_time_key = 1; break;
-		case O_UTC: c->utc = c->jin.utc = 1; break;
+		case O_UTC: c->fc.utc = c->jin.utc = 1; break;
 		case O_COMPRESS: c->w.gzip = conf_opt_enum("compress", optarg, compressions); break;
 		case O_CHUNK: c->w.chunk = 1; break;
 		case O_MAXMSG: c->lim.max_message = opt_limit("max-message-size", optarg); break;
@@ -719,8 +760,11 @@ parse_args(struct cat *c, int argc, char **argv)
 		c->hc.max_message = c->w.flush_bytes + c->lim.max_message;
 	}
 	/* a converter: JSON lines become a stream, a stream becomes JSON */
-	if (c->out == OUT_DEFAULT)
-		c->out = c->in_json ? OUT_MSGPACK : OUT_JSON;
+	if (c->out == OUT_DEFAULT) {
+		c->out = c->in_json ? OUT_MSGPACK : OUT_TEXT;
+		c->fc.type = FORMAT_EVENT;
+	}
+	format_start(c);
 }
 
 int
@@ -731,6 +775,8 @@ main(int argc, char **argv)
 
 	log_init(argv[0]);
 	c.outfd = STDOUT_FILENO;
+	format_conf_default(&c.fc);
+	c.fc.type = FORMAT_EVENT;
 	stream_limits_default(&c.lim);
 	stream_writer_init(&c.w, stream_out_fd, &c.outfd);
 	c.jin.time_key = NULL;
@@ -762,6 +808,7 @@ main(int argc, char **argv)
 	hop_finish(&c);
 	stream_writer_free(&c.w);
 	buf_free(&c.text);
+	format_free(c.fmt);
 	log_limit_summary();
 	return c.missing ? EX_NOINPUT : c.ioerr ? EX_IOERR : c.bad ? EX_DATAERR : 0;
 }

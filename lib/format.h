@@ -104,6 +104,7 @@ void format_conf_default(struct format_conf *c);
  * an optional =BOOL. */
 #define FORMAT_OPT_BASE	0x5200
 #define FORMAT_OPT_END	(FORMAT_OPT_BASE + 0x100)	/* codes below */
+#define FORMAT_OPT_FORMAT	FORMAT_OPT_BASE		/* --format's code */
 extern const struct option format_options[];
 int format_option(struct format_conf *c, int code, const char *arg, char *err,
     size_t n);

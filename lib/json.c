@@ -267,7 +267,7 @@ json_array(struct buf *out, const unsigned char **pp, const unsigned char *end,
 }
 
 static int
-json_map(struct buf *out, const unsigned char **pp, const unsigned char *end,
+json_obj(struct buf *out, const unsigned char **pp, const unsigned char *end,
     uint32_t n, unsigned depth)
 {
 	uint32_t i;
@@ -315,7 +315,7 @@ json_val(struct buf *out, const unsigned char **pp, const unsigned char *end,
 			return -1;
 		if (o.type == MP_ARRAY)
 			return json_array(out, pp, end, o.n, depth + (o.n > 0));
-		return json_map(out, pp, end, o.n, depth + (o.n > 0));
+		return json_obj(out, pp, end, o.n, depth + (o.n > 0));
 	}
 	return -1;
 }
@@ -366,25 +366,49 @@ json_event(struct buf *out, const char *tag, size_t taglen, uint32_t sec,
 	return 0;
 }
 
-/* Raw bytes, with the line's delimiters made spaces. */
-static int
-ltsv_raw(struct buf *out, const unsigned char *p, size_t n)
-{
-	size_t i, start = out->len;
+static const struct json_ltsv_opt ltsv_default = { "\t", 1, ":", 1, " ", 1 };
 
-	if (buf_add(out, p, n) == -1)
-		return -1;
-	for (i = start; i < out->len; i++)
-		if (out->p[i] == '\t' || out->p[i] == '\n')
-			out->p[i] = ' ';
-	return 0;
+/* Raw bytes, with the line's delimiters made the replacement.  The
+ * common case (one-byte delimiter and replacement) is done in place. */
+static int
+ltsv_raw(struct buf *out, const unsigned char *p, size_t n,
+    const struct json_ltsv_opt *o)
+{
+	size_t i, k, start = out->len;
+
+	if (o->dlen == 1 && o->rlen == 1) {
+		if (buf_add(out, p, n) == -1)
+			return -1;
+		for (i = start; i < out->len; i++)
+			if (out->p[i] == (unsigned char)o->delim[0] ||
+			    out->p[i] == '\n')
+				out->p[i] = (unsigned char)o->repl[0];
+		return 0;
+	}
+	for (i = 0, start = 0; i < n;) {
+		if (p[i] == '\n')
+			k = 1;
+		else if (o->dlen > 0 && n - i >= o->dlen &&
+		    memcmp(p + i, o->delim, o->dlen) == 0)
+			k = o->dlen;
+		else {
+			i++;
+			continue;
+		}
+		if (buf_add(out, p + start, i - start) == -1 ||
+		    buf_add(out, o->repl, o->rlen) == -1)
+			return -1;
+		i += k;
+		start = i;
+	}
+	return buf_add(out, p + start, n - start);
 }
 
 /* A label or a value: str (and bin labels) raw, bin values base64,
  * everything else JSON text. */
 static int
 ltsv_item(struct buf *out, const unsigned char **pp, const unsigned char *end,
-    int label)
+    int label, const struct json_ltsv_opt *opt)
 {
 	const unsigned char *p = *pp;
 	struct mp_obj o;
@@ -393,7 +417,7 @@ ltsv_item(struct buf *out, const unsigned char **pp, const unsigned char *end,
 		return -1;
 	if (o.type == MP_STR || (label && o.type == MP_BIN)) {
 		*pp = p;
-		return ltsv_raw(out, o.p, o.n);
+		return ltsv_raw(out, o.p, o.n, opt);
 	}
 	if (o.type == MP_BIN) {
 		*pp = p;
@@ -403,7 +427,8 @@ ltsv_item(struct buf *out, const unsigned char **pp, const unsigned char *end,
 }
 
 static int
-ltsv_record(struct buf *out, const unsigned char *rec, size_t reclen)
+ltsv_record(struct buf *out, const unsigned char *rec, size_t reclen,
+    const struct json_ltsv_opt *opt)
 {
 	const unsigned char *p = rec, *end = rec + reclen;
 	struct mp_obj o;
@@ -412,14 +437,25 @@ ltsv_record(struct buf *out, const unsigned char *rec, size_t reclen)
 	if (!ismap(rec, reclen) || mp_read(&p, end, &o) == -1)
 		return -1;
 	for (i = 0; i < o.n; i++)
-		if ((i > 0 && buf_addc(out, '\t') == -1) ||
-		    ltsv_item(out, &p, end, 1) == -1 ||
-		    buf_addc(out, ':') == -1 ||
-		    ltsv_item(out, &p, end, 0) == -1)
+		if ((i > 0 && buf_add(out, opt->delim, opt->dlen) == -1) ||
+		    ltsv_item(out, &p, end, 1, opt) == -1 ||
+		    buf_add(out, opt->ldelim, opt->ldlen) == -1 ||
+		    ltsv_item(out, &p, end, 0, opt) == -1)
 			return -1;
-	if (p != end)
+	return p == end ? 0 : -1;
+}
+
+int
+json_ltsv_opt(struct buf *out, const unsigned char *rec, size_t reclen,
+    const struct json_ltsv_opt *opt)
+{
+	size_t len = out->len;
+
+	if (ltsv_record(out, rec, reclen, opt) == -1) {
+		out->len = len;
 		return -1;
-	return buf_addc(out, '\n');
+	}
+	return 0;
 }
 
 int
@@ -427,7 +463,52 @@ json_ltsv(struct buf *out, const unsigned char *rec, size_t reclen)
 {
 	size_t len = out->len;
 
-	if (ltsv_record(out, rec, reclen) == -1) {
+	if (ltsv_record(out, rec, reclen, &ltsv_default) == -1 ||
+	    buf_addc(out, '\n') == -1) {
+		out->len = len;
+		return -1;
+	}
+	return 0;
+}
+
+int
+json_text(struct buf *out, const unsigned char *p, size_t n, size_t *used)
+{
+	const unsigned char *q = p;
+	struct mp_obj o;
+	size_t len = out->len;
+	int rc;
+
+	if (mp_read(&q, p + n, &o) == -1)
+		return -1;
+	switch (o.type) {
+	case MP_NIL:
+		rc = 0;
+		break;
+	case MP_STR:
+		rc = buf_add(out, o.p, o.n);
+		break;
+	case MP_BIN:
+		rc = json_b64raw(out, o.p, o.n);
+		break;
+	default:
+		return json_value(out, p, n, used);
+	}
+	if (rc == -1) {
+		out->len = len;
+		return -1;
+	}
+	if (used != NULL)
+		*used = (size_t)(q - p);
+	return 0;
+}
+
+int
+json_map(struct buf *out, const unsigned char *rec, size_t reclen)
+{
+	size_t len = out->len;
+
+	if (json_record(out, rec, reclen) == -1) {
 		out->len = len;
 		return -1;
 	}

@@ -63,6 +63,29 @@ int json_event(struct buf *out, const char *tag, size_t taglen, uint32_t sec,
  * (nil -> null, {"a":1} -> {"a":1}). */
 int json_ltsv(struct buf *out, const unsigned char *rec, size_t reclen);
 
+/* ltsv with Fluentd's delimiter, label_delimiter and replacement (the
+ * delimiter and newlines inside labels and values become it), and no
+ * newline at the end (lib/format adds it).  json_ltsv is this with
+ * "\t", ":", " " and a newline. */
+struct json_ltsv_opt {
+	const char *delim;
+	size_t dlen;
+	const char *ldelim;
+	size_t ldlen;
+	const char *repl;
+	size_t rlen;
+};
+int json_ltsv_opt(struct buf *out, const unsigned char *rec, size_t reclen,
+    const struct json_ltsv_opt *opt);
+
+/* A record (exactly one map filling rec[0..reclen)) as compact JSON, no
+ * newline: Fluentd's json formatter. */
+int json_map(struct buf *out, const unsigned char *rec, size_t reclen);
+
+/* One msgpack value as text, Ruby's to_s where it reads well: str raw,
+ * nil nothing, bin base64, anything else its JSON text (json_value). */
+int json_text(struct buf *out, const unsigned char *p, size_t n, size_t *used);
+
 /* Fluentd's out_file formatter: TIME\tTAG\tJSON\n with TIME in ISO 8601
  * to the second, 2024-05-01T12:34:56+09:00 in local time or
  * 2024-05-01T03:34:56Z when utc is set.  The tag is written raw. */
