@@ -123,9 +123,6 @@ usage(int code)
 		fputs("\n"
 "  --shell                    run COMMAND with /bin/sh -c (ARGs are $1...)\n"
 "  --path-arg                 events in a file, its path the last argument\n"
-"  --format NAME              msgpack (an lf-stream(5), the default),\n"
-"                             out_file, json, ltsv, csv, tsv, single_value,\n"
-"                             event\n"
 "  --command-timeout DUR      then SIGTERM to its process group (270s)\n"
 "  --kill-grace DUR           then SIGKILL (10s)\n"
 "  --command-stdout WHERE     null (the default) or stderr\n"
@@ -135,7 +132,9 @@ usage(int code)
 "  --state-file PATH          the counters (SPOOL/state/exec)\n"
 "  --notify-fd N              write a newline to fd N once started\n"
 "  --log-file FILE            log there (reopened on SIGHUP)\n"
-"  -v, --verbose              log more\n", stdout);
+"  -v, --verbose              log more\n"
+"format options (the default: msgpack, the chunk as an lf-stream(5)):\n",
+		    stdout);
 		fputs(format_usage, stdout);
 		fputs(CONSUME_USAGE, stdout);
 	}
