@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -779,6 +780,24 @@ jtable(yajl_gen g, const char *key, const unsigned long long *v, int n,
 	yajl_gen_map_close(g);
 }
 
+/* lf-exec's own CPU time and peak RSS (its commands' are not in it). */
+static void
+state_rusage(yajl_gen g)
+{
+	struct rusage ru;
+	char b[32];
+	int n;
+
+	if (getrusage(RUSAGE_SELF, &ru) == -1)
+		return;
+	js(g, "cpu_seconds");
+	n = snprintf(b, sizeof b, "%.3f", ru.ru_utime.tv_sec +
+	    ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) /
+	    1e6);
+	yajl_gen_number(g, b, (size_t)n);
+	jint(g, "max_rss_kb", (unsigned long long)ru.ru_maxrss);
+}
+
 /* The counters for an operator, one JSON object replaced whole every
  * second and at exit (as lf-send's and lf-tdlog's): a report. */
 static void
@@ -809,6 +828,7 @@ state_write(struct ex *x)
 	jtable(g, "exit_codes", x->by_code, 256, 0);
 	jtable(g, "signals", x->by_sig, MAXSIG, 1);
 	jint(g, "in_flight", child_running());
+	state_rusage(g);
 	js(g, "last_error");
 	if (x->last_error[0])
 		js(g, x->last_error);

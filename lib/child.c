@@ -87,6 +87,29 @@ child_exec(pid_t parent, int in, int out, int err, char *const argv[],
 	child_fatal("run", argv[0]);
 }
 
+/* vfork, as posix_spawn does: a fork copies the page tables of the
+ * tool (0.6 ms of a 2 ms run of true(1)), vfork shares them until the
+ * exec.  Every signal is blocked around it, so that no handler of ours
+ * runs in the child before child_exec has put them back to default. */
+static pid_t
+spawn(pid_t parent, int in, int out, int err, char *const argv[],
+    char *const envp[])
+{
+	sigset_t all, old;
+	pid_t pid;
+	int e;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = vfork();
+	if (pid == 0)
+		child_exec(parent, in, out, err, argv, envp);
+	e = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return pid;
+}
+
 /* ---- the end ---- */
 
 static void
@@ -352,12 +375,9 @@ child_spawn(struct ev_loop *loop, const struct child_conf *c,
 	}
 	if (pipes(in, err, fill != NULL) == -1)
 		goto fail;
-	ch->pid = fork();
-	if (ch->pid == -1)
+	if ((ch->pid = spawn(parent, fill ? in[0] : c->in_fd, c->out_fd,
+	    err[1], argv, envp)) == -1)
 		goto fail;
-	if (ch->pid == 0)
-		child_exec(parent, fill ? in[0] : c->in_fd, c->out_fd, err[1],
-		    argv, envp);
 	setpgid(ch->pid, ch->pid);	/* as the child does: no race */
 	running++;
 	ch->loop = loop;
