@@ -111,6 +111,7 @@ struct xjob {
 	struct child *child;
 	struct feed feed;
 	char tmpname[128];		/* --path-arg, in tmpdir */
+	uint64_t filebytes;		/* written there */
 	char id[33];
 };
 
@@ -277,6 +278,7 @@ write_tmpfile(struct xjob *j)
 		if (rc != -1 && out.len > 0 &&
 		    io_write_all(fd, out.p, out.len) == -1)
 			rc = -1;
+		j->filebytes += out.len;
 		out.len = 0;
 	} while (rc == 1);
 	if (close(fd) == -1)
@@ -639,7 +641,7 @@ child_done(void *arg, const struct child_result *r)
 	size_t ln;
 
 	j->child = NULL;
-	x->bytes += r->written;
+	x->bytes += r->written + j->filebytes;
 	if (r->exited)
 		x->by_code[r->code & 0xff]++;
 	else if (r->signo > 0 && r->signo < MAXSIG)
@@ -1083,6 +1085,7 @@ main(int argc, char **argv)
 	sig_start(&sig, x.loop, &ex_sig_actions, &x);
 	if (consume_start(x.consume) == -1)
 		log_fatal(EX_IOERR, "%s/new: cannot list it", x.spool.path);
+	state_write(&x);
 	if (x.notify_fd >= 0) {
 		(void)!write(x.notify_fd, "\n", 1);
 		close(x.notify_fd);

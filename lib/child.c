@@ -55,8 +55,10 @@ child_fatal(const char *what, const char *arg)
 	char msg[512];
 	int e = errno, n;
 
+	/* strerrordesc_np: no locale, no allocation (we share the tool's
+	 * memory until the exec) */
 	n = snprintf(msg, sizeof msg, "cannot %s %s: %s\n", what, arg,
-	    strerror(e));
+	    strerrordesc_np(e) ? strerrordesc_np(e) : "unknown error");
 	if (n > 0)
 		(void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n :
 		    sizeof msg - 1);

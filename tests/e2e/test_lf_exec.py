@@ -234,8 +234,42 @@ def test_command_stdout(spool, out):
                              "echo to-stderr >&2"),
                    "--command-stdout", "stderr")
     assert "to-stdout\n" in err
-    assert "sh: to-stderr" in err or "lf-exec: to-stderr" in err or \
-        ": to-stderr" in err
+    assert [x for x in err.splitlines() if x.startswith("lf-exec: warn: ")
+            and x.endswith("': to-stderr")]
+
+
+def test_stderr_rate_limited(spool):
+    """A command's stderr is logged a line a warning, at most ten a
+    second, then a count of the others, so a chatty command cannot flood
+    the log."""
+    lfchunk.write_chunk(spool, "app.a", evs(1))
+    err = run_once(spool, sh("cat >/dev/null; i=0; while [ $i -lt 500 ]; "
+                             "do echo line $i >&2; i=$((i+1)); done"))
+    lines = [x for x in err.splitlines() if ": line " in x]
+    assert 10 <= len(lines) <= 30, err
+    assert "similar warnings suppressed" in err
+    assert state(spool)["chunks"] == 1
+
+
+def test_exec_failure_retried(spool, out, tmp_path):
+    """A command that cannot be run at a chunk's turn (126: not runnable,
+    127: gone) is a temporary failure with the reason, and runs once it
+    can again; one missing at the start is a configuration error."""
+    script = tmp_path / "cmd"
+    script.write_text("#!/bin/sh\n%s\n" % save(out))
+    script.chmod(0o755)
+    p = start(spool, ["--", str(script)])
+    script.chmod(0o644)
+    lfchunk.write_chunk(spool, "app.a", evs(2))
+    wait_for(lambda: state(spool)["retries"] >= 1, what="a failed run")
+    script.chmod(0o755)
+    wait_for(lambda: lfchunk.list_chunks(spool) == [] and outputs(out),
+             what="the delivery")
+    err = stop(p)
+    assert "exited 126: cannot run %s: Permission denied" % script in err
+    script.unlink()
+    r, _, err = run("lf-exec", ["--once", spool, "--", str(script)])
+    assert r == 78 and b"No such file or directory" in err
 
 
 # ---- exit codes ----
