@@ -1041,6 +1041,17 @@ open_tmpdir(struct ex *x)
 		log_fatal(EX_CANTCREAT, "--tmp-dir %s: %s", d, strerror(errno));
 }
 
+/* 0, 1 and 2 open, so that no pipe of a command lands on one of them
+ * (a pipe on fd 1 would be overwritten by the command's stdout). */
+static void
+std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) == -1 &&
+		    open("/dev/null", O_RDWR) == -1)
+			exit(EX_OSERR);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1050,6 +1061,7 @@ main(int argc, char **argv)
 	int rc;
 
 	log_init(argv[0]);
+	std_fds();
 	consume_conf_default(&x.cc);
 	format_conf_default(&x.fc);
 	x.fc.type = FORMAT_MSGPACK;

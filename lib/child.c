@@ -13,6 +13,8 @@
 #define FEED_LOW	(64u << 10)	/* ask fill for more below this */
 #define PIPE_SIZE	(1u << 20)	/* fewer wakeups for a big input */
 #define LINE_MAX_LOG	512
+#define ERR_STEP	(256u << 10)	/* stderr read per wakeup */
+#define ERR_DRAIN	(4u << 20)	/* and once the command has exited */
 
 struct child {
 	struct ev_loop *loop;
@@ -155,18 +157,22 @@ line_add(struct child *ch, const unsigned char *p, size_t n)
 	}
 }
 
-/* Read what stderr holds now; 0 at EOF or error (closed), 1 if open. */
+/* Read what stderr holds now, up to max bytes (a grandchild that keeps
+ * writing must not hold the loop); 0 at EOF or error (closed), 1 if
+ * open. */
 static int
-err_read(struct child *ch)
+err_read(struct child *ch, size_t max)
 {
 	unsigned char b[16384];
+	size_t got = 0;
 	ssize_t n;
 
-	for (;;) {
+	while (got < max) {
 		n = read(ch->err, b, sizeof b);
 		if (n > 0) {
 			tail_add(ch, b, (size_t)n);
 			line_add(ch, b, (size_t)n);
+			got += (size_t)n;
 			continue;
 		}
 		if (n == -1 && errno == EINTR)
@@ -178,6 +184,7 @@ err_read(struct child *ch)
 		ch->err = -1;
 		return 0;
 	}
+	return 1;
 }
 
 static void
@@ -214,8 +221,8 @@ finish(struct child *ch)
 	unsigned char *tail = NULL;
 	size_t m = ch->conf.tail_max;
 
-	if (ch->err != -1)
-		err_read(ch);	/* all it wrote before it exited is there */
+	if (ch->err != -1)	/* all it wrote before it exited is there */
+		err_read(ch, ERR_DRAIN);
 	if (ch->llen > 0 && ch->line)
 		ch->line(ch->arg, ch->lbuf, ch->llen);
 	if (ch->r.timed_out)	/* what is left of its group */
@@ -259,7 +266,7 @@ static void
 err_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	(void)loop, (void)revents;
-	err_read(OWNER(w, err_w));
+	err_read(OWNER(w, err_w), ERR_STEP);
 }
 
 /* Fill the buffer if it ran low; 0 if there is something to write, 1

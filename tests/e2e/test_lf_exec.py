@@ -251,6 +251,21 @@ def test_stderr_rate_limited(spool):
     assert state(spool)["chunks"] == 1
 
 
+def test_stderr_kept_open_by_a_grandchild(spool, out):
+    """A command that exits while what it started keeps writing to its
+    stderr is done when it exits: the pipe is drained a bounded amount,
+    then closed (the writer gets SIGPIPE, its signals being the
+    defaults)."""
+    lfchunk.write_chunk(spool, "app.a", evs(2))
+    pidf = os.path.join(out, ".pid")
+    err = run_once(spool, sh("yes flood >&2 & echo $! > %s; %s"
+                             % (pidf, save(out))))
+    assert delivered(out) == {0: 1, 1: 1}
+    assert "similar warnings suppressed" in err
+    pid = int(open(pidf).read())
+    wait_for(lambda: not alive(pid), what="the writer to die")
+
+
 def test_exec_failure_retried(spool, out, tmp_path):
     """A command that cannot be run at a chunk's turn (126: not runnable,
     127: gone) is a temporary failure with the reason, and runs once it
