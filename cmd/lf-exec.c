@@ -996,6 +996,10 @@ parse_args(struct ex *x, int argc, char **argv)
 	if (strcmp(x->cmd[0], "--") == 0) {
 		x->cmd++;
 		x->ncmd--;
+	} else if (x->cmd[0][0] == '-') {
+		/* an option after SPOOL, most likely: say so, not "not found" */
+		log_fatal(EX_USAGE, "%s: options go before SPOOL (a command "
+		    "that starts with '-' goes after \"--\")", x->cmd[0]);
 	}
 	if (x->ncmd < 1 || x->cmd[0][0] == '\0')
 		usage(EX_USAGE);

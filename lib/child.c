@@ -68,6 +68,16 @@ child_fatal(const char *what, const char *arg)
 	_exit(e == ENOENT ? 127 : 126);
 }
 
+/* fd as descriptor to, open across the exec (dup2 of a descriptor onto
+ * itself would leave its close-on-exec flag). */
+static int
+fd_to(int fd, int to)
+{
+	if (fd == to)
+		return fcntl(to, F_SETFD, 0);
+	return dup2(fd, to);
+}
+
 static void
 child_exec(pid_t parent, int in, int out, int err, char *const argv[],
     char *const envp[])
@@ -78,7 +88,7 @@ child_exec(pid_t parent, int in, int out, int err, char *const argv[],
 	setpgid(0, 0);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
 		_exit(111);	/* the tool is gone already */
-	if (dup2(in, 0) == -1 || dup2(out, 1) == -1 || dup2(err, 2) == -1)
+	if (fd_to(in, 0) == -1 || fd_to(out, 1) == -1 || fd_to(err, 2) == -1)
 		_exit(111);
 	if (close_range(3, ~0u, 0) == -1)
 		for (int fd = 3; fd < 1024; fd++)

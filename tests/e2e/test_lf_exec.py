@@ -31,6 +31,20 @@ FAST = ["--retry-wait", "0.05", "--retry-max-interval", "0.2",
 wait_for = conftest.waiter(WAIT)
 
 
+_running = []
+
+
+@pytest.fixture(autouse=True)
+def _reap():
+    """An lf-exec a failed test left running is killed, not left behind."""
+    yield
+    while _running:
+        p = _running.pop()
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=WAIT)
+
+
 @pytest.fixture
 def spool(tmp_path):
     return lfchunk.make_spool(tmp_path / "spool")
@@ -78,6 +92,7 @@ def start(spool, cmd, *extra):
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          env=_env())
     os.close(w)
+    _running.append(p)
     try:
         assert os.read(r, 1) == b"\n"
     finally:
@@ -222,6 +237,8 @@ def test_no_shell_by_default(spool, out):
     assert "no-such-command-lf-exec: not found in PATH" in err.decode()
     r, _, err = run("lf-exec", ["--once", spool])
     assert r == 64 and b"usage" in err
+    r, _, err = run("lf-exec", [spool, "--once", "true"])
+    assert r == 64 and b"--once: options go before SPOOL" in err
 
 
 def test_command_stdout(spool, out):
@@ -463,6 +480,40 @@ def test_path_arg(spool, out, tmp_path):
     run_once(spool, ["--path-arg", "--tmp-dir", str(tmp_path), "--", "sh",
                      "-c", 'cp "$1" "$0"', os.path.join(out, "copy")])
     assert len(stream_messages(outputs(out)["copy"])[0][1]) == 1
+
+
+def test_input_cut_short_is_no_delivery(spool, out):
+    """A chunk that cannot be read while it is fed to the command is never
+    counted delivered, even if the command exits 0 on what it got: the
+    chunk stays and is run again."""
+    name = lfchunk.write_chunk(spool, "app.a", evs(3))
+    # preads of the chunk: 1 and 2 check it (consume), 3 feeds the command
+    r, _, err = run("lf-exec", FAST + ["--once", spool, "--", "sh", "-c",
+                                       "cat > /dev/null"],
+                    env=conftest.fault_env("pread@.chunk:3:EIO"))
+    assert r == 75, err.decode()
+    assert "cannot read %s for sh: Input/output error" % name in \
+        err.decode()
+    assert lfchunk.list_chunks(spool) == [name]
+    s = state(spool)
+    assert (s["chunks"], s["retries"], s["exit_codes"]) == (0, 1, {"0": 1})
+    run_once(spool, sh(save(out)))
+    assert delivered(out) == {0: 1, 1: 1, 2: 1}
+
+
+def test_path_arg_file_not_written(spool, out):
+    """--path-arg on a full disk: the chunk is retried, the command not
+    run, no file left behind."""
+    name = lfchunk.write_chunk(spool, "app.a", evs(3))
+    r, _, err = run("lf-exec", FAST + ["--once", "--path-arg", spool, "--",
+                                       "true"],
+                    env=conftest.fault_env("write@.lf-exec.:1:ENOSPC"))
+    assert r == 75, err.decode()
+    assert "tmp: cannot write the events for true: No space left" in \
+        err.decode()
+    assert lfchunk.list_chunks(spool) == [name]
+    assert os.listdir(os.path.join(spool, "tmp")) == []
+    assert state(spool)["commands_run"] == 0
 
 
 # ---- formats ----
