@@ -782,11 +782,31 @@ jtable(yajl_gen g, const char *key, const unsigned long long *v, int n,
 	yajl_gen_map_close(g);
 }
 
+/* The peak RSS of this program image in KiB: VmHWM, since ru_maxrss
+ * keeps the peak of whatever ran in the process before our exec (a
+ * Python that started us, say).  0 if unknown. */
+static unsigned long long
+peak_rss_kb(void)
+{
+	char line[128];
+	unsigned long long kb = 0;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/status", "re")) == NULL)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
 /* lf-exec's own CPU time and peak RSS (its commands' are not in it). */
 static void
 state_rusage(yajl_gen g)
 {
 	struct rusage ru;
+	unsigned long long kb;
 	char b[32];
 	int n;
 
@@ -797,7 +817,8 @@ state_rusage(yajl_gen g)
 	    ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) /
 	    1e6);
 	yajl_gen_number(g, b, (size_t)n);
-	jint(g, "max_rss_kb", (unsigned long long)ru.ru_maxrss);
+	kb = peak_rss_kb();
+	jint(g, "max_rss_kb", kb ? kb : (unsigned long long)ru.ru_maxrss);
 }
 
 /* The counters for an operator, one JSON object replaced whole every
