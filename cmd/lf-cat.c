@@ -1,6 +1,7 @@
 /* lf-cat: print, convert and re-batch lf streams, chunk files and JSON lines.
  *
  * lf-cat [-i msgpack|json] [-o json|ltsv|out_file|msgpack] [-t tag] [file ...]
+ * (-o and --format take every lib/format format, with its options)
  * lf-cat --to unix:PATH|HOST:PORT [-i msgpack|json] [file ...]
  *
  * Input is read whole, message by message; a bad message or line is
@@ -34,6 +35,7 @@
 #include "stream.h"
 
 #define USAGE "usage: lf-cat [-v] [-i msgpack|json] [-o json|ltsv|out_file|msgpack]\n" \
+	"              [-o csv|tsv|single_value] [--format F] [format options]\n" \
 	"              [-t tag] [--time-key key] [--time-format fmt] [--keep-time-key]\n" \
 	"              [--utc] [--compress gzip] [--chunk] [--max-message-size size]\n" \
 	"              [--max-decompressed-size size] [file ...]\n" \
@@ -597,6 +599,8 @@ static void
 usage(int code)
 {
 	fputs(USAGE, code ? stderr : stdout);
+	if (!code)
+		fputs("format options:\n", stdout), fputs(format_usage, stdout);
 	exit(code);
 }
 

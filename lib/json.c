@@ -374,15 +374,19 @@ static int
 ltsv_raw(struct buf *out, const unsigned char *p, size_t n,
     const struct json_ltsv_opt *o)
 {
-	size_t i, k, start = out->len;
+	size_t i, k, start;
 
 	if (o->dlen == 1 && o->rlen == 1) {
-		if (buf_add(out, p, n) == -1)
+		/* copy and replace in one pass: the common case, and hot */
+		unsigned char *d, dc = (unsigned char)o->delim[0],
+		    rc = (unsigned char)o->repl[0];
+
+		if (buf_reserve(out, n) == -1)
 			return -1;
-		for (i = start; i < out->len; i++)
-			if (out->p[i] == (unsigned char)o->delim[0] ||
-			    out->p[i] == '\n')
-				out->p[i] = (unsigned char)o->repl[0];
+		d = out->p + out->len;
+		for (i = 0; i < n; i++)
+			d[i] = p[i] == dc || p[i] == '\n' ? rc : p[i];
+		out->len += n;
 		return 0;
 	}
 	for (i = 0, start = 0; i < n;) {
@@ -426,6 +430,17 @@ ltsv_item(struct buf *out, const unsigned char **pp, const unsigned char *end,
 	return json_val(out, pp, end, 1);
 }
 
+/* A delimiter: buf_add without the call when there is room. */
+static inline int
+ltsv_sep(struct buf *out, const char *s, size_t n)
+{
+	if (out->cap - out->len < n)
+		return buf_add(out, s, n);
+	memcpy(out->p + out->len, s, n);
+	out->len += n;
+	return 0;
+}
+
 static int
 ltsv_record(struct buf *out, const unsigned char *rec, size_t reclen,
     const struct json_ltsv_opt *opt)
@@ -437,9 +452,9 @@ ltsv_record(struct buf *out, const unsigned char *rec, size_t reclen,
 	if (!ismap(rec, reclen) || mp_read(&p, end, &o) == -1)
 		return -1;
 	for (i = 0; i < o.n; i++)
-		if ((i > 0 && buf_add(out, opt->delim, opt->dlen) == -1) ||
+		if ((i > 0 && ltsv_sep(out, opt->delim, opt->dlen) == -1) ||
 		    ltsv_item(out, &p, end, 1, opt) == -1 ||
-		    buf_add(out, opt->ldelim, opt->ldlen) == -1 ||
+		    ltsv_sep(out, opt->ldelim, opt->ldlen) == -1 ||
 		    ltsv_item(out, &p, end, 0, opt) == -1)
 			return -1;
 	return p == end ? 0 : -1;
