@@ -1,7 +1,7 @@
 /* child: a command run from the one libev loop, never blocking it.
  *
- * child_spawn forks and execs argv (execvpe: a PATH search, no shell)
- * in a process group of its own, with
+ * child_spawn starts argv with vfork and execvpe (a PATH search, no
+ * shell) in a process group of its own, with
  *   stdin   a pipe that the loop feeds, non-blocking on our side, from
  *           the fill callback, a piece at a time (memory stays bounded
  *           by what one fill adds; a command that never reads its input
