@@ -1,5 +1,6 @@
 """The README's main job (scripts/demo) runs and shows every sample event
-arriving at the aggregator and at the Treasure Data emulator."""
+arriving at the aggregator, at the Treasure Data emulator, in the LTSV
+backup files and in MariaDB."""
 import os
 import subprocess
 
@@ -23,3 +24,8 @@ def test_demo_runs_end_to_end():
     assert len(arrived) == 9, out
     assert all('"hostname":' in l for l in arrived)
     assert "production.access: 6 rows" in out and "production.app: 3 rows" in out
+    # the LTSV backup and the MariaDB tables of the storage side
+    assert "data.production.access.log: 6 lines" in out
+    assert "data.production.app.log: 3 lines" in out
+    assert "lf-mysql: every chunk committed (exit 0)" in out
+    assert "logs.data_access: 6 rows" in out and "logs.data_app: 3 rows" in out
