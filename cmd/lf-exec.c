@@ -53,6 +53,7 @@
 #include "json.h"
 #include "log.h"
 #include "mp.h"
+#include "report.h"
 #include "sig.h"
 #include "spool.h"
 #include "stream.h"
@@ -754,71 +755,19 @@ cancel(void *ctx, struct consume_job *job)
 /* ---- the state file ---- */
 
 static void
-js(yajl_gen g, const char *s)
-{
-	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-static void
-jint(yajl_gen g, const char *key, unsigned long long v)
-{
-	js(g, key);
-	yajl_gen_integer(g, (long long)v);
-}
-
-static void
 jtable(yajl_gen g, const char *key, const unsigned long long *v, int n,
     int from)
 {
 	char k[16];
 
-	js(g, key);
+	report_str(g, key);
 	yajl_gen_map_open(g);
 	for (int i = from; i < n; i++)
 		if (v[i]) {
 			snprintf(k, sizeof k, "%d", i);
-			jint(g, k, v[i]);
+			report_int(g, k, v[i]);
 		}
 	yajl_gen_map_close(g);
-}
-
-/* The peak RSS of this program image in KiB: VmHWM, since ru_maxrss
- * keeps the peak of whatever ran in the process before our exec (a
- * Python that started us, say).  0 if unknown. */
-static unsigned long long
-peak_rss_kb(void)
-{
-	char line[128];
-	unsigned long long kb = 0;
-	FILE *f;
-
-	if ((f = fopen("/proc/self/status", "re")) == NULL)
-		return 0;
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-/* lf-exec's own CPU time and peak RSS (its commands' are not in it). */
-static void
-state_rusage(yajl_gen g)
-{
-	struct rusage ru;
-	unsigned long long kb;
-	char b[32];
-	int n;
-
-	if (getrusage(RUSAGE_SELF, &ru) == -1)
-		return;
-	js(g, "cpu_seconds");
-	n = snprintf(b, sizeof b, "%.3f", ru.ru_utime.tv_sec +
-	    ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) /
-	    1e6);
-	yajl_gen_number(g, b, (size_t)n);
-	kb = peak_rss_kb();
-	jint(g, "max_rss_kb", kb ? kb : (unsigned long long)ru.ru_maxrss);
 }
 
 /* The counters for an operator, one JSON object replaced whole every
@@ -826,51 +775,25 @@ state_rusage(yajl_gen g)
 static void
 state_write(struct ex *x)
 {
-	yajl_gen g = yajl_gen_alloc(NULL);
-	const unsigned char *out;
-	char tmp[PATH_MAX], b[32];
-	size_t len;
-	int fd, ok = 0, n;
+	yajl_gen g = report_new();
 
 	if (g == NULL)
 		return;
-	yajl_gen_map_open(g);
-	jint(g, "pid", (unsigned long long)getpid());
-	js(g, "time");
-	n = snprintf(b, sizeof b, "%.3f", ev_time());
-	yajl_gen_number(g, b, (size_t)n);
-	js(g, "command");
-	js(g, x->name);
-	jint(g, "chunks", x->chunks);
-	jint(g, "events", x->events);
-	jint(g, "bytes", x->bytes);
-	jint(g, "commands_run", x->runs);
-	jint(g, "retries", x->retries);
-	jint(g, "dead_letters", x->dead);
-	jint(g, "timeouts", x->timeouts);
+	report_str(g, "command");
+	report_str(g, x->name);
+	report_int(g, "chunks", x->chunks);
+	report_int(g, "events", x->events);
+	report_int(g, "bytes", x->bytes);
+	report_int(g, "commands_run", x->runs);
+	report_int(g, "retries", x->retries);
+	report_int(g, "dead_letters", x->dead);
+	report_int(g, "timeouts", x->timeouts);
 	jtable(g, "exit_codes", x->by_code, 256, 0);
 	jtable(g, "signals", x->by_sig, MAXSIG, 1);
-	jint(g, "in_flight", child_running());
-	state_rusage(g);
-	js(g, "last_error");
-	if (x->last_error[0])
-		js(g, x->last_error);
-	else
-		yajl_gen_null(g);
-	yajl_gen_map_close(g);
-	yajl_gen_get_buf(g, &out, &len);
-	snprintf(tmp, sizeof tmp, "%s.tmp", x->state_file);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0644)) != -1) {
-		ok = io_write_all(fd, out, len) == 0 &&
-		    io_write_all(fd, "\n", 1) == 0;
-		ok = close(fd) == 0 && ok;
-		ok = ok && rename(tmp, x->state_file) == 0;
-	}
-	if (!ok)
-		LOG_WARN_LIMITED("%s: cannot write the state: %s",
-		    x->state_file, strerror(errno));
-	yajl_gen_free(g);
+	report_int(g, "in_flight", child_running());
+	report_rusage(g);	/* lf-exec's own, not its commands' */
+	report_strn(g, "last_error", x->last_error);
+	report_write(g, x->state_file);
 }
 
 static void

@@ -54,6 +54,7 @@
 #include "log.h"
 #include "mysql_err.h"
 #include "mysql_sql.h"
+#include "report.h"
 #include "secret.h"
 #include "sig.h"
 #include "spool.h"
@@ -885,19 +886,6 @@ cancel(void *ctx, struct consume_job *job)
 
 /* ---- the state file ---- */
 
-static void
-js(yajl_gen g, const char *s)
-{
-	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-static void
-jint(yajl_gen g, const char *key, unsigned long long v)
-{
-	js(g, key);
-	yajl_gen_integer(g, (long long)v);
-}
-
 static unsigned
 in_flight(const struct my *m)
 {
@@ -913,55 +901,31 @@ in_flight(const struct my *m)
 static void
 state_write(struct my *m)
 {
-	yajl_gen g = yajl_gen_alloc(NULL);
-	const unsigned char *out;
-	char tmp[PATH_MAX], b[32];
-	size_t len;
-	int fd, ok = 0, n, i;
+	yajl_gen g = report_new();
+	char b[32];
+	int i;
 
 	if (g == NULL)
 		return;
-	yajl_gen_map_open(g);
-	jint(g, "pid", (unsigned long long)getpid());
-	js(g, "time");
-	n = snprintf(b, sizeof b, "%.3f", ev_time());
-	yajl_gen_number(g, b, (size_t)n);
-	jint(g, "chunks", m->chunks);
-	jint(g, "rows", m->rows);
-	jint(g, "statements", m->stmts);
-	jint(g, "bytes", m->bytes);
-	jint(g, "retries", m->retries);
-	js(g, "errors_by");
+	report_int(g, "chunks", m->chunks);
+	report_int(g, "rows", m->rows);
+	report_int(g, "statements", m->stmts);
+	report_int(g, "bytes", m->bytes);
+	report_int(g, "retries", m->retries);
+	report_str(g, "errors_by");
 	yajl_gen_map_open(g);
 	for (i = 0; i < ERRMAX && m->errnos[i]; i++) {
 		snprintf(b, sizeof b, "%u", m->errnos[i]);
-		jint(g, b, m->errcount[i]);
+		report_int(g, b, m->errcount[i]);
 	}
 	yajl_gen_map_close(g);
-	jint(g, "dead_letters", m->dead);
-	jint(g, "dedup_skipped", m->skipped);
-	jint(g, "tables_created", m->tables);
-	jint(g, "connects", m->connects);
-	jint(g, "in_flight", in_flight(m));
-	js(g, "last_error");
-	if (m->last_error[0])
-		js(g, m->last_error);
-	else
-		yajl_gen_null(g);
-	yajl_gen_map_close(g);
-	yajl_gen_get_buf(g, &out, &len);
-	snprintf(tmp, sizeof tmp, "%s.tmp", m->state_file);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0644)) != -1) {
-		ok = io_write_all(fd, out, len) == 0 &&
-		    io_write_all(fd, "\n", 1) == 0;
-		ok = close(fd) == 0 && ok;
-		ok = ok && rename(tmp, m->state_file) == 0;
-	}
-	if (!ok)
-		LOG_WARN_LIMITED("%s: cannot write the state: %s",
-		    m->state_file, strerror(errno));
-	yajl_gen_free(g);
+	report_int(g, "dead_letters", m->dead);
+	report_int(g, "dedup_skipped", m->skipped);
+	report_int(g, "tables_created", m->tables);
+	report_int(g, "connects", m->connects);
+	report_int(g, "in_flight", in_flight(m));
+	report_strn(g, "last_error", m->last_error);
+	report_write(g, m->state_file);
 }
 
 static void

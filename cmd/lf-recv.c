@@ -39,6 +39,7 @@
 #include "io.h"
 #include "log.h"
 #include "match.h"
+#include "report.h"
 #include "resolve.h"
 #include "secret.h"
 #include "serve.h"
@@ -693,19 +694,6 @@ http_take(void *ctx, const struct httpin_batch *b, httpin_req_t req)
 /* ---- state for an operator ---- */
 
 static void
-jkey(yajl_gen g, const char *k)
-{
-	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
-}
-
-static void
-jint(yajl_gen g, const char *k, unsigned long long v)
-{
-	jkey(g, k);
-	yajl_gen_integer(g, (long long)v);
-}
-
-static void
 state_lis(yajl_gen g, const struct lis *li)
 {
 	unsigned long ans = 0, drop = 0;
@@ -714,26 +702,26 @@ state_lis(yajl_gen g, const struct lis *li)
 	if (li->hb)
 		heartbeat_stats(li->hb, &ans, &drop);
 	yajl_gen_map_open(g);
-	jkey(g, "listen");
+	report_str(g, "listen");
 	if (li->sc.tls && strncmp(name, "tcp:", 4) == 0) {
 		char t[160];
 
 		snprintf(t, sizeof t, "tls:%s", name + 4);
-		yajl_gen_string(g, (const unsigned char *)t, strlen(t));
+		report_str(g, t);
 	} else {
-		yajl_gen_string(g, (const unsigned char *)name, strlen(name));
+		report_str(g, name);
 	}
-	jint(g, "connections", li->sc.stats.accepted);
-	jint(g, "refused_connections", li->sc.stats.refused);
-	jint(g, "handshake_failures", li->sc.stats.failed);
-	jint(g, "messages", li->messages);
-	jint(g, "events", li->events);
-	jint(g, "bytes", li->bytes);
-	jint(g, "invalid_events", li->invalid);
-	jint(g, "oversize_events", li->oversize);
-	jint(g, "refused_tag_events", li->refused);
-	jint(g, "heartbeats", ans);
-	jint(g, "heartbeats_dropped", drop);
+	report_int(g, "connections", li->sc.stats.accepted);
+	report_int(g, "refused_connections", li->sc.stats.refused);
+	report_int(g, "handshake_failures", li->sc.stats.failed);
+	report_int(g, "messages", li->messages);
+	report_int(g, "events", li->events);
+	report_int(g, "bytes", li->bytes);
+	report_int(g, "invalid_events", li->invalid);
+	report_int(g, "oversize_events", li->oversize);
+	report_int(g, "refused_tag_events", li->refused);
+	report_int(g, "heartbeats", ans);
+	report_int(g, "heartbeats_dropped", drop);
 	yajl_gen_map_close(g);
 }
 
@@ -743,18 +731,18 @@ state_http(yajl_gen g, struct recv *x)
 	struct httpin_stats st;
 
 	httpin_stats(x->http, NULL, &st);
-	jkey(g, "http");
+	report_str(g, "http");
 	yajl_gen_map_open(g);
-	jint(g, "connections", st.accepted);
-	jint(g, "connections_open", st.conns);
-	jint(g, "requests", st.requests);
-	jint(g, "events", st.events);
-	jint(g, "bytes", st.bytes);
-	jint(g, "status_4xx", st.status_4xx);
-	jint(g, "status_5xx", st.status_5xx);
-	jint(g, "memory", st.mem);
-	jint(g, "waiting", st.waiting);
-	jint(g, "refused_tag_events", x->http_refused);
+	report_int(g, "connections", st.accepted);
+	report_int(g, "connections_open", st.conns);
+	report_int(g, "requests", st.requests);
+	report_int(g, "events", st.events);
+	report_int(g, "bytes", st.bytes);
+	report_int(g, "status_4xx", st.status_4xx);
+	report_int(g, "status_5xx", st.status_5xx);
+	report_int(g, "memory", st.mem);
+	report_int(g, "waiting", st.waiting);
+	report_int(g, "refused_tag_events", x->http_refused);
 	yajl_gen_map_close(g);
 }
 
@@ -764,48 +752,29 @@ static void
 state_write(struct recv *x)
 {
 	yajl_gen g;
-	const unsigned char *out;
 	struct ingest_stats st;
-	char tmp[PATH_MAX];
-	size_t len;
-	int fd, ok = 0;
 
-	if (x->state_file == NULL || (g = yajl_gen_alloc(NULL)) == NULL)
+	if (x->state_file == NULL || (g = report_new()) == NULL)
 		return;
 	ingest_stats(&x->in, &st);
-	yajl_gen_map_open(g);
-	jint(g, "pid", (unsigned long long)getpid());
-	jint(g, "messages", x->messages);
-	jint(g, "events", x->events);
-	jint(g, "acks", x->acks);
-	jint(g, "bad_messages", st.bad);
-	jint(g, "oversize_events", x->oversize);
-	jint(g, "refused_tag_events", x->refused);
-	jint(g, "connections", st.conns);
-	jint(g, "client_memory", st.mem);
-	jint(g, "acks_waiting", st.deferred);
-	jint(g, "downstream_batches", x->hop ? hop_batches(x->hop) : x->qlen);
-	jkey(g, "listeners");
+	report_int(g, "messages", x->messages);
+	report_int(g, "events", x->events);
+	report_int(g, "acks", x->acks);
+	report_int(g, "bad_messages", st.bad);
+	report_int(g, "oversize_events", x->oversize);
+	report_int(g, "refused_tag_events", x->refused);
+	report_int(g, "connections", st.conns);
+	report_int(g, "client_memory", st.mem);
+	report_int(g, "acks_waiting", st.deferred);
+	report_int(g, "downstream_batches", x->hop ? hop_batches(x->hop) : x->qlen);
+	report_str(g, "listeners");
 	yajl_gen_array_open(g);
 	for (int i = 0; i < x->nlis; i++)
 		state_lis(g, &x->lis[i]);
 	yajl_gen_array_close(g);
 	if (x->http)
 		state_http(g, x);
-	yajl_gen_map_close(g);
-	yajl_gen_get_buf(g, &out, &len);
-	snprintf(tmp, sizeof tmp, "%s.tmp", x->state_file);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0644)) != -1) {
-		ok = io_write_all(fd, out, len) == 0 &&
-		    io_write_all(fd, "\n", 1) == 0;
-		ok = close(fd) == 0 && ok;
-		ok = ok && rename(tmp, x->state_file) == 0;
-	}
-	if (!ok)
-		LOG_WARN_LIMITED("%s: cannot write the state: %s",
-		    x->state_file, strerror(errno));
-	yajl_gen_free(g);
+	report_write(g, x->state_file);
 }
 
 static void

@@ -74,6 +74,7 @@
 #include "log.h"
 #include "handshake.h"
 #include "phi.h"
+#include "report.h"
 #include "resolve.h"
 #include "secret.h"
 #include "sig.h"
@@ -635,51 +636,27 @@ udp_setup(struct send *s)
 /* ---- the state file ---- */
 
 static void
-js(yajl_gen g, const char *str)
-{
-	yajl_gen_string(g, (const unsigned char *)str, strlen(str));
-}
-
-static void
-jint(yajl_gen g, const char *key, unsigned long long v)
-{
-	js(g, key);
-	yajl_gen_integer(g, (long long)v);
-}
-
-static void
 state_server(yajl_gen g, const struct server *v, double now)
 {
-	char b[32];
-	int n;
-
 	yajl_gen_map_open(g);
-	js(g, "name");
-	js(g, v->name);
-	js(g, "address");
-	js(g, v->addr.desc);
-	js(g, "standby");
+	report_str(g, "name");
+	report_str(g, v->name);
+	report_str(g, "address");
+	report_str(g, v->addr.desc);
+	report_str(g, "standby");
 	yajl_gen_bool(g, v->standby);
-	jint(g, "weight", v->weight);
-	js(g, "up");
+	report_int(g, "weight", v->weight);
+	report_str(g, "up");
 	yajl_gen_bool(g, v->up);
-	js(g, "phi");
-	n = snprintf(b, sizeof b, "%.3f", phi_value(&v->phi, now));
-	yajl_gen_number(g, b, (size_t)n);
-	js(g, "last_heartbeat_age");
-	n = snprintf(b, sizeof b, "%.3f", now - v->phi.last);
-	yajl_gen_number(g, b, (size_t)n);
-	jint(g, "in_flight_chunks", hop_batches(v->hop));
-	jint(g, "in_flight_events", hop_events(v->hop));
-	jint(g, "chunks", v->chunks);
-	jint(g, "events", v->events);
-	jint(g, "bytes", v->bytes);
-	jint(g, "retries", v->retries);
-	js(g, "last_error");
-	if (v->last_error[0])
-		js(g, v->last_error);
-	else
-		yajl_gen_null(g);
+	report_num(g, "phi", phi_value(&v->phi, now));
+	report_num(g, "last_heartbeat_age", now - v->phi.last);
+	report_int(g, "in_flight_chunks", hop_batches(v->hop));
+	report_int(g, "in_flight_events", hop_events(v->hop));
+	report_int(g, "chunks", v->chunks);
+	report_int(g, "events", v->events);
+	report_int(g, "bytes", v->bytes);
+	report_int(g, "retries", v->retries);
+	report_strn(g, "last_error", v->last_error);
 	yajl_gen_map_close(g);
 }
 
@@ -690,47 +667,22 @@ state_server(yajl_gen g, const struct server *v, double now)
 static void
 state_write(struct send *s)
 {
-	yajl_gen g = yajl_gen_alloc(NULL);
-	const unsigned char *out;
+	yajl_gen g = report_new();
 	double now = ev_now(s->loop);
-	char tmp[PATH_MAX];
-	size_t len;
-	int fd, i, ok = 0;
+	int i;
 
 	if (g == NULL)
 		return;
-	yajl_gen_map_open(g);
-	jint(g, "pid", (unsigned long long)getpid());
-	js(g, "time");
-	{
-		char b[32];
-		int n = snprintf(b, sizeof b, "%.3f", ev_time());
-
-		yajl_gen_number(g, b, (size_t)n);
-	}
-	jint(g, "chunks", s->chunks);
-	jint(g, "events", s->events);
-	jint(g, "bytes", s->bytes);
-	jint(g, "retries", s->retries);
-	js(g, "servers");
+	report_int(g, "chunks", s->chunks);
+	report_int(g, "events", s->events);
+	report_int(g, "bytes", s->bytes);
+	report_int(g, "retries", s->retries);
+	report_str(g, "servers");
 	yajl_gen_array_open(g);
 	for (i = 0; i < s->nserver; i++)
 		state_server(g, &s->srv[i], now);
 	yajl_gen_array_close(g);
-	yajl_gen_map_close(g);
-	yajl_gen_get_buf(g, &out, &len);
-	snprintf(tmp, sizeof tmp, "%s.tmp", s->state_file);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0644)) != -1) {
-		ok = io_write_all(fd, out, len) == 0 &&
-		    io_write_all(fd, "\n", 1) == 0;
-		ok = close(fd) == 0 && ok;
-		ok = ok && rename(tmp, s->state_file) == 0;
-	}
-	if (!ok)
-		LOG_WARN_LIMITED("%s: cannot write the state: %s",
-		    s->state_file, strerror(errno));
-	yajl_gen_free(g);
+	report_write(g, s->state_file);
 }
 
 static void

@@ -53,6 +53,7 @@
 #include "log.h"
 #include "parse.h"
 #include "posfile.h"
+#include "report.h"
 #include "sig.h"
 #include "stream.h"
 #include "tail.h"
@@ -1003,81 +1004,46 @@ hop_room(void *ctx)
 
 /* ---- the state file ---- */
 
-static void
-js(yajl_gen g, const char *s)
-{
-	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-static void
-jint(yajl_gen g, const char *key, unsigned long long v)
-{
-	js(g, key);
-	yajl_gen_integer(g, (long long)v);
-}
-
 /* A report for an operator, replaced whole every second and at exit;
  * not synced (as lf-send's). */
 static void
 state_write(struct lt *t)
 {
 	yajl_gen g;
-	const unsigned char *out;
 	struct tail_file *f;
-	char tmp[PATH_MAX], b[32];
-	size_t len;
-	int fd, n, ok = 0;
 
-	if (t->state_file == NULL || (g = yajl_gen_alloc(NULL)) == NULL)
+	if (t->state_file == NULL || (g = report_new()) == NULL)
 		return;
-	yajl_gen_map_open(g);
-	jint(g, "pid", (unsigned long long)getpid());
-	js(g, "time");
-	n = snprintf(b, sizeof b, "%.3f", ev_time());
-	yajl_gen_number(g, b, (size_t)n);
-	jint(g, "lines", t->lines);
-	jint(g, "delivered_lines", t->acked_lines);
-	jint(g, "parse_errors", t->errors);
-	jint(g, "encoding_replacements", t->replaced);
-	jint(g, "batches", t->batches);
-	jint(g, "in_flight_batches", t->hop ? hop_batches(t->hop) : 0);
-	js(g, "files");
+	report_int(g, "lines", t->lines);
+	report_int(g, "delivered_lines", t->acked_lines);
+	report_int(g, "parse_errors", t->errors);
+	report_int(g, "encoding_replacements", t->replaced);
+	report_int(g, "batches", t->batches);
+	report_int(g, "in_flight_batches", t->hop ? hop_batches(t->hop) : 0);
+	report_str(g, "files");
 	yajl_gen_array_open(g);
 	for (f = tail_files(t->tail); f; f = f->next) {
 		struct fstate *fs = f->udata;
 
 		yajl_gen_map_open(g);
-		js(g, "path");
-		js(g, f->path);
-		jint(g, "inode", f->ino);
-		jint(g, "position", fs->acked);
-		jint(g, "read", f->off);
-		jint(g, "size", f->size);
-		jint(g, "lag_bytes", f->size > fs->acked ? f->size - fs->acked : 0);
-		jint(g, "lines", fs->nlines);
-		jint(g, "bytes", f->bytes);
-		jint(g, "parse_errors", fs->errors);
-		jint(g, "rotations", f->rotations);
-		jint(g, "skipped_long_lines", f->skipped);
-		js(g, "rotated");
+		report_str(g, "path");
+		report_str(g, f->path);
+		report_int(g, "inode", f->ino);
+		report_int(g, "position", fs->acked);
+		report_int(g, "read", f->off);
+		report_int(g, "size", f->size);
+		report_int(g, "lag_bytes", f->size > fs->acked ? f->size - fs->acked : 0);
+		report_int(g, "lines", fs->nlines);
+		report_int(g, "bytes", f->bytes);
+		report_int(g, "parse_errors", fs->errors);
+		report_int(g, "rotations", f->rotations);
+		report_int(g, "skipped_long_lines", f->skipped);
+		report_str(g, "rotated");
 		yajl_gen_bool(g, f->rotated);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
-	yajl_gen_map_close(g);
-	yajl_gen_get_buf(g, &out, &len);
-	snprintf(tmp, sizeof tmp, "%s.tmp", t->state_file);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0644)) != -1) {
-		ok = io_write_all(fd, out, len) == 0 &&
-		    io_write_all(fd, "\n", 1) == 0;
-		ok = close(fd) == 0 && ok;
-		ok = ok && rename(tmp, t->state_file) == 0;
-	}
-	if (!ok)
-		LOG_WARN_LIMITED("%s: cannot write the state: %s",
-		    t->state_file, strerror(errno));
-	yajl_gen_free(g);
+	report_write(g, t->state_file);
 }
 
 static void

@@ -57,6 +57,7 @@
 #include "http_client.h"
 #include "io.h"
 #include "log.h"
+#include "report.h"
 #include "secret.h"
 #include "sig.h"
 #include "spool.h"
@@ -627,34 +628,21 @@ cancel(void *ctx, struct consume_job *job)
 /* ---- the state file ---- */
 
 static void
-js(yajl_gen g, const char *s)
-{
-	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-static void
-jint(yajl_gen g, const char *key, unsigned long long v)
-{
-	js(g, key);
-	yajl_gen_integer(g, (long long)v);
-}
-
-static void
 state_retries(yajl_gen g, const struct td *t)
 {
 	char k[16];
 	int i;
 
-	js(g, "retries_by");
+	report_str(g, "retries_by");
 	yajl_gen_map_open(g);
 	for (i = 0; i < 600; i++)
 		if (t->by_status[i]) {
 			snprintf(k, sizeof k, "%d", i);
-			jint(g, k, t->by_status[i]);
+			report_int(g, k, t->by_status[i]);
 		}
 	for (i = 1; i < FAILS; i++)
 		if (t->by_fail[i])
-			jint(g, fail_names[i], t->by_fail[i]);
+			report_int(g, fail_names[i], t->by_fail[i]);
 	yajl_gen_map_close(g);
 }
 
@@ -663,54 +651,28 @@ state_retries(yajl_gen g, const struct td *t)
 static void
 state_write(struct td *t)
 {
-	yajl_gen g = yajl_gen_alloc(NULL);
-	const unsigned char *out;
-	char tmp[PATH_MAX], b[32];
-	size_t len;
-	int fd, ok = 0, n;
+	yajl_gen g = report_new();
 
 	if (g == NULL)
 		return;
-	yajl_gen_map_open(g);
-	jint(g, "pid", (unsigned long long)getpid());
-	js(g, "time");
-	n = snprintf(b, sizeof b, "%.3f", ev_time());
-	yajl_gen_number(g, b, (size_t)n);
-	js(g, "endpoint");
-	js(g, t->import_url);
-	js(g, "api_endpoint");
-	js(g, t->api_url);
-	jint(g, "chunks", t->chunks);
-	jint(g, "events", t->events);
-	jint(g, "bytes", t->raw);
-	jint(g, "bytes_gzip", t->packed);
-	jint(g, "retries", t->retries);
+	report_str(g, "endpoint");
+	report_str(g, t->import_url);
+	report_str(g, "api_endpoint");
+	report_str(g, t->api_url);
+	report_int(g, "chunks", t->chunks);
+	report_int(g, "events", t->events);
+	report_int(g, "bytes", t->raw);
+	report_int(g, "bytes_gzip", t->packed);
+	report_int(g, "retries", t->retries);
 	state_retries(g, t);
-	jint(g, "dead_letters", t->dead);
-	jint(g, "set_aside_events", t->aside);
-	jint(g, "set_aside_chunks", t->aside_chunks);
-	jint(g, "tables_created", t->tables);
-	jint(g, "databases_created", t->databases);
-	jint(g, "in_flight", t->http ? http_in_flight(t->http) : 0);
-	js(g, "last_error");
-	if (t->last_error[0])
-		js(g, t->last_error);
-	else
-		yajl_gen_null(g);
-	yajl_gen_map_close(g);
-	yajl_gen_get_buf(g, &out, &len);
-	snprintf(tmp, sizeof tmp, "%s.tmp", t->state_file);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0644)) != -1) {
-		ok = io_write_all(fd, out, len) == 0 &&
-		    io_write_all(fd, "\n", 1) == 0;
-		ok = close(fd) == 0 && ok;
-		ok = ok && rename(tmp, t->state_file) == 0;
-	}
-	if (!ok)
-		LOG_WARN_LIMITED("%s: cannot write the state: %s",
-		    t->state_file, strerror(errno));
-	yajl_gen_free(g);
+	report_int(g, "dead_letters", t->dead);
+	report_int(g, "set_aside_events", t->aside);
+	report_int(g, "set_aside_chunks", t->aside_chunks);
+	report_int(g, "tables_created", t->tables);
+	report_int(g, "databases_created", t->databases);
+	report_int(g, "in_flight", t->http ? http_in_flight(t->http) : 0);
+	report_strn(g, "last_error", t->last_error);
+	report_write(g, t->state_file);
 }
 
 static void

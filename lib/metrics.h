@@ -1,0 +1,72 @@
+/* metrics: a tool's counters as Prometheus text (exposition format
+ * 0.0.4, no timestamps), replaced whole in one file (--metrics-file) so
+ * node_exporter's textfile collector serves it.  The names are in
+ * lf(7), METRICS.
+ *
+ * Every sample carries the labels name and tool, first: name is the
+ * file's base name without ".prom", which is unique in a collector's
+ * folder, so the series of two tools never collide.
+ *
+ * A text is built in one go, family by family: metrics_begin, then for
+ * each family metrics_family and its samples, then metrics_commit. */
+#ifndef LF_METRICS_H
+#define LF_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct metrics;
+struct spool;
+
+/* For the file path, written by tool; NULL without memory. */
+struct metrics *metrics_new(const char *path, const char *tool);
+void metrics_free(struct metrics *m);
+const char *metrics_path(const struct metrics *m);
+
+/* A new text with the families of every tool: lf_build_info,
+ * lf_start_time_seconds, lf_cpu_seconds_total, lf_max_rss_bytes. */
+void metrics_begin(struct metrics *m);
+/* type: "counter" or "gauge".  help is plain text (escaped here). */
+void metrics_family(struct metrics *m, const char *fam, const char *type,
+    const char *help);
+/* A sample of the last family: extra label pairs (name, value, ...),
+ * then NULL.  Values are escaped here. */
+void metrics_u64(struct metrics *m, uint64_t v, ...);
+void metrics_num(struct metrics *m, double v, ...);
+/* A family with one sample and no extra labels. */
+void metrics_one_u64(struct metrics *m, const char *fam, const char *type,
+    const char *help, uint64_t v);
+void metrics_one_num(struct metrics *m, const char *fam, const char *type,
+    const char *help, double v);
+/* Replace the file (synced, renamed); 0, or -1 after a limited warning.
+ * A text that ran out of memory is not written. */
+int metrics_commit(struct metrics *m);
+
+/* What every input and every output counts the same way; the families
+ * lf_input_*, lf_output_*, lf_last_event_time_seconds and the Fluent Bit
+ * and Fluentd names dashboards know (research: outputs.md 3.5). */
+struct metrics_io {
+	int input, output;		/* which half applies */
+	const char *type;		/* Fluentd's plugin type: "forward" */
+	uint64_t in_events, in_bytes, in_errors, in_dropped;
+	uint64_t out_events, out_bytes, out_chunks, out_errors, out_retries;
+	uint64_t dead_chunks, dead_events;
+	double last_event;		/* unix seconds, 0 if none yet */
+};
+void metrics_put_io(struct metrics *m, const struct metrics_io *io);
+
+/* A spool's queue as gauges (lf_spool_*{spool=PATH}), read without a
+ * lock; for a consumer, also Fluentd's buffer gauges. */
+struct metrics_spool {
+	const char *path;
+	uint64_t ready_chunks, ready_bytes, staged_chunks, staged_bytes;
+	uint64_t dead_chunks;
+	double oldest_age;		/* seconds, 0 if nothing is ready */
+};
+/* 0, or -1 with a reason (a folder cannot be listed). */
+int metrics_spool_read(const struct spool *s, struct metrics_spool *ms,
+    char *err, size_t errlen);
+void metrics_put_spools(struct metrics *m, const struct metrics_spool *ms,
+    int n, const struct metrics_io *io);
+
+#endif
