@@ -273,12 +273,16 @@ def test_human_units(tmp_path):
 def test_stale_files(tmp_path):
     now = time.time()
     counters = {"lf_input_events_total": 1, "lf_output_events_total": 1}
-    write(tmp_path / "fresh.prom", metrics("fresh", "lf-recv", counters),
-          at=now - 10)
+    write(tmp_path / "fresh.prom", metrics(
+        "fresh", "lf-recv", counters,
+        spools=[("/s", {"lf_spool_oldest_chunk_age_seconds": 4})]),
+        at=now - 10)
     write(tmp_path / "old.prom", metrics("old", "lf-recv", counters),
           at=now - 75)
     rows, _, _ = table(top([tmp_path])[0])
     assert rows["fresh"][-1] == ""
+    # the oldest chunk was 4 s old when the file was written, 10 s ago
+    assert re.match(r"^1[45]\.\ds$", rows["fresh"][6]), rows
     assert re.match(r"^stale, written 1m1\ds ago$", rows["old"][-1]), rows
     # a stale file shows no rates, even when it had some
     proc = subprocess.Popen(

@@ -265,7 +265,51 @@ test_bounds(void **state)
 		assert_true(d.samples[i].value == (double)i);
 	assert_int_equal(prom_family(&d, "m3")->nsamples, 143);
 	prom_free(&d);
+
+	/* many families: each found again by name (the hash grows) */
+	for (i = 0, big[0] = '\0'; i < 5000; i++)
+		sprintf(big + strlen(big), "# TYPE f%zu gauge  \nf%zu %zu\n", i,
+		    i, i);
+	parse(&d, big);
+	assert_int_equal(d.nfams, 5000);
+	for (i = 0; i < 5000; i++) {
+		char name[16];
+
+		snprintf(name, sizeof name, "f%zu", i);
+		assert_ptr_equal(prom_family(&d, name), &d.fams[i]);
+		assert_int_equal(d.fams[i].type, PROM_GAUGE);
+		assert_int_equal(d.samples[i].family, i);
+	}
+	prom_free(&d);
+
+	/* the counts are bounded too */
+	for (i = 0, n = 0; i <= PROM_FAMILIES_MAX; i++)
+		n += (size_t)sprintf(big + n, "g%zu 1\n", i);
+	refuse(big, n, "line 20001: more than 20000 metric families");
+	for (i = 0, n = 0; i <= PROM_SAMPLES_MAX; i++)
+		n += (size_t)sprintf(big + n, "a 1\n");
+	refuse(big, n, "line 100001: more than 100000 samples");
 	free(big);
+}
+
+/* UTF-8 of every length is taken; overlong forms, surrogates, code
+ * points past U+10FFFF and cut sequences are not. */
+static void
+test_utf8(void **state)
+{
+	struct prom_doc d;
+
+	(void)state;
+	parse(&d, "a{v=\"\x24 \xc2\xa2 \xe2\x82\xac \xf0\x90\x8d\x88 "
+	    "\xf4\x8f\xbf\xbf\"} 1\n");
+	assert_string_equal(prom_label(&d, &d.samples[0], "v"),
+	    "\x24 \xc2\xa2 \xe2\x82\xac \xf0\x90\x8d\x88 \xf4\x8f\xbf\xbf");
+	prom_free(&d);
+	refuse_s("a{v=\"\xf4\x90\x80\x80\"} 1\n", "line 1: a label value is not");
+	refuse_s("a{v=\"\xf0\x80\x80\xaf\"} 1\n", "line 1: a label value is not");
+	refuse_s("a{v=\"\xe0\x80\xaf\"} 1\n", "line 1: a label value is not");
+	refuse_s("a{v=\"\xf0\x90\x8d\"} 1\n", "line 1: a label value is not");
+	refuse_s("a{v=\"\x80\"} 1\n", "line 1: a label value is not");
 }
 
 /* The error message never overflows the buffer given. */
@@ -293,6 +337,7 @@ main(void)
 		cmocka_unit_test(test_families),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_short_err),
 	};
 
