@@ -672,3 +672,23 @@ def test_shell_syntax():
     p = subprocess.run(["shellcheck", "-s", "sh"] + [str(s) for s in SCRIPTS],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout
+
+
+def test_lf7_seed_commands():
+    """lf(7), The seed topology: the three td-agent.conf files and the lf
+    command lines of each role, whose options all exist."""
+    text = (REPO / "man" / "lf.7").read_text()
+    sec = text.split(".Ss The seed topology", 1)[1].split(".Sh ", 1)[0]
+    for role in ("The forwarder:", "The aggregator:", "The storage host:"):
+        assert role in sec
+    cmds = sec.replace("\\e\n", " ").splitlines()
+    tools = set()
+    for line in cmds:
+        m = re.match(r"(lf-[a-z]+) ", line)
+        if m:
+            tool = m.group(1)
+            tools.add(tool)
+            used = command_options(line, tool)
+            assert used <= tool_options(tool), (line, used)
+    assert tools == {"lf-buffer", "lf-tail", "lf-recv", "lf-send",
+                     "lf-tdlog", "lf-file", "lf-mysql"}
