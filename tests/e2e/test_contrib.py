@@ -265,6 +265,88 @@ def test_s6_forwarder(tmp_path):
         assert not alive(p)
 
 
+def test_s6_storage(tmp_path):
+    """The storage role under s6-svscan: lf-recv -> lf-buffer (chunks
+    keyed by category) -> lf-mysql into a private MariaDB, a table
+    data_${category} per category.  lf-mysql and lf-buffer killed -9 are
+    restarted; every acked event is a row, once (the id is the key)."""
+    need("s6-svscan", "s6-svwait", "s6-svstat", "s6-svscanctl")
+    from mariadb import MariaDB, available
+    if not available():
+        pytest.skip("no mariadbd")
+    db = MariaDB()
+    db.start()
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    port = free_port()
+    try:
+        db.sql("CREATE DATABASE logs")
+        for cat in ("web", "api"):
+            db.sql("CREATE TABLE data_%s (id BIGINT PRIMARY KEY, "
+                   "category VARCHAR(32), data JSON)" % cat, db="logs")
+        names = install_role("s6", "storage", scan, {
+            "*": {"SOCKET": str(tmp_path / "run" / "buffer.sock")},
+            "lf-buffer": {"SPOOL": str(tmp_path / "spool" / "mysql"),
+                          "BUFFER_OPTS": "--flush-interval 0.2 "
+                                         "--queued-chunks-limit-size 64"},
+            "lf-recv": {"LISTEN": "127.0.0.1:%d" % port},
+            "lf-mysql": {"SPOOL": str(tmp_path / "spool" / "mysql"),
+                         "DB_SOCKET": db.sock, "USERNAME": "root",
+                         "PASSWORD_FILE": "",
+                         "MYSQL_OPTS": "--on-duplicate-key-update "
+                                       "--on-duplicate-update-keys data "
+                                       "--retry-wait 0.2"},
+        })
+        assert names == ["lf-buffer", "lf-mysql", "lf-recv"]
+        svscan = subprocess.Popen(["s6-svscan", str(scan)],
+                                  stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        sender = Sender(port)
+        try:
+            for n in names:
+                wait(lambda: (scan / n / "supervise" / "status").exists(),
+                     what="s6-supervise on %s" % n)
+            subprocess.run(["s6-svwait", "-U", "-t", "20000"] +
+                           [str(scan / n) for n in names], check=True,
+                           timeout=30)
+            ids = []
+
+            def traffic(k):
+                recs = [{"id": k * 100 + i, "category": ("web", "api")[i % 2],
+                         "data": {"k": k, "i": i}} for i in range(20)]
+                sender.send("data.production.app", recs)
+                ids.extend(r["id"] for r in recs)
+
+            traffic(0)
+            for k, victim in enumerate(["lf-mysql", "lf-buffer"], 1):
+                old = s6_pid(scan / victim)
+                os.kill(old, signal.SIGKILL)
+                traffic(k)
+                s6_restarted(scan / victim, old)
+                traffic(k + 10)
+
+            def rows():
+                return sorted(int(r[0]) for cat in ("web", "api")
+                              for r in db.rows("SELECT id FROM data_%s" %
+                                               cat, db="logs"))
+            wait(lambda: rows() == sorted(ids), 60,
+                 "every acked event a row in data_${category}")
+            web = db.rows("SELECT id, category FROM data_web", db="logs")
+            assert web and all(r[1] == "web" for r in web)
+        finally:
+            sender.close()
+            subprocess.run(["s6-svscanctl", "-t", str(scan)], timeout=10)
+            try:
+                svscan.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(svscan.pid, signal.SIGKILL)
+                raise
+    finally:
+        db.close()
+    wait(lambda: not procs_under(tmp_path), 10, "no process left")
+
+
 # ---- runit: the aggregator role ----
 
 def runit_pid(svc):
