@@ -96,6 +96,25 @@ def install_role(sup, role, dest, env):
     return names
 
 
+def check_logs(logdir):
+    """The services' logs (svlogd's or s6-log's current files): no
+    sanitizer report, no fatal error.  Returns their text."""
+    text = ""
+    for root, _, files in os.walk(logdir):
+        for fn in files:
+            if fn == "current":
+                with open(os.path.join(root, fn), errors="replace") as f:
+                    text += f.read()
+    # at the first start a service may look for lf-buffer's supervisor
+    # before s6-svscan made it; its run exits and is run again (README)
+    rest = "\n".join(line for line in text.splitlines()
+                     if "s6-svwait: fatal: unable to s6_svstatus_read"
+                     not in line)
+    for mark in ("Sanitizer", "runtime error:", ": fatal:"):
+        assert mark not in rest, text
+    return text
+
+
 def event_seqs(msgs):
     """The 'seq' of every event a FwdServer got, as a list."""
     out = []
@@ -263,6 +282,7 @@ def test_s6_forwarder(tmp_path):
     wait(lambda: not procs_under(tmp_path), 10, "no process left")
     for p in list(pids.values()) + seen:
         assert not alive(p)
+    check_logs(tmp_path / "log")
 
 
 def test_s6_storage(tmp_path):
@@ -345,6 +365,7 @@ def test_s6_storage(tmp_path):
     finally:
         db.close()
     wait(lambda: not procs_under(tmp_path), 10, "no process left")
+    check_logs(tmp_path / "log")
 
 
 # ---- runit: the aggregator role ----
@@ -490,6 +511,7 @@ def test_runit_aggregator(tmp_path):
     wait(lambda: not procs_under(tmp_path), 30, "no process left")
     for p in seen:
         assert not alive(p)
+    assert "ok: run: ../lf-buffer" in check_logs(tmp_path / "log")
 
 
 # ---- cron: replaying dead letters ----
