@@ -422,9 +422,10 @@ def test_runit_aggregator(tmp_path):
     spools = tmp_path / "spool"
     backup = tmp_path / "backup"
     names = install_role("runit", "aggregator", svdir, {
-        "*": {"SOCKET": str(tmp_path / "run" / "buffer.sock"),
-              "READY_FILE": str(tmp_path / "run" / "buffer.ready")},
-        "lf-buffer": {"SPOOL_DIR": str(spools), "BUFFER_OPTS":
+        "*": {"SOCKET": str(tmp_path / "run" / "buffer.sock")},
+        # lf-buffer's own: its check script must read it, not its caller's
+        "lf-buffer": {"READY_FILE": str(tmp_path / "run" / "buffer.ready"),
+                      "SPOOL_DIR": str(spools), "BUFFER_OPTS":
                       "--flush-mode interval --flush-interval 0.2"},
         "lf-recv": {"LISTEN": "127.0.0.1:%d" % port},
         "lf-tdlog": {"SPOOL": str(spools / "td"), "APIKEY_FILE": str(key),
