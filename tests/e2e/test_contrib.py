@@ -9,15 +9,17 @@ The supervisors come from Debian's s6 and runit packages (scripts/deps
 test); runit-init is never installed, so nothing here takes over init.
 """
 import base64
+import json
 import os
 import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 
 import msgpack
 import pytest
@@ -396,10 +398,8 @@ def start_emulator(tmp_path):
 
 
 def emu_rows(url, db, table):
-    import urllib.request
     with urllib.request.urlopen("%s/_emu/rows?db=%s&table=%s" %
                                 (url, db, table), timeout=5) as r:
-        import json
         return [json.loads(x) for x in r.read().decode().splitlines() if x]
 
 
@@ -588,7 +588,6 @@ def test_logrotate_with_lf_tail(tmp_path):
     logrotate -f three times while an application writes and lf-tail
     follows the log into lf-buffer: every line arrives once."""
     need("logrotate")
-    import threading
     app = tmp_path / "app"
     app.mkdir()
     conf = (CONTRIB / "logrotate" / "lf-app").read_text()
