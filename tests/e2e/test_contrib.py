@@ -287,6 +287,70 @@ def test_s6_forwarder(tmp_path):
     check_logs(tmp_path / "log")
 
 
+def test_s6_forwarder_standby(tmp_path):
+    """The forwarder's lf-send as the run script starts it, with STANDBY
+    set: while the active aggregator is down the events go to the
+    standby, and every acked event arrives at one of them."""
+    need("s6-svscan", "s6-svwait", "s6-svscanctl")
+    active, standby = FwdServer(), FwdServer()
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    port = free_port()
+    names = install_role("s6", "forwarder", scan, {
+        "*": {"SOCKET": str(tmp_path / "run" / "buffer.sock"),
+              "SPOOL": str(tmp_path / "spool" / "forward")},
+        "lf-buffer": {"BUFFER_OPTS": "--flush-interval 0.2"},
+        "lf-tail": {"FILES": str(tmp_path / "none" / "*.log"),
+                    "POS_FILE": str(tmp_path / "app.pos")},
+        "lf-recv": {"LISTEN": "127.0.0.1:%d" % port},
+        "lf-send": {"SERVER": active.addr, "STANDBY": standby.addr,
+                    "SEND_OPTS": "--heartbeat-interval 0.2 --hard-timeout 2 "
+                                 "--retry-wait 0.2 --retry-max-interval 1"},
+    })
+    svscan = subprocess.Popen(["s6-svscan", str(scan)],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    sender = Sender(port)
+    try:
+        for n in names:
+            wait(lambda: (scan / n / "supervise" / "status").exists(),
+                 what="s6-supervise on %s" % n)
+        subprocess.run(["s6-svwait", "-U", "-t", "20000"] +
+                       [str(scan / n) for n in names], check=True,
+                       timeout=30)
+        expect = set()
+
+        def traffic(k):
+            sender.send("data.production.app",
+                        [{"seq": "%d.%d" % (k, i)} for i in range(10)])
+            expect.update("%d.%d" % (k, i) for i in range(10))
+
+        def got(*srvs):
+            return {r.get("seq") for s in srvs for r in event_seqs(s.msgs)}
+        traffic(0)
+        wait(lambda: expect <= got(active), what="events at the active")
+        assert not got(standby)
+        active.close()          # the active aggregator goes down
+        for k in range(1, 4):
+            traffic(k)
+        wait(lambda: expect <= got(active, standby), 30,
+             "every event at the active or the standby")
+        assert got(standby), "nothing went to the standby"
+    finally:
+        sender.close()
+        subprocess.run(["s6-svscanctl", "-t", str(scan)], timeout=10)
+        try:
+            svscan.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(svscan.pid, signal.SIGKILL)
+            raise
+        active.close()
+        standby.close()
+    wait(lambda: not procs_under(tmp_path), 10, "no process left")
+    check_logs(tmp_path / "log")
+
+
 def test_s6_storage(tmp_path):
     """The storage role under s6-svscan: lf-recv -> lf-buffer (chunks
     keyed by category) -> lf-mysql into a private MariaDB, a table
