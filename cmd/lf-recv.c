@@ -871,6 +871,8 @@ put_listeners(struct recv *x, struct metrics *m)
 	};
 	char t[160];
 
+	if (x->nlis == 0)
+		return;		/* --http only: no family without samples */
 	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
 		metrics_family(m, f[i].fam, f[i].type, f[i].help);
 		for (int j = 0; j < x->nlis; j++)

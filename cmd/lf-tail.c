@@ -1169,7 +1169,7 @@ put_files(struct lt *t, struct metrics *m, struct tail_file **v, size_t n)
 	size_t i, j, k;
 	uint64_t val;
 
-	for (k = 0; k < sizeof f / sizeof f[0]; k++) {
+	for (k = 0; n > 0 && k < sizeof f / sizeof f[0]; k++) {
 		metrics_family(m, f[k].fam, f[k].type, f[k].help);
 		for (i = 0; i < n; i = j) {
 			const struct fstate *fs = v[i]->udata;
