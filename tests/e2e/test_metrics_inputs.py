@@ -424,6 +424,34 @@ def test_lf_recv_per_listener_and_drops(work, recvs):
     assert value(m, "lf_last_event_time_seconds") > time.time() - 120
 
 
+def test_lf_recv_final_write_after_the_drain(work, recvs, bufs):
+    """TERM while lf-buffer still holds the commit (--commit-wait 3s):
+    the acks come during the drain, and the file written at exit counts
+    them (the interval, 30s, writes nothing in between)."""
+    from test_lf_recv import Buf, one
+    b = Buf(work, ["--commit-wait", "3s"])
+    bufs.append(b)
+    b.start()
+    prom = Prom(os.path.join(work, "drain.prom"), "lf-recv")
+    r = Recv(work, ["--metrics-file", prom.path, "--metrics-interval", "30s"],
+             to=b.sock)
+    recvs.append(r)
+    r.start()
+    prom.wait("lf_input_events_total", 0)
+    with r.client() as c:
+        toks = [fluentd_token() for _ in range(5)]
+        for i, t in enumerate(toks):
+            c.send_raw(one(t, i))
+        r.wait_stat("messages", 5)
+        r.p.send_signal(signal.SIGTERM)
+        assert c.read_acks(5, WAIT) == toks
+    assert r.stop() == 0
+    m = prom.read()
+    assert value(m, "lf_input_events_total") == 5
+    assert value(m, "lf_recv_downstream_batches") == 0
+    assert b.stop() == 0
+
+
 def post(port, path, body):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
     c.request("POST", path, body=body,
