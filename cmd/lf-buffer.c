@@ -24,6 +24,8 @@
 #include "ingest.h"
 #include "log.h"
 #include "match.h"
+#include "metrics.h"
+#include "mfile.h"
 #include "sig.h"
 #include "window.h"
 
@@ -37,6 +39,7 @@
 	"                 [--commit-wait TIME] [--dedup-window N]\n" \
 	"                 [--max-message-size SIZE] [--max-client-memory SIZE]\n" \
 	"                 [--message-timeout TIME] [--log-file PATH]\n" \
+	"                 [--metrics-file PATH] [--metrics-interval TIME]\n" \
 	"                 [PATTERN=]SPOOL ...\n"
 
 struct lfb {
@@ -48,6 +51,9 @@ struct lfb {
 	struct ingest in;
 	struct stream_limits lim;
 	const char **listen, *logfile;	/* --listen addresses */
+	const char *metrics_path;
+	double metrics_interval;
+	struct mfile mf;
 	int nlisten;
 	int use_stdin, notify_fd;
 	double commit_wait;
@@ -60,6 +66,10 @@ struct lfb {
 	int exit_code;
 	unsigned long events, dups, commits;
 	unsigned long unmatched, unmatched_events;	/* dropped: no spool's tag */
+	/* for the metrics: taken, then counted in by the commit that acks */
+	uint64_t pend_events, pend_bytes, in_events, in_bytes, dup_events;
+	unsigned long refused, invalid, commit_fails;
+	double commit_seconds, last_event;
 	ingest_ack_t *acks;		/* deferred until the commit */
 	size_t nacks, capacks;
 	ev_prepare prep;
@@ -117,9 +127,8 @@ unmatched(struct lfb *x, struct stream_batch *b)
  * has not got it yet: a batch held and offered again is not stored
  * twice in the spools that took it. */
 static int
-take(void *ctx, struct stream_batch *b)
+store(struct lfb *x, struct stream_batch *b)
 {
-	struct lfb *x = ctx;
 	unsigned char h[16];
 	ingest_ack_t a;
 	uint64_t to;
@@ -173,8 +182,10 @@ take(void *ctx, struct stream_batch *b)
 	if (b->invalid)
 		LOG_WARN_LIMITED("offset %llu: %zu invalid events dropped",
 		    (unsigned long long)b->offset, b->invalid);
-	if (seen == __builtin_popcountll(to) && b->chunk)
+	if (seen == __builtin_popcountll(to) && b->chunk) {
 		x->dups++;
+		x->dup_events += b->count;
+	}
 	if (x->blocked) {
 		log_warn("room again in the spools: input resumed");
 		x->blocked = 0;
@@ -185,7 +196,24 @@ take(void *ctx, struct stream_batch *b)
 	if (a != 0)
 		x->acks[x->nacks++] = a;
 	x->dirty = 1;
+	x->pend_events += b->count;
+	x->pend_bytes += b->len;
 	return INGEST_TAKE;
+}
+
+/* A batch is counted once, by what finally became of it (a batch held
+ * is offered again). */
+static int
+take(void *ctx, struct stream_batch *b)
+{
+	struct lfb *x = ctx;
+	int rc = store(x, b);
+
+	if (rc == INGEST_REFUSE)
+		x->refused++;
+	else if (rc == INGEST_TAKE)
+		x->invalid += b->invalid;
+	return rc;
 }
 
 /* The commit is durable: every ack deferred until it goes out, in the
@@ -210,11 +238,15 @@ static void
 commit(struct lfb *x)
 {
 	int sync = x->nacks > 0;
+	double t0;
 
 	if (!x->dirty)
 		return;
+	t0 = ev_time();
 	for (int i = 0; i < x->nspools; i++) {
 		if (buffer_commit(&x->spools[i], sync) == -1) {
+			x->commit_seconds += ev_time() - t0;
+			x->commit_fails++;
 			LOG_WARN_LIMITED("%s: commit failed: %s; input held until it "
 			    "succeeds", buffer_path(&x->spools[i]), strerror(errno));
 			if (!x->stuck)
@@ -223,8 +255,14 @@ commit(struct lfb *x)
 			return;
 		}
 	}
+	x->commit_seconds += ev_time() - t0;
 	x->dirty = 0;
 	x->commits++;
+	if (x->pend_events > 0)
+		x->last_event = ev_now(x->loop);
+	x->in_events += x->pend_events;
+	x->in_bytes += x->pend_bytes;
+	x->pend_events = x->pend_bytes = 0;
 	release_acks(x);
 	if (x->stuck) {
 		x->stuck = 0;
@@ -327,6 +365,95 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+/* ---- metrics (lf(7), METRICS) ---- */
+
+/* The input half: what was acked; the output half: the chunks sealed
+ * into new/ of every spool (a copy counts in each). */
+static void
+put_io(struct lfb *x, struct metrics *m, const struct buffer_stats *bs,
+    struct metrics_io *io)
+{
+	struct ingest_stats ist;
+
+	ingest_stats(&x->in, &ist);
+	memset(io, 0, sizeof *io);
+	io->input = io->output = 1;
+	io->type = "buffer";
+	io->in_events = x->in_events;
+	io->in_bytes = x->in_bytes;
+	io->in_errors = ist.bad + x->refused;
+	io->in_dropped = x->unmatched_events + x->invalid;
+	for (int i = 0; i < x->nspools; i++) {
+		io->out_chunks += bs[i].sealed_chunks;
+		io->out_events += bs[i].sealed_events;
+		io->out_bytes += bs[i].sealed_bytes;
+	}
+	io->out_errors = x->commit_fails;
+	io->last_event = x->last_event;
+	metrics_put_io(m, io);
+}
+
+/* The spools' queues: a readdir and an fstat a chunk, no lock (the
+ * writer's is ours anyway). */
+static void
+put_spools(struct lfb *x, struct metrics *m, const struct metrics_io *io)
+{
+	struct metrics_spool ms[MATCH_MAX_RULES];
+	char err[512];
+	int n = 0;
+
+	for (int i = 0; i < x->nspools; i++) {
+		if (metrics_spool_read(&x->spools[i].spool, &ms[n], err,
+		    sizeof err) == 0)
+			n++;
+		else
+			LOG_WARN_LIMITED("metrics: %s", err);
+	}
+	metrics_put_spools(m, ms, n, io);
+}
+
+#define PER_SPOOL(fam, help, field) do {				\
+	metrics_family(m, fam, "counter", help);			\
+	for (int i = 0; i < x->nspools; i++)				\
+		metrics_u64(m, bs[i].field, "spool",			\
+		    buffer_path(&x->spools[i]), (char *)NULL);		\
+} while (0)
+
+static void
+put_metrics(void *ctx, struct metrics *m)
+{
+	struct lfb *x = ctx;
+	struct buffer_stats bs[MATCH_MAX_RULES];
+	struct metrics_io io;
+
+	for (int i = 0; i < x->nspools; i++)
+		buffer_stats(&x->spools[i], &bs[i]);
+	put_io(x, m, bs, &io);
+	put_spools(x, m, &io);
+	metrics_one_u64(m, "lf_buffer_commits_total", "counter",
+	    "Group commits (events made durable, then acked).", x->commits);
+	metrics_one_num(m, "lf_buffer_commit_seconds_total", "counter",
+	    "Time spent in group commits (writes and fdatasyncs).",
+	    x->commit_seconds);
+	PER_SPOOL("lf_buffer_fsyncs_total", "fdatasyncs of staged chunks by "
+	    "group commits.", syncs);
+	metrics_one_u64(m, "lf_buffer_blocked", "gauge", "1 while input is "
+	    "held because total_limit_size is reached (overflow_action "
+	    "block), else 0.", (uint64_t)x->blocked);
+	metrics_one_u64(m, "lf_buffer_duplicate_messages_total", "counter",
+	    "Messages sent again that the dedup window found stored: acked, "
+	    "not stored twice.", x->dups);
+	metrics_one_u64(m, "lf_buffer_duplicate_events_total", "counter",
+	    "Their events.", x->dup_events);
+	PER_SPOOL("lf_buffer_dropped_chunks_total", "Oldest ready chunks "
+	    "dropped for room (overflow_action drop_oldest_chunk).",
+	    dropped_chunks);
+	PER_SPOOL("lf_buffer_dropped_events_total", "Their events.",
+	    dropped_events);
+	PER_SPOOL("lf_buffer_oversize_events_total", "Events dropped as "
+	    "larger than chunk_limit_size.", oversize_events);
+}
+
 /* The signals of lf(7): TERM and INT stop, USR1 seals now, HUP reopens
  * the log (lib/sig's default). */
 static void
@@ -389,7 +516,8 @@ parse_args(struct lfb *x, int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_STDIN, O_NOTIFY, O_CLS, O_CLR, O_TLS, O_FMODE,
 		O_FINT, O_FSHUT, O_QCL, O_TK, O_TKW, O_TKU, O_CKEY, O_OVF, O_CWAIT,
-		O_DEDUP, O_MAXMSG, O_MAXMEM, O_MSGTIME, O_LOG, O_VERSION };
+		O_DEDUP, O_MAXMSG, O_MAXMEM, O_MSGTIME, O_LOG, O_METRICS,
+		O_MINTERVAL, O_VERSION };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "stdin", no_argument, NULL, O_STDIN },
@@ -412,6 +540,8 @@ parse_args(struct lfb *x, int argc, char **argv)
 		{ "max-client-memory", required_argument, NULL, O_MAXMEM },
 		{ "message-timeout", required_argument, NULL, O_MSGTIME },
 		{ "log-file", required_argument, NULL, O_LOG },
+		{ "metrics-file", required_argument, NULL, O_METRICS },
+		{ "metrics-interval", required_argument, NULL, O_MINTERVAL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -454,6 +584,8 @@ parse_args(struct lfb *x, int argc, char **argv)
 		case O_MAXMEM: x->max_client_memory = conf_opt_size("max-client-memory", optarg); break;
 		case O_MSGTIME: x->message_timeout = conf_opt_duration("message-timeout", optarg); break;
 		case O_LOG: x->logfile = optarg; break;
+		case O_METRICS: x->metrics_path = optarg; break;
+		case O_MINTERVAL: x->metrics_interval = mfile_interval(optarg); break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(0); break;
 		case O_VERSION: puts("lf-buffer " LF_VERSION); exit(0);
@@ -538,6 +670,7 @@ main(int argc, char **argv)
 	x.notify_fd = -1;
 	x.max_client_memory = INGEST_MAX_MEMORY;
 	x.message_timeout = INGEST_MSG_TIMEOUT;
+	x.metrics_interval = MFILE_INTERVAL;
 	parse_args(&x, argc, argv);
 	if (x.logfile && log_open(x.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", x.logfile, strerror(errno));
@@ -566,6 +699,8 @@ main(int argc, char **argv)
 	x.tick.data = &x;
 	ev_timer_start(x.loop, &x.tick);
 	sig_start(&x.sig, x.loop, &sig_acts, &x);
+	mfile_start(&x.mf, x.loop, x.metrics_path, "lf-buffer",
+	    x.metrics_interval, put_metrics, &x);
 
 	if (x.notify_fd >= 0) {
 		(void)!write(x.notify_fd, "\n", 1);
@@ -574,6 +709,7 @@ main(int argc, char **argv)
 	log_info("ready: %d spool(s), %d listener(s)", x.nspools, x.nlisten);
 	ev_run(x.loop, 0);
 	sig_stop(&x.sig);
+	mfile_finish(&x.mf);		/* after the last commit and seal */
 
 	for (int i = 0; i < x.nspools; i++) {
 		buffer_stats(&x.spools[i], &bst);

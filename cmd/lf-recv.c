@@ -39,6 +39,8 @@
 #include "io.h"
 #include "log.h"
 #include "match.h"
+#include "metrics.h"
+#include "mfile.h"
 #include "report.h"
 #include "resolve.h"
 #include "secret.h"
@@ -70,7 +72,8 @@
 	"               [--self-hostname NAME] [--user-auth BOOL] [--users-file FILE]\n" \
 	"               [--allow CIDR ...] [--allow-anonymous-source BOOL]\n" \
 	"               [--max-message-size SIZE] [--max-client-memory SIZE]\n" \
-	"               [--message-timeout TIME] [--drain-timeout TIME]\n"
+	"               [--message-timeout TIME] [--drain-timeout TIME]\n" \
+	"               [--metrics-file PATH] [--metrics-interval TIME]\n"
 
 #define OUT_MAX		((size_t)16 << 20)	/* stdout bytes not yet written */
 #define RECV_WINDOW	256	/* messages in flight to lf-buffer */
@@ -90,6 +93,7 @@ struct lis {
 	const char *path;		/* a Unix socket's, removed at exit */
 	unsigned long messages, events, bytes, invalid;
 	unsigned long oversize, refused;	/* chunk_size_limit; --match */
+	uint64_t done_events, done_bytes;	/* passed on and answered */
 };
 
 /* A client address whose name is being looked up: its messages wait. */
@@ -101,11 +105,14 @@ struct lookup {
 };
 
 /* A message handed downstream, its client's answer waiting on it: a
- * forward ack (0: none wanted), or an HTTP request's reply. */
+ * forward ack (0: none wanted), or an HTTP request's reply; and what it
+ * counts for once it is through. */
 struct fwd {
 	int http;
 	uint64_t ack;			/* ingest_ack_t, or httpin_req_t */
 	uint64_t end;			/* stdout: written once out_done >= end */
+	size_t count, bytes;		/* its events and their bytes */
+	struct lis *li;			/* NULL: HTTP */
 };
 
 struct recv {
@@ -117,6 +124,9 @@ struct recv {
 	const char **listen;
 	/* options */
 	const char *to, *logfile, *state_file, *prefix, *addr_key, *host_key;
+	const char *metrics_path;
+	double metrics_interval;
+	struct mfile mf;
 	int resolve_hostname;		/* -1: not given */
 	struct resolve *res;
 	struct httpin *http;		/* --http */
@@ -162,6 +172,11 @@ struct recv {
 	int stopping, exit_code;
 	unsigned long messages, events, acks, oversize, refused;
 	unsigned long refused_msgs;
+	/* for the metrics: events passed on and answered (acked, or
+	 * written to stdout), messages refused, invalid events dropped */
+	uint64_t done_events, done_bytes, invalid;
+	unsigned long refused_bad;
+	double last_event;
 	ev_timer state_timer, drain_timer;
 	struct sig sig;
 };
@@ -186,6 +201,15 @@ lis_of(struct recv *x)
 static void
 answer(struct recv *x, const struct fwd *f, int ok)
 {
+	if (ok) {
+		x->done_events += f->count;
+		x->done_bytes += f->bytes;
+		x->last_event = ev_now(x->loop);
+		if (f->li) {
+			f->li->done_events += f->count;
+			f->li->done_bytes += f->bytes;
+		}
+	}
 	if (f->http) {
 		httpin_reply(x->http, f->ack, ok);
 		return;
@@ -196,12 +220,6 @@ answer(struct recv *x, const struct fwd *f, int ok)
 		ingest_ack_drop(&x->in, f->ack);
 	else if (ingest_ack_release(&x->in, f->ack) == 1)
 		x->acks++;
-}
-
-static int
-answer_wanted(const struct fwd *f)
-{
-	return f->http || f->ack != 0;
 }
 
 /* Room again downstream: what was held is offered again. */
@@ -330,7 +348,7 @@ out_stdout(struct recv *x, const char *tag, size_t taglen,
 	    buf_add(&x->out, x->tmp.p, x->tmp.len) == -1)
 		goto nomem;
 	x->out_total += x->out.len - start;
-	if (answer_wanted(a) && queue_ack(x, a) == -1) {
+	if (queue_ack(x, a) == -1) {
 		x->out_total -= x->out.len - start;
 		x->out.len = start;
 		return INGEST_HOLD;
@@ -375,11 +393,9 @@ out_hop(struct recv *x, const char *tag, size_t taglen,
 			return INGEST_HOLD;
 		idp = &id;
 	}
-	if (answer_wanted(a)) {
-		if ((f = malloc(sizeof *f)) == NULL)
-			return INGEST_HOLD;
-		*f = *a;
-	}
+	if ((f = malloc(sizeof *f)) == NULL)
+		return INGEST_HOLD;
+	*f = *a;
 	rc = hop_send(x->hop, tag, taglen, e, len, count, idp, f);
 	if (rc == HOP_OK)
 		return INGEST_TAKE;
@@ -597,10 +613,8 @@ entries_of(struct recv *x, const struct stream_batch *b,
 }
 
 static int
-take(void *ctx, struct stream_batch *b)
+take_batch(struct recv *x, struct lis *li, struct stream_batch *b)
 {
-	struct recv *x = ctx;
-	struct lis *li = lis_of(x);
 	static struct buf tag;
 	const unsigned char *e;
 	size_t len;
@@ -630,8 +644,7 @@ take(void *ctx, struct stream_batch *b)
 		return ack_now(x, b);
 	if ((a = ingest_ack_defer(&x->in, b)) == INGEST_ACK_FAIL)
 		return INGEST_HOLD;
-	f.http = 0;
-	f.ack = a;
+	f = (struct fwd){ 0, a, 0, b->count, b->len, li };
 	rc = out(x, (char *)tag.p, tag.len, b, e, len, b->count, &f);
 	if (rc == OUT_TOOBIG)
 		return too_big_out(x, li, b, len, a);
@@ -650,6 +663,22 @@ take(void *ctx, struct stream_batch *b)
 	return INGEST_TAKE;
 }
 
+/* A batch counts once, by what finally became of it (one held is
+ * offered again): a refused one is an error, invalid events of one
+ * taken are dropped. */
+static int
+take(void *ctx, struct stream_batch *b)
+{
+	struct recv *x = ctx;
+	int rc = take_batch(x, lis_of(x), b);
+
+	if (rc == INGEST_REFUSE)
+		x->refused_bad++;
+	else if (rc == INGEST_TAKE)
+		x->invalid += b->invalid;
+	return rc;
+}
+
 /* An HTTP request's events (in_http): the tag has --add-tag-prefix
  * already; --match as for the forward protocol (refused tags are answered
  * 200, so that a client does not send them again for ever); the reply
@@ -658,7 +687,7 @@ static int
 http_take(void *ctx, const struct httpin_batch *b, httpin_req_t req)
 {
 	struct recv *x = ctx;
-	struct fwd f = { 1, req, 0 };
+	struct fwd f = { 1, req, 0, b->count, b->len, NULL };
 	char t[LOG_TAG_MAX];
 	int rc;
 
@@ -693,24 +722,30 @@ http_take(void *ctx, const struct httpin_batch *b, httpin_req_t req)
 
 /* ---- state for an operator ---- */
 
+/* A listener's name for an operator: "tls:..." for TLS. */
+static const char *
+lis_name(const struct lis *li, char *t, size_t n)
+{
+	const char *name = ingest_listener_name(li->l);
+
+	if (li->sc.tls && strncmp(name, "tcp:", 4) == 0) {
+		snprintf(t, n, "tls:%s", name + 4);
+		return t;
+	}
+	return name;
+}
+
 static void
 state_lis(yajl_gen g, const struct lis *li)
 {
 	unsigned long ans = 0, drop = 0;
-	const char *name = ingest_listener_name(li->l);
+	char t[160];
 
 	if (li->hb)
 		heartbeat_stats(li->hb, &ans, &drop);
 	yajl_gen_map_open(g);
 	report_str(g, "listen");
-	if (li->sc.tls && strncmp(name, "tcp:", 4) == 0) {
-		char t[160];
-
-		snprintf(t, sizeof t, "tls:%s", name + 4);
-		report_str(g, t);
-	} else {
-		report_str(g, name);
-	}
+	report_str(g, lis_name(li, t, sizeof t));
 	report_int(g, "connections", li->sc.stats.accepted);
 	report_int(g, "refused_connections", li->sc.stats.refused);
 	report_int(g, "handshake_failures", li->sc.stats.failed);
@@ -775,6 +810,106 @@ state_write(struct recv *x)
 	if (x->http)
 		state_http(g, x);
 	report_write(g, x->state_file);
+}
+
+/* ---- metrics (lf(7), METRICS) ---- */
+
+static void
+put_io(struct recv *x, struct metrics *m)
+{
+	struct metrics_io io = { 0 };
+	struct ingest_stats st;
+	struct httpin_stats hs = { 0 };
+
+	ingest_stats(&x->in, &st);
+	if (x->http)
+		httpin_stats(x->http, NULL, &hs);
+	io.input = 1;
+	io.in_events = x->done_events;
+	io.in_bytes = x->done_bytes;
+	io.in_errors = st.bad + x->refused_bad + hs.status_4xx;
+	io.in_dropped = x->oversize + x->refused + x->invalid;
+	io.last_event = x->last_event;
+	metrics_put_io(m, &io);
+}
+
+/* Per listener: a family at a time, a sample a listener. */
+enum lis_val { LV_OPEN, LV_ACCEPTED, LV_EVENTS, LV_BYTES, LV_HEARTBEATS };
+
+static uint64_t
+lis_val(const struct lis *li, enum lis_val v)
+{
+	unsigned long ans = 0, drop = 0;
+
+	switch (v) {
+	case LV_OPEN: return ingest_listener_conns(li->l);
+	case LV_ACCEPTED: return li->sc.stats.accepted;
+	case LV_EVENTS: return li->done_events;
+	case LV_BYTES: return li->done_bytes;
+	case LV_HEARTBEATS:
+		if (li->hb)
+			heartbeat_stats(li->hb, &ans, &drop);
+		return ans;
+	}
+	return 0;
+}
+
+static void
+put_listeners(struct recv *x, struct metrics *m)
+{
+	static const struct {
+		const char *fam, *type, *help;
+	} f[] = {
+		{ "lf_recv_connections", "gauge", "Connections open." },
+		{ "lf_recv_connections_total", "counter",
+		    "Connections accepted." },
+		{ "lf_recv_events_total", "counter",
+		    "Events passed on and answered (acked)." },
+		{ "lf_recv_bytes_total", "counter", "Their bytes." },
+		{ "lf_recv_heartbeats_total", "counter",
+		    "UDP heartbeats answered." },
+	};
+	char t[160];
+
+	if (x->nlis == 0)
+		return;		/* --http only: no family without samples */
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+		metrics_family(m, f[i].fam, f[i].type, f[i].help);
+		for (int j = 0; j < x->nlis; j++)
+			metrics_u64(m, lis_val(&x->lis[j], (enum lis_val)i),
+			    "listener", lis_name(&x->lis[j], t, sizeof t),
+			    (char *)NULL);
+	}
+}
+
+static void
+put_http(struct recv *x, struct metrics *m)
+{
+	struct httpin_stats st;
+
+	httpin_stats(x->http, NULL, &st);
+	metrics_one_u64(m, "lf_recv_http_connections", "gauge",
+	    "HTTP connections open.", st.conns);
+	metrics_one_u64(m, "lf_recv_http_requests_total", "counter",
+	    "HTTP requests answered (any status).", st.requests);
+	metrics_one_u64(m, "lf_recv_http_client_errors_total", "counter",
+	    "HTTP requests answered 4xx.", st.status_4xx);
+	metrics_one_u64(m, "lf_recv_http_server_errors_total", "counter",
+	    "HTTP requests answered 5xx.", st.status_5xx);
+}
+
+static void
+put_metrics(void *ctx, struct metrics *m)
+{
+	struct recv *x = ctx;
+
+	put_io(x, m);
+	put_listeners(x, m);
+	if (x->http)
+		put_http(x, m);
+	metrics_one_u64(m, "lf_recv_downstream_batches", "gauge",
+	    "Messages passed on, not yet acked downstream (or written to "
+	    "stdout).", x->hop ? hop_batches(x->hop) : x->qlen);
 }
 
 static void
@@ -921,6 +1056,7 @@ parse_args(struct recv *x, int argc, char **argv)
 		O_TRANSPORT, O_TLSCERT, O_TLSKEY, O_TLSCA, O_TLSCLIENT, O_KEYFILE,
 		O_SELF, O_USERAUTH, O_USERS, O_ALLOW, O_ANON, O_MAXMSG, O_MAXMEM,
 		O_MSGTIME, O_DRAIN, O_HOSTKEY, O_RESOLVE, O_MATCH, O_HTTP,
+		O_METRICS, O_MINTERVAL,
 		O_H_BODY, O_H_DECOMP, O_H_KA, O_H_REQ, O_H_HDR, O_H_URL, O_H_CONNS,
 		O_H_MEM, O_H_HEADERS, O_H_REMOTE, O_H_QUERY, O_H_204, O_H_IMG,
 		O_H_CORS, O_H_CRED, O_VERSION };
@@ -972,6 +1108,8 @@ parse_args(struct recv *x, int argc, char **argv)
 		{ "max-client-memory", required_argument, NULL, O_MAXMEM },
 		{ "message-timeout", required_argument, NULL, O_MSGTIME },
 		{ "drain-timeout", required_argument, NULL, O_DRAIN },
+		{ "metrics-file", required_argument, NULL, O_METRICS },
+		{ "metrics-interval", required_argument, NULL, O_MINTERVAL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -1037,6 +1175,8 @@ parse_args(struct recv *x, int argc, char **argv)
 		case O_MAXMEM: x->max_client_memory = conf_opt_size("max-client-memory", optarg); break;
 		case O_MSGTIME: x->message_timeout = conf_opt_duration("message-timeout", optarg); break;
 		case O_DRAIN: x->drain_timeout = conf_opt_duration("drain-timeout", optarg); break;
+		case O_METRICS: x->metrics_path = optarg; break;
+		case O_MINTERVAL: x->metrics_interval = mfile_interval(optarg); break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(0); break;
 		case O_VERSION: puts("lf-recv " LF_VERSION); exit(0);
@@ -1284,6 +1424,7 @@ main(int argc, char **argv)
 	x.message_timeout = INGEST_MSG_TIMEOUT;
 	x.drain_timeout = 30;
 	x.resolve_hostname = -1;
+	x.metrics_interval = MFILE_INTERVAL;
 	parse_args(&x, argc, argv);
 	if (x.logfile && log_open(x.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", x.logfile, strerror(errno));
@@ -1312,6 +1453,8 @@ main(int argc, char **argv)
 	ev_timer_init(&x.state_timer, state_timer, 1, 1);
 	x.state_timer.data = &x;
 	ev_timer_start(x.loop, &x.state_timer);
+	mfile_start(&x.mf, x.loop, x.metrics_path, "lf-recv",
+	    x.metrics_interval, put_metrics, &x);
 	ev_init(&x.drain_timer, drain_check);
 	x.drain_timer.data = &x;
 	if (x.notify_fd >= 0) {
@@ -1323,6 +1466,7 @@ main(int argc, char **argv)
 	ev_run(x.loop, 0);
 	sig_stop(&x.sig);
 	state_write(&x);
+	mfile_finish(&x.mf);
 	log_info("stats: messages=%lu events=%lu acks=%lu oversize_events=%lu "
 	    "refused_tag_events=%lu", x.messages, x.events, x.acks, x.oversize,
 	    x.refused);

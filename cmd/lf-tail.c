@@ -51,6 +51,8 @@
 #include "io.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
+#include "mfile.h"
 #include "parse.h"
 #include "posfile.h"
 #include "report.h"
@@ -75,7 +77,8 @@
 	"               [--pos-file-compaction-interval dur]\n" \
 	"               [--shutdown-timeout dur] [--state-file file]\n" \
 	"               [--notify-fd n] [--log-file file] [--exit-on-eof]\n" \
-	"               [--window-bytes size]\n" \
+	"               [--window-bytes size] [--metrics-file file]\n" \
+	"               [--metrics-interval dur]\n" \
 	"               path ...\n"
 
 
@@ -113,6 +116,12 @@ struct fstate {
 	char *tag;
 	size_t taglen;
 	unsigned long long nlines, errors;
+};
+
+struct rot {			/* rotations seen under a name followed */
+	char *path;
+	unsigned long long n;
+	int seen;		/* followed at the last metrics write */
 };
 
 struct lt {
@@ -155,6 +164,13 @@ struct lt {
 	int stopping, gaveup, exit_on_eof;
 	ev_timer eof_t;
 	unsigned long long lines, errors, batches, acked_lines;
+	/* metrics: events made and their msgpack bytes, lines skipped */
+	const char *metrics_path;
+	double metrics_interval, last_event;
+	struct mfile mf;
+	unsigned long long events, ev_bytes, skipped;
+	struct rot *rots;
+	size_t nrots;
 };
 
 /* ---- records ---- */
@@ -620,6 +636,9 @@ add_record(struct lt *t, struct tail_file *f, int rc, uint32_t sec,
 	    buf_add(&fs->ents, t->rec.p, t->rec.len) == -1)
 		return -1;
 	fs->count++;
+	t->events++;
+	t->ev_bytes += sizeof h + t->rec.len;
+	t->last_event = ev_now(t->loop);
 	return 0;
 }
 
@@ -635,6 +654,7 @@ add_line(struct lt *t, struct tail_file *f, const char *line, size_t len,
 	if (len > 0 && line[len - 1] == '\r')	/* Ruby's chomp */
 		len--;
 	if (len > t->tc.max_line_size) {
+		t->skipped++;
 		LOG_WARN_LIMITED("%s: a line of %zu bytes skipped "
 		    "(--max-line-size)", f->path, len);
 		return 0;
@@ -887,9 +907,33 @@ on_start(void *ctx, struct tail_file *f, int startup)
 static void
 on_skipped(void *ctx, struct tail_file *f, uint64_t off, uint64_t n)
 {
-	(void)ctx;
+	struct lt *t = ctx;
+
+	t->skipped++;
 	LOG_WARN_LIMITED("%s: a line over --max-line-size at offset %" PRIu64
 	    " skipped (%" PRIu64 " bytes so far)", f->path, off, n);
+}
+
+/* The rotations (and truncations) of a name, counted here: a file's own
+ * count goes when it is closed. */
+static void
+rot_count(struct lt *t, const char *path)
+{
+	struct rot *r;
+	size_t i;
+
+	for (i = 0; i < t->nrots; i++)
+		if (strcmp(t->rots[i].path, path) == 0) {
+			t->rots[i].n++;
+			return;
+		}
+	if ((r = reallocarray(t->rots, t->nrots + 1, sizeof *r)) == NULL)
+		return;		/* a counter, not a record */
+	t->rots = r;
+	if ((r[t->nrots].path = strdup(path)) == NULL)
+		return;
+	r[t->nrots].n = 1;
+	r[t->nrots++].seen = 1;
 }
 
 static void
@@ -898,6 +942,7 @@ on_truncated(void *ctx, struct tail_file *f)
 	struct lt *t = ctx;
 	struct fstate *fs = f->udata;
 
+	rot_count(t, f->path);
 	log_info("%s: truncated, reading from its head", f->path);
 	/* what was read before stays a batch of its own; if the hop is
 	 * full it goes first, before any line of the new content */
@@ -914,7 +959,7 @@ on_truncated(void *ctx, struct tail_file *f)
 static void
 on_rotated(void *ctx, struct tail_file *f)
 {
-	(void)ctx;
+	rot_count(ctx, f->path);
 	log_info("%s: rotated (inode %" PRIu64 "), read on to its end",
 	    f->path, f->ino);
 }
@@ -1054,6 +1099,128 @@ state_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	state_write(w->data);
 }
 
+/* ---- metrics (lf(7), METRICS) ---- */
+
+/* By name, the file under it before a rotated one still being read: a
+ * name is one series, whose lag counts what is left of both. */
+static int
+by_name(const void *a, const void *b)
+{
+	const struct tail_file *f = *(struct tail_file *const *)a;
+	const struct tail_file *g = *(struct tail_file *const *)b;
+	int c = strcmp(f->path, g->path);
+
+	return c ? c : f->rotated - g->rotated;
+}
+
+static uint64_t
+lag(const struct tail_file *f)
+{
+	const struct fstate *fs = f->udata;
+
+	return fs && f->size > fs->acked ? f->size - fs->acked : 0;
+}
+
+static unsigned long long
+rotations(struct lt *t, const char *path)
+{
+	for (size_t i = 0; i < t->nrots; i++)
+		if (strcmp(t->rots[i].path, path) == 0) {
+			t->rots[i].seen = 1;
+			return t->rots[i].n;
+		}
+	return 0;
+}
+
+/* The names no longer followed are forgotten (a name that comes back
+ * starts again at 0: a counter reset). */
+static void
+rots_prune(struct lt *t)
+{
+	size_t i, j;
+
+	for (i = j = 0; i < t->nrots; i++) {
+		if (t->rots[i].seen) {
+			t->rots[i].seen = 0;
+			t->rots[j++] = t->rots[i];
+		} else
+			free(t->rots[i].path);
+	}
+	t->nrots = j;
+}
+
+enum file_val { FV_POS, FV_SIZE, FV_LAG, FV_ROT };
+
+static void
+put_files(struct lt *t, struct metrics *m, struct tail_file **v, size_t n)
+{
+	static const struct {
+		const char *fam, *type, *help;
+	} f[] = {
+		{ "lf_tail_file_position_bytes", "gauge", "Offset read up to "
+		    "and delivered (acked with --to)." },
+		{ "lf_tail_file_size_bytes", "gauge", "File size at the last "
+		    "look." },
+		{ "lf_tail_file_lag_bytes", "gauge", "Bytes not yet delivered "
+		    "(with those left in a rotated file still read)." },
+		{ "lf_tail_file_rotations_total", "counter", "Rotations and "
+		    "truncations seen." },
+	};
+	size_t i, j, k;
+	uint64_t val;
+
+	for (k = 0; n > 0 && k < sizeof f / sizeof f[0]; k++) {
+		metrics_family(m, f[k].fam, f[k].type, f[k].help);
+		for (i = 0; i < n; i = j) {
+			const struct fstate *fs = v[i]->udata;
+
+			val = 0;
+			for (j = i; j < n && strcmp(v[j]->path, v[i]->path) == 0;
+			    j++)
+				val += lag(v[j]);
+			if (k == FV_POS)
+				val = fs ? fs->acked : 0;
+			else if (k == FV_SIZE)
+				val = v[i]->size;
+			else if (k == FV_ROT)
+				val = rotations(t, v[i]->path);
+			metrics_u64(m, val, "path", v[i]->path, (char *)NULL);
+		}
+	}
+	rots_prune(t);
+}
+
+static void
+put_metrics(void *ctx, struct metrics *m)
+{
+	struct lt *t = ctx;
+	struct metrics_io io = { 0 };
+	struct tail_file *f, **v;
+	size_t n = 0;
+
+	io.input = 1;
+	io.in_events = t->events;
+	io.in_bytes = t->ev_bytes;
+	io.in_errors = t->errors;
+	io.in_dropped = t->skipped;
+	io.last_event = t->last_event;
+	metrics_put_io(m, &io);
+	metrics_one_u64(m, "lf_tail_lines_total", "counter", "Lines read.",
+	    t->lines);
+	metrics_one_u64(m, "lf_tail_in_flight_batches", "gauge", "Batches "
+	    "sent with --to, not yet acked.", t->hop ? hop_batches(t->hop) : 0);
+	for (f = tail_files(t->tail); f; f = f->next)
+		n++;
+	if ((v = calloc(n ? n : 1, sizeof *v)) == NULL)
+		return;		/* the per-file families next time */
+	n = 0;
+	for (f = tail_files(t->tail); f; f = f->next)
+		v[n++] = f;
+	qsort(v, n, sizeof *v, by_name);
+	put_files(t, m, v, n);
+	free(v);
+}
+
 /* ---- signals ---- */
 
 static void
@@ -1169,7 +1336,7 @@ parse_args(struct lt *t, int argc, char **argv)
 		OPT_LINES, OPT_BPS, OPT_PFLUSH, OPT_BATCH, OPT_UNMATCHED, OPT_TIMEKEY,
 		OPT_TIMEFMT, OPT_KEEP, OPT_UTC, OPT_COMPACT, OPT_SHUT, OPT_STATE,
 		OPT_NOTIFY, OPT_LOG, OPT_VERSION, OPT_EOF, OPT_WINDOW, OPT_MLFLUSH,
-		OPT_ENC, OPT_FROMENC };
+		OPT_ENC, OPT_FROMENC, OPT_METRICS, OPT_MINTERVAL };
 	static const struct option mine[] = {
 		{ "tag", required_argument, NULL, 't' },
 		{ "pos-file", required_argument, NULL, OPT_POS },
@@ -1198,6 +1365,8 @@ parse_args(struct lt *t, int argc, char **argv)
 		{ "log-file", required_argument, NULL, OPT_LOG },
 		{ "exit-on-eof", no_argument, NULL, OPT_EOF },
 		{ "window-bytes", required_argument, NULL, OPT_WINDOW },
+		{ "metrics-file", required_argument, NULL, OPT_METRICS },
+		{ "metrics-interval", required_argument, NULL, OPT_MINTERVAL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -1274,6 +1443,8 @@ parse_args(struct lt *t, int argc, char **argv)
 		case OPT_NOTIFY: t->notify_fd = (int)conf_opt_uint("notify-fd", optarg, INT_MAX); break;
 		case OPT_LOG: t->logfile = optarg; break;
 		case OPT_EOF: t->exit_on_eof = 1; break;
+		case OPT_METRICS: t->metrics_path = optarg; break;
+		case OPT_MINTERVAL: t->metrics_interval = mfile_interval(optarg); break;
 		case OPT_WINDOW:
 			if ((t->hc.window_bytes = conf_opt_size("window-bytes", optarg)) == 0)
 				log_fatal(EX_USAGE, "--window-bytes: at least 1");
@@ -1342,6 +1513,7 @@ main(int argc, char **argv)
 	t.notify_fd = -1;
 	t.jfd = -1;
 	t.outfd = STDOUT_FILENO;
+	t.metrics_interval = MFILE_INTERVAL;
 	parse_args(&t, argc, argv);
 	if (t.logfile && log_open(t.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", t.logfile, strerror(errno));
@@ -1396,6 +1568,8 @@ main(int argc, char **argv)
 	if (t.exit_on_eof)
 		ev_timer_start(t.loop, &t.eof_t);
 	sig_start(&sig, t.loop, &lt_sig, &t);
+	mfile_start(&t.mf, t.loop, t.metrics_path, "lf-tail",
+	    t.metrics_interval, put_metrics, &t);
 	t.started = ev_now(t.loop);
 	tail_start(t.tail);
 	if (t.notify_fd >= 0) {
@@ -1421,6 +1595,7 @@ main(int argc, char **argv)
 		positions_save(&t);
 	}
 	state_write(&t);
+	mfile_finish(&t.mf);
 	log_info("stats: lines=%llu delivered=%llu parse_errors=%llu",
 	    t.lines, t.acked_lines, t.errors);
 	if (t.hop) {
@@ -1432,6 +1607,9 @@ main(int argc, char **argv)
 		close(t.jfd);
 	free(t.jpath);
 	free(t.cuts);
+	for (size_t i = 0; i < t.nrots; i++)
+		free(t.rots[i].path);
+	free(t.rots);
 	posfile_free(&t.pf);
 	stream_writer_free(&t.w);
 	buf_free(&t.rec);

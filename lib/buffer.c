@@ -338,8 +338,12 @@ make_files(struct buffer *b)
 static void
 sealed(struct buffer *b, struct stage *st, enum durable_outcome o)
 {
-	if (st->count > 0)
+	if (st->count > 0) {
 		b->ready++;
+		b->sealed_chunks++;
+		b->sealed_events += st->count;
+		b->sealed_bytes += st->committed;
+	}
 	if (o == DURABLE_MOVED_UNSYNCED) {
 		LOG_WARN_LIMITED("%s: new/%s: sealed, but cannot sync new/ or "
 		    "tmp/: %s (its events are stored; a crash may put it back "
@@ -789,6 +793,9 @@ buffer_stats(const struct buffer *b, struct buffer_stats *st)
 	st->dropped_chunks = b->dropped_chunks;
 	st->dropped_events = b->dropped_events;
 	st->oversize_events = b->oversize_events;
+	st->sealed_chunks = b->sealed_chunks;
+	st->sealed_events = b->sealed_events;
+	st->sealed_bytes = b->sealed_bytes;
 }
 
 int

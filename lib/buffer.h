@@ -47,6 +47,7 @@ struct buffer {
 	uint64_t ready;			/* chunks in new/, as last counted */
 	unsigned long dropped_chunks, dropped_events, oversize_events;
 	unsigned long syncs;		/* fdatasyncs by commits */
+	uint64_t sealed_chunks, sealed_events, sealed_bytes;	/* into new/ */
 	struct buf keys;		/* scratch: chunk keys of one event */
 	struct buf vars;		/* scratch: its record-key values */
 	struct mark *marks;		/* scratch: what an add may undo */
@@ -101,6 +102,8 @@ void buffer_recount(struct buffer *b);
 struct buffer_stats {
 	unsigned long syncs;		/* fdatasyncs by commits */
 	unsigned long dropped_chunks, dropped_events, oversize_events;
+	/* chunks sealed into new/ (ready), their events and body bytes */
+	uint64_t sealed_chunks, sealed_events, sealed_bytes;
 };
 const char *buffer_path(const struct buffer *b);
 void buffer_stats(const struct buffer *b, struct buffer_stats *st);

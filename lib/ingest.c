@@ -38,6 +38,7 @@ struct ingest_listener {
 	ev_io io;
 	char *unlink_path;		/* a Unix socket file we made */
 	char name[128];
+	size_t nconns;			/* its connections open */
 };
 
 struct ingest_conn {
@@ -334,6 +335,8 @@ conn_new(struct ingest *in, int fd, const struct ingest_ops *ops, void *octx,
 	in->conns = c;
 	if (pipe)
 		in->pipes_open++;
+	else
+		l->nconns++;
 	in->nconns++;
 	update(c);
 	return c;
@@ -821,6 +824,12 @@ ingest_listener_ops(const struct ingest_listener *l)
 	return l->ops;
 }
 
+size_t
+ingest_listener_conns(const struct ingest_listener *l)
+{
+	return l->nconns;
+}
+
 int
 ingest_pipe(struct ingest *in, int fd)
 {
@@ -1098,6 +1107,8 @@ conn_close(struct ingest_conn *c)
 		c->next->prevp = c->prevp;
 	c->ops->close(c->octx, c->fd);
 	in->nconns--;
+	if (c->l)
+		c->l->nconns--;
 	in->mem -= c->mem;
 	if (in->eldest == c)
 		in->eldest = NULL;

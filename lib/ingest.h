@@ -144,6 +144,8 @@ struct ingest_listener *ingest_listen_addr(struct ingest *in, const char *spec,
 /* "unix:PATH", "tcp:127.0.0.1:24224" (the port taken, if 0 was asked). */
 const char *ingest_listener_name(const struct ingest_listener *l);
 const struct ingest_ops *ingest_listener_ops(const struct ingest_listener *l);
+/* Its connections open now. */
+size_t ingest_listener_conns(const struct ingest_listener *l);
 
 /* Close each connection after its first message (and its ack): in_forward's
  * deny_keepalive. */
