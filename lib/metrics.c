@@ -90,6 +90,8 @@ base_name(const char *path)
 		end--;
 	for (base = end; base > path && base[-1] != '/'; base--)
 		;
+	if (base == end)	/* "/" */
+		base = path;
 	n = (size_t)(end - base);
 	if (n > 5 && strncmp(base + n - 5, ".prom", 5) == 0)
 		n -= 5;
@@ -390,13 +392,16 @@ metrics_spool_read(const struct spool *s, struct metrics_spool *ms,
 static void
 spool_sample(struct metrics *m, const struct metrics_spool *ms, double v)
 {
-	char *labels = m->labels, *own = NULL;
+	char *labels = m->labels, *own = NULL, *name = NULL;
 
 	if (ms->name != NULL) {
-		if ((own = base_labels(ms->name, m->tool)) == NULL) {
+		if ((name = base_name(ms->name)) == NULL ||
+		    (own = base_labels(name, m->tool)) == NULL) {
+			free(name);
 			m->nomem = 1;
 			return;
 		}
+		free(name);
 		m->labels = own;
 	}
 	metrics_num(m, v, "spool", ms->path, (char *)NULL);

@@ -65,7 +65,8 @@ void metrics_put_io(struct metrics *m, const struct metrics_io *io);
  * lock; for a consumer, also Fluentd's buffer gauges. */
 struct metrics_spool {
 	const char *path;
-	const char *name;		/* its name label; NULL: the file's */
+	const char *name;		/* a path whose base name is its name
+					 * label; NULL: the file's */
 	uint64_t ready_chunks, ready_bytes, staged_chunks, staged_bytes;
 	uint64_t dead_chunks;
 	double oldest_age;		/* seconds, 0 if nothing is ready */
