@@ -142,6 +142,7 @@ struct server {
 	int probe_fd;
 	struct sockaddr_storage ua;	/* udp heartbeats go there */
 	socklen_t ualen;
+	const char *given;	/* HOST:PORT as given: the server label */
 	/* for the state file */
 	unsigned long long chunks, events, bytes, retries;
 	char last_error[256];
@@ -702,7 +703,7 @@ state_timer(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 server_sample(struct metrics *m, const struct server *v, double x)
 {
-	metrics_num(m, x, "server", v->addr.desc, "standby",
+	metrics_num(m, x, "server", v->given, "standby",
 	    v->standby ? "true" : "false", (char *)NULL);
 }
 
@@ -1344,6 +1345,7 @@ parse_server(struct send *s, char *spec, int standby)
 	k = strsep(&p, ",");
 	if (dial_parse(&v->addr, k, err, sizeof err) == -1)
 		log_fatal(EX_USAGE, "--server: %s: '%s'", err, k);
+	v->given = k;		/* in argv */
 	memcpy(v->name, v->addr.desc, sizeof v->name);	/* both 400 */
 	while (!standby && (k = strsep(&p, ",")) != NULL) {
 		if (strncmp(k, "name=", 5) == 0 && k[5] != '\0' &&

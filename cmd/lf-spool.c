@@ -1209,7 +1209,7 @@ parse_args(struct opts *o, int argc, char **argv)
 			log_fatal(EX_USAGE, "%s", misplaced[i].msg);
 	if (cmd->run == cmd_purge && !(o->flags & F_DEAD))
 		log_fatal(EX_USAGE, "purge removes dead chunks only: say --dead");
-	for (int i = 0; i < o->nargs; i++) {
+	for (int i = 0; i < o->nargs && !(o->flags & F_PROM); i++) {
 		const char *b = strrchr(o->args[i], '/');
 
 		b = b ? b + 1 : o->args[i];
