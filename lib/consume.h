@@ -1,4 +1,5 @@
-/* consume: the consumer side of a spool, shared by lf-send and lf-tdlog.
+/* consume: the consumer side of a spool, shared by lf-send, lf-tdlog,
+ * lf-file, lf-mysql and lf-exec.
  *
  * A delivery tool plugs in one asynchronous "deliver this chunk" function;
  * consume claims the oldest ready chunk (flock on the file, lf-spool(5)),
@@ -195,7 +196,8 @@ void consume_job_done(struct consume_job *job, enum consume_result r,
  *	consume_start(c); ... ev_run(loop, 0);  (returns when consume stops)
  *	rc = consume_status(c); consume_free(c);
  * conf and spool must outlive c.  consume_new returns NULL (with a log
- * line) if out of memory; consume_start -1 if new/ cannot be listed. */
+ * line) if out of memory; consume_start -1 if new/ cannot be listed
+ * (or, with --metrics-file, out of memory, logged). */
 struct consume *consume_new(struct ev_loop *loop, struct spool *s,
     const struct consume_conf *conf, consume_deliver_fn deliver,
     consume_cancel_fn cancel, void *ctx);
