@@ -752,6 +752,42 @@ cancel(void *ctx, struct consume_job *job)
 	xjob_free(j);
 }
 
+/* ---- --metrics-file: what lf-exec adds to consume's ---- */
+
+static void
+metrics_table(struct metrics *m, const char *label,
+    const unsigned long long *v, int n, int from)
+{
+	char k[16];
+
+	for (int i = from; i < n; i++)
+		if (v[i]) {
+			snprintf(k, sizeof k, "%d", i);
+			metrics_u64(m, v[i], label, k, (char *)NULL);
+		}
+}
+
+static void
+metrics_exec(void *ctx, struct metrics *m)
+{
+	const struct ex *x = ctx;
+
+	metrics_one_u64(m, "lf_exec_commands_total", "counter",
+	    "Commands run (one per chunk and attempt).", x->runs);
+	metrics_one_u64(m, "lf_exec_timeouts_total", "counter",
+	    "Commands killed at the --timeout.", x->timeouts);
+	metrics_one_u64(m, "lf_exec_written_bytes_total", "counter",
+	    "Bytes given to the commands, every attempt.", x->bytes);
+	metrics_family(m, "lf_exec_exits_total", "counter",
+	    "Commands that exited, by exit code.");
+	metrics_table(m, "code", x->by_code, 256, 0);
+	metrics_family(m, "lf_exec_signals_total", "counter",
+	    "Commands killed by a signal, by its number.");
+	metrics_table(m, "signal", x->by_sig, MAXSIG, 1);
+	metrics_one_u64(m, "lf_exec_running", "gauge",
+	    "Commands running now.", (uint64_t)child_running());
+}
+
 /* ---- the state file ---- */
 
 static void
@@ -1039,6 +1075,7 @@ main(int argc, char **argv)
 	if ((x.consume = consume_new(x.loop, &x.spool, &x.cc, deliver, cancel,
 	    &x)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
+	consume_set_metrics(x.consume, "exec", metrics_exec);
 	ev_timer_init(&x.state_t, state_timer, 0, 1);
 	x.state_t.data = &x;
 	ev_timer_again(x.loop, &x.state_t);

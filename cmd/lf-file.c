@@ -788,6 +788,20 @@ symlink_update(struct lfile *f, const char *path)
 	}
 }
 
+/* --metrics-file: what lf-file adds to consume's. */
+static void
+metrics_file(void *ctx, struct metrics *m)
+{
+	const struct lfile *f = ctx;
+
+	metrics_one_u64(m, "lf_file_written_bytes_total", "counter",
+	    "Bytes written to the files (formatted, gzipped with --compress).",
+	    f->bytes);
+	metrics_one_u64(m, "lf_file_skipped_chunks_total", "counter",
+	    "Chunks found written before (a crash after the write) and not "
+	    "written again.", f->skipped);
+}
+
 /* The chunk, written once.  CONSUME_OK, or RETRY/FAIL with err. */
 static enum consume_result
 deliver_chunk(struct lfile *f, const struct spool_chunk *c, char *err,
@@ -1110,6 +1124,7 @@ main(int argc, char **argv)
 	if ((f.consume = consume_new(f.loop, &f.spool, &f.cc, deliver, NULL,
 	    &f)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
+	consume_set_metrics(f.consume, "file", metrics_file);
 	sig_start(&sig, f.loop, &file_sig_actions, &f);
 	if (consume_start(f.consume) == -1)
 		log_fatal(EX_IOERR, "%s/new: cannot list it", f.spool.path);

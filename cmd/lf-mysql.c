@@ -896,6 +896,34 @@ in_flight(const struct my *m)
 	return n;
 }
 
+/* --metrics-file: what lf-mysql adds to consume's. */
+static void
+metrics_mysql(void *ctx, struct metrics *m)
+{
+	const struct my *my = ctx;
+	char b[16];
+
+	metrics_one_u64(m, "lf_mysql_rows_total", "counter",
+	    "Rows written (committed).", my->rows);
+	metrics_one_u64(m, "lf_mysql_statements_total", "counter",
+	    "INSERT statements run.", my->stmts);
+	metrics_one_u64(m, "lf_mysql_statement_bytes_total", "counter",
+	    "Bytes of the INSERT statements run.", my->bytes);
+	metrics_family(m, "lf_mysql_errors_total", "counter",
+	    "Errors from the server, by MariaDB error number.");
+	for (int i = 0; i < ERRMAX && my->errnos[i]; i++) {
+		snprintf(b, sizeof b, "%u", my->errnos[i]);
+		metrics_u64(m, my->errcount[i], "code", b, (char *)NULL);
+	}
+	metrics_one_u64(m, "lf_mysql_dedup_skipped_chunks_total", "counter",
+	    "Chunks found already written (--dedup-table) and not written "
+	    "again.", my->skipped);
+	metrics_one_u64(m, "lf_mysql_tables_created_total", "counter",
+	    "Tables created (--auto-create-table).", my->tables);
+	metrics_one_u64(m, "lf_mysql_connects_total", "counter",
+	    "Connections made to the server.", my->connects);
+}
+
 /* The counters for an operator, replaced whole every second and at
  * exit (as lf-send's and lf-tdlog's): a report, not a record. */
 static void
@@ -1245,6 +1273,7 @@ main(int argc, char **argv)
 	if ((m.consume = consume_new(m.loop, &m.spool, &m.cc, deliver, cancel,
 	    &m)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
+	consume_set_metrics(m.consume, "mysql_bulk", metrics_mysql);
 	ev_timer_init(&m.state_t, state_timer, 0, 1);
 	m.state_t.data = &m;
 	ev_timer_again(m.loop, &m.state_t);

@@ -142,6 +142,7 @@ struct server {
 	int probe_fd;
 	struct sockaddr_storage ua;	/* udp heartbeats go there */
 	socklen_t ualen;
+	const char *given;	/* HOST:PORT as given: the server label */
 	/* for the state file */
 	unsigned long long chunks, events, bytes, retries;
 	char last_error[256];
@@ -176,6 +177,8 @@ struct send {
 	struct resolve *res;	/* name lookups off the loop */
 	struct resolve_conf rc;
 	int dns_rr;		/* --dns-round-robin */
+	struct metrics_writer mw;	/* stdin mode; consume's otherwise */
+	struct metrics_io io;		/* stdin mode's counts for it */
 };
 
 /* A chunk on its way: the claim (consume's) and the gzipped copy. */
@@ -355,6 +358,8 @@ returned(void *ctx, void *arg, size_t count)
 	(void)count;
 	s->retries++;
 	v->retries++;
+	if (j->b)		/* consume counts its own */
+		s->io.out_errors++;
 	/* with --heartbeat-type none v is still up: not v again */
 	if (route(s, j, v, err, sizeof err) == 0) {
 		log_debug("chunk %s: sent again to %s", j->job ?
@@ -693,6 +698,56 @@ state_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	state_write(w->data);
 }
 
+/* ---- --metrics-file ---- */
+
+static void
+server_sample(struct metrics *m, const struct server *v, double x)
+{
+	metrics_num(m, x, "server", v->given, "standby",
+	    v->standby ? "true" : "false", (char *)NULL);
+}
+
+/* Per server, labelled with its address as given and whether it is a
+ * standby: what lf-send adds to the output families. */
+static void
+metrics_servers(void *ctx, struct metrics *m)
+{
+	const struct send *s = ctx;
+	const struct server *v, *end = s->srv + s->nserver;
+	double now = ev_now(s->loop);
+
+	metrics_family(m, "lf_server_up", "gauge",
+	    "1 if the server is up, 0 if down.");
+	for (v = s->srv; v < end; v++)
+		server_sample(m, v, v->up != 0);
+	metrics_family(m, "lf_server_phi", "gauge",
+	    "The phi accrual value of its heartbeats.");
+	for (v = s->srv; v < end; v++)
+		server_sample(m, v, phi_value(&v->phi, now));
+	metrics_family(m, "lf_server_in_flight_events", "gauge",
+	    "Events sent to it and not yet acknowledged.");
+	for (v = s->srv; v < end; v++)
+		server_sample(m, v, (double)hop_events(v->hop));
+	metrics_family(m, "lf_server_events_total", "counter",
+	    "Events it acknowledged (or took, without acks).");
+	for (v = s->srv; v < end; v++)
+		server_sample(m, v, (double)v->events);
+	metrics_family(m, "lf_server_retries_total", "counter",
+	    "Chunks taken back from it (failed, or given up).");
+	for (v = s->srv; v < end; v++)
+		server_sample(m, v, (double)v->retries);
+}
+
+/* stdin mode: no spool, so no consume to count. */
+static void
+metrics_stdin(void *ctx, struct metrics *m)
+{
+	const struct send *s = ctx;
+
+	metrics_put_io(m, &s->io);
+	metrics_servers(ctx, m);
+}
+
 /* ---- signals (lf(7)) ---- */
 
 static void in_stop(struct send *);
@@ -889,6 +944,12 @@ in_free(struct send *s, struct sjob *j)
 static void
 in_acked(struct send *s, struct sjob *j)
 {
+	struct metrics_io *io = &s->io;
+
+	io->out_chunks++;
+	io->out_events += j->b->count;
+	io->out_bytes += j->b->len;
+	io->last_event = ev_time();
 	s->reached = 1;
 	retry_reset(&s->in->rst);
 	ev_timer_stop(s->loop, &s->in->retry_t);
@@ -926,8 +987,11 @@ in_dump(struct send *s, struct sjob *list, const char *why)
 
 	if (list == NULL)
 		return;
-	for (j = list; j; j = j->next)
+	for (j = list; j; j = j->next) {
 		events += j->b->count;
+		s->io.dead_chunks++;	/* dumped or lost: not delivered */
+	}
+	s->io.dead_events += events;
 	if (in->dump_dir && dump_open(&f, in->dump_dir, err, sizeof err) == 0) {
 		ok = 1;
 		for (j = list; j && ok; j = j->next)
@@ -1042,6 +1106,7 @@ in_unsent(struct send *s, struct sjob *j, int e, int front)
 		in_check(s);
 		return;
 	}
+	s->io.out_retries++;
 	ev_timer_set(&in->retry_t, retry_next(&in->rst) - now > 0 ?
 	    retry_next(&in->rst) - now : 0, 0);
 	ev_timer_start(s->loop, &in->retry_t);
@@ -1091,6 +1156,8 @@ in_pump(struct send *s)
 			in->wait_tail = &in->wait;
 		if (route(s, j, NULL, err, sizeof err) == -1) {
 			e = errno;
+			if (e != EAGAIN)
+				s->io.out_errors++;
 			log_debug("stdin batch: %s", err);
 			in_unsent(s, j, e, 1);
 			if (e == EAGAIN || ev_is_active(&in->retry_t))
@@ -1278,6 +1345,7 @@ parse_server(struct send *s, char *spec, int standby)
 	k = strsep(&p, ",");
 	if (dial_parse(&v->addr, k, err, sizeof err) == -1)
 		log_fatal(EX_USAGE, "--server: %s: '%s'", err, k);
+	v->given = k;		/* in argv */
 	memcpy(v->name, v->addr.desc, sizeof v->name);	/* both 400 */
 	while (!standby && (k = strsep(&p, ",")) != NULL) {
 		if (strncmp(k, "name=", 5) == 0 && k[5] != '\0' &&
@@ -1700,6 +1768,15 @@ main(int argc, char **argv)
 	if (s.in == NULL && (s.consume = consume_new(s.loop, &s.spool, &s.cc,
 	    deliver, cancel, &s)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
+	if (s.in == NULL)
+		consume_set_metrics(s.consume, "forward", metrics_servers);
+	else if (s.cc.metrics_file) {
+		s.io.output = 1;
+		s.io.type = "forward";
+		if (metrics_writer_start(&s.mw, s.loop, s.cc.metrics_file,
+		    log_prog, s.cc.metrics_interval, metrics_stdin, &s) == -1)
+			log_fatal(EX_OSERR, "out of memory");
+	}
 	sig_start(&sig, s.loop, &send_sig_actions, &s);
 	if (s.in == NULL && consume_start(s.consume) == -1)
 		log_fatal(EX_IOERR, "%s/new: cannot list it", s.spool.path);
@@ -1710,9 +1787,11 @@ main(int argc, char **argv)
 	log_info("ready: %s to %d servers%s%s", s.in ? "stdin" :
 	    s.spool.path, s.nserver, s.hc.no_ack ? "" : ", with acks",
 	    s.hc.gzip ? ", gzip" : "");
-	if (s.in)
+	if (s.in) {
 		rc = in_run(&s);
-	else {
+		metrics_writer_write(&s.mw);	/* the final counts */
+		metrics_writer_stop(&s.mw);
+	} else {
 		ev_run(s.loop, 0);
 		rc = consume_status(s.consume);
 	}

@@ -1,6 +1,9 @@
 /* lf-spool: look after a spool directory (lf-spool(5)).
  *
  * lf-spool [-v] stat [--json] dir
+ * lf-spool [-v] stat --prometheus dir ...
+ * lf-spool check [--max-age DUR] [--max-dead N] [--max-idle DUR]
+ *                [--warn-age DUR] [--warn-dead N] dir
  * lf-spool [-v] ls [--ready] [--staged] [--dead] dir
  * lf-spool [-v] requeue dir [chunk ...]
  * lf-spool [-v] fsck [-n] dir
@@ -13,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +33,18 @@
 
 #include "buf.h"
 #include "chunk.h"
+#include "conf.h"
 #include "durable.h"
 #include "io.h"
 #include "log.h"
+#include "metrics.h"
 #include "retry.h"
 #include "spool.h"
 
 #define USAGE "usage: lf-spool [-v] stat [--json] dir\n" \
+	"       lf-spool [-v] stat --prometheus dir ...\n" \
+	"       lf-spool check [--max-age DUR] [--max-dead N] [--max-idle DUR]\n" \
+	"                      [--warn-age DUR] [--warn-dead N] dir\n" \
 	"       lf-spool [-v] ls [--ready] [--staged] [--dead] dir\n" \
 	"       lf-spool [-v] requeue dir [chunk ...]\n" \
 	"       lf-spool [-v] fsck [-n] dir\n" \
@@ -45,8 +54,18 @@
 enum {
 	F_READY = 1 << SPOOL_READY, F_STAGED = 1 << SPOOL_STAGED,
 	F_DEAD = 1 << SPOOL_DEAD, F_STATES = F_READY | F_STAGED | F_DEAD,
-	F_JSON = 1 << 3, F_DRY = 1 << 4
+	F_JSON = 1 << 3, F_DRY = 1 << 4, F_PROM = 1 << 5, F_LIMITS = 1 << 6
 };
+
+/* check's thresholds, as given (for the message) and as numbers; a
+ * negative number is no threshold. */
+struct limit {
+	const char *text;
+	double v;
+};
+static struct limit max_age = { NULL, -1 }, warn_age = { NULL, -1 };
+static struct limit max_dead = { NULL, -1 }, warn_dead = { NULL, -1 };
+static struct limit max_idle = { NULL, -1 };
 
 struct opts {
 	const char *dir;
@@ -449,6 +468,166 @@ cmd_stat(struct spool *s, const struct opts *o)
 		stat_text(s, &r);
 	yajl_tree_free(r.send);
 	return 0;
+}
+
+/* ---- stat --prometheus ---- */
+
+/* The gauges of lf-spool(5)'s folders, one family at a time over every
+ * spool given, each spool under its own name label (its base name). */
+static int
+stat_prometheus(const struct opts *o)
+{
+	int n = 1 + o->nargs;
+	struct spool *sp = calloc((size_t)n, sizeof *sp);
+	struct metrics_spool *ms = calloc((size_t)n, sizeof *ms);
+	struct metrics *m = metrics_new(o->dir, "lf-spool");
+	const char *dir, *text;
+	char err[512];
+	size_t len;
+	int i, got = 0;
+
+	if (sp == NULL || ms == NULL || m == NULL)
+		log_fatal(EX_OSERR, "out of memory");
+	for (i = 0; i < n; i++) {
+		dir = i == 0 ? o->dir : o->args[i - 1];
+		if (spool_open(&sp[got], dir, 0, err, sizeof err) == -1 ||
+		    metrics_spool_read(&sp[got], &ms[got], err, sizeof err) == -1) {
+			log_error("%s", err);
+			note_status(errno == ENOENT ? EX_NOINPUT : EX_IOERR);
+			continue;
+		}
+		ms[got].path = dir;	/* as given, as lf-buffer's label */
+		ms[got].name = dir;	/* its base name, in lib/metrics */
+		got++;
+	}
+	metrics_reset(m);
+	metrics_put_spools(m, ms, got, NULL);
+	if ((text = metrics_text(m, &len)) == NULL)
+		log_fatal(EX_OSERR, "out of memory");
+	fwrite(text, 1, len, stdout);
+	for (i = 0; i < got; i++)
+		spool_close(&sp[i]);
+	metrics_free(m);
+	free(ms);
+	free(sp);
+	return status;
+}
+
+/* ---- check: a health check with nagios' exit codes ---- */
+
+enum { NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN };
+
+/* The time since anything last happened in new/ (a chunk sealed into it,
+ * or delivered out of it): its modification time. */
+static double
+new_idle(const struct spool *s)
+{
+	struct stat st;
+	struct timespec now;
+
+	if (fstat(s->new, &st) == -1)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (double)(now.tv_sec - st.st_mtim.tv_sec) +
+	    (now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
+}
+
+/* One threshold passed: the reason, and the level it sets. */
+static void
+over(struct buf *why, int *level, int at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void
+over(struct buf *why, int *level, int at, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (at > *level) {	/* the worst reason first */
+		buf_reset(why);
+		*level = at;
+	} else if (at < *level)
+		return;
+	if ((why->len && buf_adds(why, ", ") == -1) || buf_adds(why, line) == -1)
+		log_fatal(EX_OSERR, "out of memory");
+}
+
+static void
+check_age(const struct metrics_spool *ms, struct buf *why, int *level)
+{
+	char age[32];
+	const struct limit *l = NULL;
+	int at = NAGIOS_OK;
+
+	if (max_age.v >= 0 && ms->ready_chunks && ms->oldest_age > max_age.v)
+		l = &max_age, at = NAGIOS_CRITICAL;
+	else if (warn_age.v >= 0 && ms->ready_chunks &&
+	    ms->oldest_age > warn_age.v)
+		l = &warn_age, at = NAGIOS_WARNING;
+	if (l == NULL)
+		return;
+	fmt_age(age, sizeof age, ms->oldest_age);
+	over(why, level, at, "oldest ready chunk is %s old (limit %s)", age,
+	    l->text);
+}
+
+static void
+check_dead(const struct metrics_spool *ms, struct buf *why, int *level)
+{
+	const struct limit *l = NULL;
+	int at = NAGIOS_OK;
+
+	if (max_dead.v >= 0 && ms->dead_chunks > max_dead.v)
+		l = &max_dead, at = NAGIOS_CRITICAL;
+	else if (warn_dead.v >= 0 && ms->dead_chunks > warn_dead.v)
+		l = &warn_dead, at = NAGIOS_WARNING;
+	if (l != NULL)
+		over(why, level, at, "%llu dead chunk%s (limit %s)",
+		    (unsigned long long)ms->dead_chunks,
+		    ms->dead_chunks == 1 ? "" : "s", l->text);
+}
+
+static int
+cmd_check(struct spool *s, const struct opts *o)
+{
+	static const char *const word[] = { "OK", "WARNING", "CRITICAL",
+	    "UNKNOWN" };
+	struct metrics_spool ms;
+	struct buf why = BUF_INIT;
+	char err[512], age[32], idle[32];
+	double quiet;
+	int level = NAGIOS_OK;
+
+	if (metrics_spool_read(s, &ms, err, sizeof err) == -1) {
+		printf("UNKNOWN: %s\n", err);
+		return NAGIOS_UNKNOWN;
+	}
+	check_age(&ms, &why, &level);
+	check_dead(&ms, &why, &level);
+	quiet = new_idle(s);
+	fmt_age(idle, sizeof idle, quiet);
+	if (max_idle.v >= 0 && ms.ready_chunks && quiet > max_idle.v)
+		over(&why, &level, NAGIOS_CRITICAL, "no chunk delivered for %s "
+		    "with %llu ready (limit %s)", idle,
+		    (unsigned long long)ms.ready_chunks, max_idle.text);
+	fmt_age(age, sizeof age, ms.oldest_age);
+	if (level == NAGIOS_OK && buf_printf(&why, "%llu ready chunk%s, "
+	    "oldest %s, %llu dead", (unsigned long long)ms.ready_chunks,
+	    ms.ready_chunks == 1 ? "" : "s", age,
+	    (unsigned long long)ms.dead_chunks) == -1)
+		log_fatal(EX_OSERR, "out of memory");
+	/* nagios' performance data after the |, for graphs */
+	printf("%s: %s: %.*s | ready_chunks=%llu ready_bytes=%lluB "
+	    "staged_chunks=%llu dead_chunks=%llu oldest_age=%.3fs\n",
+	    word[level], o->dir, (int)why.len, (const char *)why.p,
+	    (unsigned long long)ms.ready_chunks,
+	    (unsigned long long)ms.ready_bytes,
+	    (unsigned long long)ms.staged_chunks,
+	    (unsigned long long)ms.dead_chunks, ms.oldest_age);
+	buf_free(&why);
+	return level;
 }
 
 /* ---- ls ---- */
@@ -904,7 +1083,8 @@ static const struct command {
 	unsigned flags;		/* the options it takes */
 	int chunks;		/* chunk names after dir */
 } commands[] = {
-	{ "stat", cmd_stat, F_JSON, 0 },
+	{ "stat", cmd_stat, F_JSON | F_PROM, 0 },
+	{ "check", cmd_check, F_LIMITS, 0 },
 	{ "ls", cmd_ls, F_STATES, 0 },
 	{ "requeue", cmd_requeue, 0, 1 },
 	{ "fsck", cmd_fsck, F_DRY, 0 },
@@ -917,6 +1097,9 @@ static const struct {
 	const char *msg;
 } misplaced[] = {
 	{ F_JSON, "--json is for stat" },
+	{ F_PROM, "--prometheus is for stat" },
+	{ F_LIMITS, "--max-age, --max-dead, --max-idle, --warn-age and "
+	    "--warn-dead are for check" },
 	{ F_DRY, "-n is for fsck" },
 	{ F_READY | F_STAGED, "--ready and --staged are for ls" },
 	{ F_DEAD, "--dead is for ls and purge" },
@@ -929,12 +1112,36 @@ usage(int code)
 	exit(code);
 }
 
+/* A threshold of check, kept as typed for its message. */
+static unsigned
+set_age(struct limit *l, const char *opt)
+{
+	l->v = conf_opt_duration(opt, optarg);
+	l->text = optarg;
+	return F_LIMITS;
+}
+
+static unsigned
+set_count(struct limit *l, const char *opt)
+{
+	l->v = (double)conf_opt_uint(opt, optarg, 1ull << 52);
+	l->text = optarg;
+	return F_LIMITS;
+}
+
 static unsigned
 parse_flags(int argc, char **argv)
 {
-	enum { O_JSON = 256, O_READY, O_STAGED, O_DEAD, O_VERSION };
+	enum { O_JSON = 256, O_READY, O_STAGED, O_DEAD, O_VERSION, O_PROM,
+	    O_MAX_AGE, O_MAX_DEAD, O_MAX_IDLE, O_WARN_AGE, O_WARN_DEAD };
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, O_JSON },
+		{ "prometheus", no_argument, NULL, O_PROM },
+		{ "max-age", required_argument, NULL, O_MAX_AGE },
+		{ "max-dead", required_argument, NULL, O_MAX_DEAD },
+		{ "max-idle", required_argument, NULL, O_MAX_IDLE },
+		{ "warn-age", required_argument, NULL, O_WARN_AGE },
+		{ "warn-dead", required_argument, NULL, O_WARN_DEAD },
 		{ "ready", no_argument, NULL, O_READY },
 		{ "staged", no_argument, NULL, O_STAGED },
 		{ "dead", no_argument, NULL, O_DEAD },
@@ -950,6 +1157,12 @@ parse_flags(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "nvh", opts, NULL)) != -1) {
 		switch (ch) {
 		case O_JSON: flags |= F_JSON; break;
+		case O_PROM: flags |= F_PROM; break;
+		case O_MAX_AGE: flags |= set_age(&max_age, "max-age"); break;
+		case O_WARN_AGE: flags |= set_age(&warn_age, "warn-age"); break;
+		case O_MAX_IDLE: flags |= set_age(&max_idle, "max-idle"); break;
+		case O_MAX_DEAD: flags |= set_count(&max_dead, "max-dead"); break;
+		case O_WARN_DEAD: flags |= set_count(&warn_dead, "warn-dead"); break;
 		case O_READY: flags |= F_READY; break;
 		case O_STAGED: flags |= F_STAGED; break;
 		case O_DEAD: flags |= F_DEAD; break;
@@ -989,14 +1202,14 @@ parse_args(struct opts *o, int argc, char **argv)
 	o->dir = argv[optind++];
 	o->args = argv + optind;
 	o->nargs = argc - optind;
-	if (o->nargs && !cmd->chunks)
+	if (o->nargs && !cmd->chunks && !(o->flags & F_PROM))
 		log_fatal(EX_USAGE, "%s: one spool directory only", name);
 	for (size_t i = 0; i < sizeof misplaced / sizeof *misplaced; i++)
 		if (o->flags & misplaced[i].flags & ~cmd->flags)
 			log_fatal(EX_USAGE, "%s", misplaced[i].msg);
 	if (cmd->run == cmd_purge && !(o->flags & F_DEAD))
 		log_fatal(EX_USAGE, "purge removes dead chunks only: say --dead");
-	for (int i = 0; i < o->nargs; i++) {
+	for (int i = 0; i < o->nargs && !(o->flags & F_PROM); i++) {
 		const char *b = strrchr(o->args[i], '/');
 
 		b = b ? b + 1 : o->args[i];
@@ -1017,13 +1230,24 @@ main(int argc, char **argv)
 
 	log_init(argv[0]);
 	cmd = parse_args(&o, argc, argv);
+	if (o.flags & F_PROM) {
+		if (o.flags & F_JSON)
+			log_fatal(EX_USAGE, "--json or --prometheus, not both");
+		rc = stat_prometheus(&o);
+		goto out;
+	}
 	if (spool_open(&s, o.dir, 0, err, sizeof err) == -1) {
+		if (cmd->run == cmd_check) {	/* nagios: UNKNOWN */
+			printf("UNKNOWN: %s\n", err);
+			return NAGIOS_UNKNOWN;
+		}
 		if (errno == ENOENT || errno == ENOTDIR)
 			log_fatal(EX_NOINPUT, "%s: no such spool (%s)", o.dir, err);
 		log_fatal(EX_IOERR, "%s", err);
 	}
 	rc = cmd->run(&s, &o);
 	spool_close(&s);
+out:
 	if (fflush(stdout) == EOF || ferror(stdout))
 		log_fatal(EX_IOERR, "write: %s", strerror(errno));
 	return rc;

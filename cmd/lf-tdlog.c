@@ -174,6 +174,9 @@ finish(struct tjob *j, enum consume_result r, const char *reason)
 		t->events += j->records;
 		t->raw += j->raw;
 		t->packed += j->gzlen;
+		/* what went to Treasure Data, not what was set aside */
+		j->job->events = j->records;
+		j->job->bytes = j->raw;
 	} else {
 		snprintf(t->last_error, sizeof t->last_error, "%s", reason);
 		if (r == CONSUME_FAIL)
@@ -625,6 +628,40 @@ cancel(void *ctx, struct consume_job *job)
 	tjob_free(j);
 }
 
+/* ---- --metrics-file: what lf-tdlog adds to consume's ---- */
+
+static void
+metrics_tdlog(void *ctx, struct metrics *m)
+{
+	const struct td *t = ctx;
+	char k[16];
+	int i;
+
+	metrics_one_u64(m, "lf_tdlog_bytes_gzip_total", "counter",
+	    "Bytes of the gzipped imports accepted.", t->packed);
+	metrics_one_u64(m, "lf_tdlog_set_aside_events_total", "counter",
+	    "Records set aside in dead/ (not sent: no valid time, or not a "
+	    "map).", t->aside);
+	metrics_one_u64(m, "lf_tdlog_set_aside_chunks_total", "counter",
+	    "Chunks of dead/ holding records set aside.", t->aside_chunks);
+	metrics_one_u64(m, "lf_tdlog_tables_created_total", "counter",
+	    "Tables created (--auto-create-table).", t->tables);
+	metrics_one_u64(m, "lf_tdlog_databases_created_total", "counter",
+	    "Databases created (--auto-create-table).", t->databases);
+	metrics_family(m, "lf_tdlog_errors_total", "counter",
+	    "Failed calls, by HTTP status (of those retried) or by failure "
+	    "(timeout, connect, tls, other).");
+	for (i = 0; i < 600; i++)
+		if (t->by_status[i]) {
+			snprintf(k, sizeof k, "%d", i);
+			metrics_u64(m, t->by_status[i], "code", k, (char *)NULL);
+		}
+	for (i = 1; i < FAILS; i++)
+		if (t->by_fail[i])
+			metrics_u64(m, t->by_fail[i], "code", fail_names[i],
+			    (char *)NULL);
+}
+
 /* ---- the state file ---- */
 
 static void
@@ -887,6 +924,7 @@ main(int argc, char **argv)
 	if ((t.consume = consume_new(t.loop, &t.spool, &t.cc, deliver, cancel,
 	    &t)) == NULL)
 		log_fatal(EX_OSERR, "out of memory");
+	consume_set_metrics(t.consume, "tdlog", metrics_tdlog);
 	ev_timer_init(&t.state_t, state_timer, 0, 1);
 	t.state_t.data = &t;
 	ev_timer_again(t.loop, &t.state_t);

@@ -48,6 +48,10 @@ struct consume {
 	ev_io inotify_w;
 	ev_timer kick_w, rescan_w, shutdown_w;
 	ev_periodic retry_w;		/* wall clock, as the retry state */
+
+	struct metrics_io io;		/* what --metrics-file says */
+	struct metrics_writer mw;
+	consume_metrics_fn metrics_fn;
 };
 
 /* ---- options ---- */
@@ -61,6 +65,7 @@ consume_conf_default(struct consume_conf *c)
 	c->once = 0;
 	c->shutdown_timeout = 30;
 	c->rescan_interval = 5;
+	c->metrics_interval = 5;
 }
 
 static const struct conf_name retry_types[] = {
@@ -108,6 +113,12 @@ consume_opt(struct consume_conf *c, int opt, const char *arg)
 	case CONSUME_OPT_ONCE:
 		c->once = 1;
 		break;
+	case CONSUME_OPT_METRICS_FILE:
+		c->metrics_file = arg;
+		break;
+	case CONSUME_OPT_METRICS_INTERVAL:
+		c->metrics_interval = conf_opt_duration("metrics-interval", arg);
+		break;
 	default:
 		return 0;
 	}
@@ -145,6 +156,10 @@ consume_conf_check(const struct consume_conf *c, char *err, size_t errlen)
 	}
 	if (!(c->shutdown_timeout >= 0) || !(c->rescan_interval > 0)) {
 		snprintf(err, errlen, "bad shutdown timeout or rescan interval");
+		return -1;
+	}
+	if (!(c->metrics_interval > 0)) {
+		snprintf(err, errlen, "--metrics-interval must be more than 0");
 		return -1;
 	}
 	return 0;
@@ -255,6 +270,7 @@ finish(struct consume *c)
 {
 	sync_new(c);
 	state_save(c);
+	metrics_writer_write(&c->mw);	/* the final counts */
 	stop_watchers(c);
 	ev_timer_stop(c->loop, &c->kick_w);
 	ev_timer_stop(c->loop, &c->shutdown_w);
@@ -396,6 +412,7 @@ bury_corrupt(struct consume *c, struct spool_chunk *ch, int rc, const char *why)
 			set_status(c, EX_IOERR);
 	} else {
 		log_error("%s: %s; moved to dead/", ch->name, reason);
+		c->io.dead_chunks++;	/* its count is not to be trusted */
 	}
 	spool_release(ch);
 }
@@ -442,6 +459,8 @@ claim_next(struct consume *c)
 	job->busy = 1;
 	job->data = NULL;
 	job->owner = c;
+	job->events = job->chunk.h.count;
+	job->bytes = job->chunk.h.bodylen;
 	c->nflight++;
 	c->deliver(c->ctx, job);
 	return 1;
@@ -474,6 +493,10 @@ done_ok(struct consume *c, struct consume_job *job)
 	} else {
 		c->unsynced++;
 	}
+	c->io.out_chunks++;
+	c->io.out_events += job->events;
+	c->io.out_bytes += job->bytes;
+	c->io.last_event = ev_time();
 	if (c->retry.active) {
 		log_info("retry succeeded (retry_times=%lld)", c->retry.steps);
 		retry_reset(&c->retry);
@@ -496,6 +519,8 @@ bury_job(struct consume *c, struct consume_job *job, const char *reason)
 	log_error("%s (tag %.*s, %llu events): %s; moved to dead/",
 	    job->chunk.name, len, tag,
 	    (unsigned long long)job->chunk.h.count, reason);
+	c->io.dead_chunks++;
+	c->io.dead_events += job->chunk.h.count;
 	spool_release(&job->chunk);
 	return 0;
 }
@@ -521,10 +546,12 @@ done_retry(struct consume *c, struct consume_job *job, const char *reason)
 			/* Still in new/: back off as after a first failure,
 			 * or it would be tried again at once, forever. */
 			retry_failed(&c->retry, &c->conf->retry, now, 0);
+			c->io.out_retries++;
 			if (c->conf->once)
 				stop(c, EX_IOERR);
 		}
 	} else {
+		c->io.out_retries++;
 		log_warn("%s (tag %.*s, %llu events): %s; retry_times=%lld, "
 		    "next retry in %.3fs", job->chunk.name, len, tag,
 		    (unsigned long long)job->chunk.h.count, reason,
@@ -573,6 +600,8 @@ consume_job_done(struct consume_job *job, enum consume_result r,
 		reason = "unknown";
 	job->busy = 0;
 	c->nflight--;
+	if (r != CONSUME_OK)
+		c->io.out_errors++;
 	switch (r) {
 	case CONSUME_OK:
 		done_ok(c, job);
@@ -697,6 +726,8 @@ consume_new(struct ev_loop *loop, struct spool *s,
 	c->ctx = ctx;
 	c->ifd = -1;
 	c->dirty = 1;
+	c->io.output = 1;
+	c->io.type = "forward";
 	for (unsigned i = 0; i < conf->flush_thread_count; i++) {
 		c->jobs[i].chunk.fd = -1;
 		c->jobs[i].owner = c;
@@ -710,10 +741,42 @@ consume_new(struct ev_loop *loop, struct spool *s,
 	return c;
 }
 
+/* ---- metrics ---- */
+
+void
+consume_set_metrics(struct consume *c, const char *type,
+    consume_metrics_fn fn)
+{
+	c->io.type = type;
+	c->metrics_fn = fn;
+}
+
+static void
+metrics_fill(void *ctx, struct metrics *m)
+{
+	struct consume *c = ctx;
+	struct metrics_spool ms;
+	char err[512];
+
+	metrics_put_io(m, &c->io);
+	if (metrics_spool_read(c->s, &ms, err, sizeof err) == 0)
+		metrics_put_spools(m, &ms, 1, &c->io);
+	else
+		LOG_WARN_LIMITED("metrics: %s", err);
+	if (c->metrics_fn)
+		c->metrics_fn(c->ctx, m);
+}
+
 int
 consume_start(struct consume *c)
 {
 	state_load(c);
+	if (c->conf->metrics_file && metrics_writer_start(&c->mw, c->loop,
+	    c->conf->metrics_file, log_prog, c->conf->metrics_interval,
+	    metrics_fill, c) == -1) {
+		log_error("out of memory");
+		return -1;
+	}
 	if (!c->conf->once) {
 		watch_new(c);
 		ev_timer_start(c->loop, &c->rescan_w);
@@ -766,6 +829,7 @@ consume_free(struct consume *c)
 		spool_release(&c->jobs[i].chunk);
 	if (c->ifd != -1)
 		close(c->ifd);
+	metrics_writer_stop(&c->mw);
 	spool_list_free(&c->list);
 	free(c->jobs);
 	free(c);

@@ -1,4 +1,5 @@
-/* consume: the consumer side of a spool, shared by lf-send and lf-tdlog.
+/* consume: the consumer side of a spool, shared by lf-send, lf-tdlog,
+ * lf-file, lf-mysql and lf-exec.
  *
  * A delivery tool plugs in one asynchronous "deliver this chunk" function;
  * consume claims the oldest ready chunk (flock on the file, lf-spool(5)),
@@ -71,6 +72,7 @@
 #include <ev.h>
 
 #include "buf.h"
+#include "metrics.h"
 #include "retry.h"
 #include "sig.h"
 #include "spool.h"
@@ -81,6 +83,8 @@ struct consume_conf {
 	int once;			/* drain what is ready, then stop */
 	double shutdown_timeout;	/* seconds: 30; the tool may change it */
 	double rescan_interval;		/* seconds between scans of new/: 5 */
+	const char *metrics_file;	/* --metrics-file, or NULL */
+	double metrics_interval;	/* seconds: 5 */
 };
 
 /* The long options every consumer tool takes, with Fluentd's names.  Put
@@ -96,7 +100,9 @@ enum {
 	CONSUME_OPT_RETRY_MAX_TIMES,
 	CONSUME_OPT_RETRY_FOREVER,
 	CONSUME_OPT_FLUSH_THREAD_COUNT,
-	CONSUME_OPT_ONCE
+	CONSUME_OPT_ONCE,
+	CONSUME_OPT_METRICS_FILE,
+	CONSUME_OPT_METRICS_INTERVAL
 };
 
 #define CONSUME_LONG_OPTIONS						\
@@ -114,7 +120,11 @@ enum {
 	{ "retry-forever", optional_argument, NULL, CONSUME_OPT_RETRY_FOREVER }, \
 	{ "flush-thread-count", required_argument, NULL,		\
 	    CONSUME_OPT_FLUSH_THREAD_COUNT },				\
-	{ "once", no_argument, NULL, CONSUME_OPT_ONCE }
+	{ "once", no_argument, NULL, CONSUME_OPT_ONCE },		\
+	{ "metrics-file", required_argument, NULL,			\
+	    CONSUME_OPT_METRICS_FILE },					\
+	{ "metrics-interval", required_argument, NULL,			\
+	    CONSUME_OPT_METRICS_INTERVAL }
 
 /* For the tool's --help. */
 #define CONSUME_USAGE							\
@@ -128,7 +138,9 @@ enum {
 "  --retry-forever[=BOOL]     never give up (false)\n"			\
 "  --flush-thread-count N     chunks in flight at once (1)\n"		\
 "  --once                     deliver what is ready, then exit\n"	\
-"                             (exit 75 if a retry is pending)\n"
+"                             (exit 75 if a retry is pending)\n"	\
+"  --metrics-file PATH        write Prometheus metrics there (none)\n"	\
+"  --metrics-interval DUR     and rewrite it this often (5s)\n"
 
 void consume_conf_default(struct consume_conf *c);
 
@@ -158,6 +170,10 @@ enum consume_result {
 struct consume_job {
 	struct spool_chunk chunk;
 	void *data;
+	/* What CONSUME_OK counts as delivered (lf_output_events_total,
+	 * lf_output_bytes_total): the chunk's count and body length, unless
+	 * the tool lowers them before answering (records set aside). */
+	uint64_t events, bytes;
 	/* consume's own */
 	struct consume *owner;
 	int busy;
@@ -180,11 +196,22 @@ void consume_job_done(struct consume_job *job, enum consume_result r,
  *	consume_start(c); ... ev_run(loop, 0);  (returns when consume stops)
  *	rc = consume_status(c); consume_free(c);
  * conf and spool must outlive c.  consume_new returns NULL (with a log
- * line) if out of memory; consume_start -1 if new/ cannot be listed. */
+ * line) if out of memory; consume_start -1 if new/ cannot be listed
+ * (or, with --metrics-file, out of memory, logged). */
 struct consume *consume_new(struct ev_loop *loop, struct spool *s,
     const struct consume_conf *conf, consume_deliver_fn deliver,
     consume_cancel_fn cancel, void *ctx);
 int consume_start(struct consume *c);
+/* With --metrics-file, what consume counts for every consumer (lib/metrics:
+ * lf_output_*, the spool's lf_spool_*, Fluentd's buffer gauges with its
+ * plugin type, e.g. "forward"), then the tool's own families from fn
+ * (may be NULL), called with consume_new's ctx.  The file is written at
+ * consume_start, every --metrics-interval, and when consume stops (after
+ * the last answer, so with the final counts).  Call before
+ * consume_start; type must outlive c. */
+typedef void (*consume_metrics_fn)(void *ctx, struct metrics *m);
+void consume_set_metrics(struct consume *c, const char *type,
+    consume_metrics_fn fn);
 /* SIGTERM, SIGINT: stop claiming, wait for the jobs in flight (up to
  * shutdown_timeout), then stop; with --once the status is then 75. */
 void consume_stop(struct consume *c);

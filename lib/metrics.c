@@ -22,6 +22,7 @@
 struct metrics {
 	char *path;
 	char *name;		/* the name label */
+	char *tool;
 	char *labels;		/* name="...",tool="..." escaped */
 	const char *fam;	/* the family being written */
 	double start;
@@ -77,16 +78,22 @@ put_escaped(struct buf *b, int *nomem, const char *s, int help)
 	}
 }
 
-/* The name label: the file's base name without ".prom". */
+/* The name label: the file's base name without ".prom" (a folder's,
+ * for lf-spool: trailing slashes do not count). */
 static char *
 base_name(const char *path)
 {
-	const char *base = strrchr(path, '/');
+	const char *base, *end = path + strlen(path);
 	size_t n;
 
-	base = base ? base + 1 : path;
-	n = strlen(base);
-	if (n > 5 && strcmp(base + n - 5, ".prom") == 0)
+	while (end > path + 1 && end[-1] == '/')
+		end--;
+	for (base = end; base > path && base[-1] != '/'; base--)
+		;
+	if (base == end)	/* "/" */
+		base = path;
+	n = (size_t)(end - base);
+	if (n > 5 && strncmp(base + n - 5, ".prom", 5) == 0)
 		n -= 5;
 	return strndup(base, n);
 }
@@ -117,6 +124,7 @@ metrics_new(const char *path, const char *tool)
 	if (m == NULL)
 		return NULL;
 	if ((m->path = strdup(path)) == NULL ||
+	    (m->tool = strdup(tool)) == NULL ||
 	    (m->name = base_name(path)) == NULL ||
 	    (m->labels = base_labels(m->name, tool)) == NULL) {
 		metrics_free(m);
@@ -133,6 +141,7 @@ metrics_free(struct metrics *m)
 		return;
 	free(m->path);
 	free(m->name);
+	free(m->tool);
 	free(m->labels);
 	buf_free(&m->b);
 	free(m);
@@ -214,10 +223,25 @@ metrics_one_num(struct metrics *m, const char *fam, const char *type,
 }
 
 void
-metrics_begin(struct metrics *m)
+metrics_reset(struct metrics *m)
 {
 	buf_reset(&m->b);
 	m->nomem = 0;
+}
+
+const char *
+metrics_text(const struct metrics *m, size_t *len)
+{
+	if (m->nomem)
+		return NULL;
+	*len = m->b.len;
+	return m->b.len ? (const char *)m->b.p : "";
+}
+
+void
+metrics_begin(struct metrics *m)
+{
+	metrics_reset(m);
 	metrics_family(m, "lf_build_info", "gauge",
 	    "The version of the lf tool writing this file.");
 	metrics_num(m, 1, "version", LF_VERSION, (char *)NULL);
@@ -364,14 +388,35 @@ metrics_spool_read(const struct spool *s, struct metrics_spool *ms,
 	return 0;
 }
 
+/* A spool's sample, under its own name label if it has one. */
+static void
+spool_sample(struct metrics *m, const struct metrics_spool *ms, double v)
+{
+	char *labels = m->labels, *own = NULL, *name = NULL;
+
+	if (ms->name != NULL) {
+		if ((name = base_name(ms->name)) == NULL ||
+		    (own = base_labels(name, m->tool)) == NULL) {
+			free(name);
+			m->nomem = 1;
+			return;
+		}
+		free(name);
+		m->labels = own;
+	}
+	metrics_num(m, v, "spool", ms->path, (char *)NULL);
+	m->labels = labels;
+	free(own);
+}
+
 static void
 spool_family(struct metrics *m, const struct metrics_spool *ms, int n,
     const char *fam, const char *help, size_t off)
 {
 	metrics_family(m, fam, "gauge", help);
 	for (int i = 0; i < n; i++)
-		metrics_u64(m, *(const uint64_t *)((const char *)&ms[i] + off),
-		    "spool", ms[i].path, (char *)NULL);
+		spool_sample(m, &ms[i],
+		    (double)*(const uint64_t *)((const char *)&ms[i] + off));
 }
 
 /* fluent-plugin-prometheus's output monitor, for dashboards made for it:
@@ -423,8 +468,57 @@ metrics_put_spools(struct metrics *m, const struct metrics_spool *ms, int n,
 	metrics_family(m, "lf_spool_oldest_chunk_age_seconds", "gauge",
 	    "Age of the oldest chunk ready to deliver, 0 if none.");
 	for (int i = 0; i < n; i++)
-		metrics_num(m, ms[i].oldest_age, "spool", ms[i].path,
-		    (char *)NULL);
+		spool_sample(m, &ms[i], ms[i].oldest_age);
 	if (io != NULL && io->output)
 		put_fluentd(m, &ms[0], io);
+}
+
+/* ---- the periodic rewrite ---- */
+
+static void
+writer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct metrics_writer *mw = w->data;
+
+	(void)loop, (void)revents;
+	metrics_writer_write(mw);
+}
+
+int
+metrics_writer_start(struct metrics_writer *mw, struct ev_loop *loop,
+    const char *path, const char *tool, double interval,
+    metrics_fill_fn fill, void *ctx)
+{
+	memset(mw, 0, sizeof *mw);
+	if ((mw->m = metrics_new(path, tool)) == NULL)
+		return -1;
+	mw->loop = loop;
+	mw->fill = fill;
+	mw->ctx = ctx;
+	ev_timer_init(&mw->w, writer_cb, 0., interval);
+	mw->w.data = mw;
+	ev_timer_start(loop, &mw->w);
+	ev_unref(loop);		/* a report: the loop may end without it */
+	return 0;
+}
+
+void
+metrics_writer_write(struct metrics_writer *mw)
+{
+	if (mw->m == NULL)
+		return;
+	metrics_begin(mw->m);
+	mw->fill(mw->ctx, mw->m);
+	metrics_commit(mw->m);
+}
+
+void
+metrics_writer_stop(struct metrics_writer *mw)
+{
+	if (mw->m == NULL)
+		return;
+	ev_ref(mw->loop);
+	ev_timer_stop(mw->loop, &mw->w);
+	metrics_free(mw->m);
+	mw->m = NULL;
 }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ev.h>
+
 struct metrics;
 struct spool;
 
@@ -26,6 +28,10 @@ const char *metrics_path(const struct metrics *m);
 /* A new text with the families of every tool: lf_build_info,
  * lf_start_time_seconds, lf_cpu_seconds_total, lf_max_rss_bytes. */
 void metrics_begin(struct metrics *m);
+/* An empty text, for families of one's own only (lf-spool stat). */
+void metrics_reset(struct metrics *m);
+/* The text so far, or NULL if it ran out of memory. */
+const char *metrics_text(const struct metrics *m, size_t *len);
 /* type: "counter" or "gauge".  help is plain text (escaped here). */
 void metrics_family(struct metrics *m, const char *fam, const char *type,
     const char *help);
@@ -59,6 +65,8 @@ void metrics_put_io(struct metrics *m, const struct metrics_io *io);
  * lock; for a consumer, also Fluentd's buffer gauges. */
 struct metrics_spool {
 	const char *path;
+	const char *name;		/* a path whose base name is its name
+					 * label; NULL: the file's */
 	uint64_t ready_chunks, ready_bytes, staged_chunks, staged_bytes;
 	uint64_t dead_chunks;
 	double oldest_age;		/* seconds, 0 if nothing is ready */
@@ -68,5 +76,25 @@ int metrics_spool_read(const struct spool *s, struct metrics_spool *ms,
     char *err, size_t errlen);
 void metrics_put_spools(struct metrics *m, const struct metrics_spool *ms,
     int n, const struct metrics_io *io);
+
+/* The file rewritten every interval seconds in a loop: fill adds the
+ * tool's families between metrics_begin and metrics_commit.  The timer
+ * does not keep the loop running. */
+typedef void (*metrics_fill_fn)(void *ctx, struct metrics *m);
+struct metrics_writer {
+	struct metrics *m;		/* NULL: none (no --metrics-file) */
+	struct ev_loop *loop;
+	ev_timer w;
+	metrics_fill_fn fill;
+	void *ctx;
+};
+/* The first write is at the next turn of the loop.  0, or -1 if out of
+ * memory. */
+int metrics_writer_start(struct metrics_writer *mw, struct ev_loop *loop,
+    const char *path, const char *tool, double interval,
+    metrics_fill_fn fill, void *ctx);
+/* Now (at exit: the final counts); nothing without a file. */
+void metrics_writer_write(struct metrics_writer *mw);
+void metrics_writer_stop(struct metrics_writer *mw);
 
 #endif

@@ -1,5 +1,6 @@
 /* report: operator-facing files replaced whole.  See report.h. */
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include <errno.h>
@@ -115,7 +116,9 @@ replace_iov(const char *path, struct iovec *iov, int iovcnt, int sync)
 	    0644);
 	if (fd == -1)
 		return -1;
-	if (io_writev_all(fd, iov, iovcnt) == -1 ||
+	/* readable by a collector running as another user, whatever the
+	 * umask (a report holds no secret) */
+	if (fchmod(fd, 0644) == -1 || io_writev_all(fd, iov, iovcnt) == -1 ||
 	    (sync && fsync(fd) == -1)) {
 		e = errno;
 		close(fd);
