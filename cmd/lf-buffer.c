@@ -25,7 +25,6 @@
 #include "log.h"
 #include "match.h"
 #include "metrics.h"
-#include "mfile.h"
 #include "sig.h"
 #include "window.h"
 
@@ -53,7 +52,7 @@ struct lfb {
 	const char **listen, *logfile;	/* --listen addresses */
 	const char *metrics_path;
 	double metrics_interval;
-	struct mfile mf;
+	struct metrics_writer mw;
 	int nlisten;
 	int use_stdin, notify_fd;
 	double commit_wait;
@@ -585,7 +584,7 @@ parse_args(struct lfb *x, int argc, char **argv)
 		case O_MSGTIME: x->message_timeout = conf_opt_duration("message-timeout", optarg); break;
 		case O_LOG: x->logfile = optarg; break;
 		case O_METRICS: x->metrics_path = optarg; break;
-		case O_MINTERVAL: x->metrics_interval = mfile_interval(optarg); break;
+		case O_MINTERVAL: x->metrics_interval = metrics_interval_opt(optarg); break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(0); break;
 		case O_VERSION: puts("lf-buffer " LF_VERSION); exit(0);
@@ -670,7 +669,7 @@ main(int argc, char **argv)
 	x.notify_fd = -1;
 	x.max_client_memory = INGEST_MAX_MEMORY;
 	x.message_timeout = INGEST_MSG_TIMEOUT;
-	x.metrics_interval = MFILE_INTERVAL;
+	x.metrics_interval = METRICS_INTERVAL;
 	parse_args(&x, argc, argv);
 	if (x.logfile && log_open(x.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", x.logfile, strerror(errno));
@@ -699,8 +698,9 @@ main(int argc, char **argv)
 	x.tick.data = &x;
 	ev_timer_start(x.loop, &x.tick);
 	sig_start(&x.sig, x.loop, &sig_acts, &x);
-	mfile_start(&x.mf, x.loop, x.metrics_path, "lf-buffer",
-	    x.metrics_interval, put_metrics, &x);
+	if (metrics_writer_start(&x.mw, x.loop, x.metrics_path, "lf-buffer",
+	    x.metrics_interval, put_metrics, &x) == -1)
+		log_fatal(EX_OSERR, "out of memory");
 
 	if (x.notify_fd >= 0) {
 		(void)!write(x.notify_fd, "\n", 1);
@@ -709,7 +709,7 @@ main(int argc, char **argv)
 	log_info("ready: %d spool(s), %d listener(s)", x.nspools, x.nlisten);
 	ev_run(x.loop, 0);
 	sig_stop(&x.sig);
-	mfile_finish(&x.mf);		/* after the last commit and seal */
+	metrics_writer_finish(&x.mw);		/* after the last commit and seal */
 
 	for (int i = 0; i < x.nspools; i++) {
 		buffer_stats(&x.spools[i], &bst);

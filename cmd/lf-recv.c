@@ -40,7 +40,6 @@
 #include "log.h"
 #include "match.h"
 #include "metrics.h"
-#include "mfile.h"
 #include "report.h"
 #include "resolve.h"
 #include "secret.h"
@@ -126,7 +125,7 @@ struct recv {
 	const char *to, *logfile, *state_file, *prefix, *addr_key, *host_key;
 	const char *metrics_path;
 	double metrics_interval;
-	struct mfile mf;
+	struct metrics_writer mw;
 	int resolve_hostname;		/* -1: not given */
 	struct resolve *res;
 	struct httpin *http;		/* --http */
@@ -1176,7 +1175,7 @@ parse_args(struct recv *x, int argc, char **argv)
 		case O_MSGTIME: x->message_timeout = conf_opt_duration("message-timeout", optarg); break;
 		case O_DRAIN: x->drain_timeout = conf_opt_duration("drain-timeout", optarg); break;
 		case O_METRICS: x->metrics_path = optarg; break;
-		case O_MINTERVAL: x->metrics_interval = mfile_interval(optarg); break;
+		case O_MINTERVAL: x->metrics_interval = metrics_interval_opt(optarg); break;
 		case 'v': log_verbose++; break;
 		case 'h': usage(0); break;
 		case O_VERSION: puts("lf-recv " LF_VERSION); exit(0);
@@ -1424,7 +1423,7 @@ main(int argc, char **argv)
 	x.message_timeout = INGEST_MSG_TIMEOUT;
 	x.drain_timeout = 30;
 	x.resolve_hostname = -1;
-	x.metrics_interval = MFILE_INTERVAL;
+	x.metrics_interval = METRICS_INTERVAL;
 	parse_args(&x, argc, argv);
 	if (x.logfile && log_open(x.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", x.logfile, strerror(errno));
@@ -1453,8 +1452,9 @@ main(int argc, char **argv)
 	ev_timer_init(&x.state_timer, state_timer, 1, 1);
 	x.state_timer.data = &x;
 	ev_timer_start(x.loop, &x.state_timer);
-	mfile_start(&x.mf, x.loop, x.metrics_path, "lf-recv",
-	    x.metrics_interval, put_metrics, &x);
+	if (metrics_writer_start(&x.mw, x.loop, x.metrics_path, "lf-recv",
+	    x.metrics_interval, put_metrics, &x) == -1)
+		log_fatal(EX_OSERR, "out of memory");
 	ev_init(&x.drain_timer, drain_check);
 	x.drain_timer.data = &x;
 	if (x.notify_fd >= 0) {
@@ -1466,7 +1466,7 @@ main(int argc, char **argv)
 	ev_run(x.loop, 0);
 	sig_stop(&x.sig);
 	state_write(&x);
-	mfile_finish(&x.mf);
+	metrics_writer_finish(&x.mw);
 	log_info("stats: messages=%lu events=%lu acks=%lu oversize_events=%lu "
 	    "refused_tag_events=%lu", x.messages, x.events, x.acks, x.oversize,
 	    x.refused);

@@ -1789,8 +1789,7 @@ main(int argc, char **argv)
 	    s.hc.gzip ? ", gzip" : "");
 	if (s.in) {
 		rc = in_run(&s);
-		metrics_writer_write(&s.mw);	/* the final counts */
-		metrics_writer_stop(&s.mw);
+		metrics_writer_finish(&s.mw);	/* the final counts */
 	} else {
 		ev_run(s.loop, 0);
 		rc = consume_status(s.consume);

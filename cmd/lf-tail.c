@@ -52,7 +52,6 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
-#include "mfile.h"
 #include "parse.h"
 #include "posfile.h"
 #include "report.h"
@@ -167,7 +166,7 @@ struct lt {
 	/* metrics: events made and their msgpack bytes, lines skipped */
 	const char *metrics_path;
 	double metrics_interval, last_event;
-	struct mfile mf;
+	struct metrics_writer mw;
 	unsigned long long events, ev_bytes, skipped;
 	struct rot *rots;
 	size_t nrots;
@@ -1444,7 +1443,7 @@ parse_args(struct lt *t, int argc, char **argv)
 		case OPT_LOG: t->logfile = optarg; break;
 		case OPT_EOF: t->exit_on_eof = 1; break;
 		case OPT_METRICS: t->metrics_path = optarg; break;
-		case OPT_MINTERVAL: t->metrics_interval = mfile_interval(optarg); break;
+		case OPT_MINTERVAL: t->metrics_interval = metrics_interval_opt(optarg); break;
 		case OPT_WINDOW:
 			if ((t->hc.window_bytes = conf_opt_size("window-bytes", optarg)) == 0)
 				log_fatal(EX_USAGE, "--window-bytes: at least 1");
@@ -1513,7 +1512,7 @@ main(int argc, char **argv)
 	t.notify_fd = -1;
 	t.jfd = -1;
 	t.outfd = STDOUT_FILENO;
-	t.metrics_interval = MFILE_INTERVAL;
+	t.metrics_interval = METRICS_INTERVAL;
 	parse_args(&t, argc, argv);
 	if (t.logfile && log_open(t.logfile) == -1)
 		log_fatal(EX_CANTCREAT, "%s: %s", t.logfile, strerror(errno));
@@ -1568,8 +1567,9 @@ main(int argc, char **argv)
 	if (t.exit_on_eof)
 		ev_timer_start(t.loop, &t.eof_t);
 	sig_start(&sig, t.loop, &lt_sig, &t);
-	mfile_start(&t.mf, t.loop, t.metrics_path, "lf-tail",
-	    t.metrics_interval, put_metrics, &t);
+	if (metrics_writer_start(&t.mw, t.loop, t.metrics_path, "lf-tail",
+	    t.metrics_interval, put_metrics, &t) == -1)
+		log_fatal(EX_OSERR, "out of memory");
 	t.started = ev_now(t.loop);
 	tail_start(t.tail);
 	if (t.notify_fd >= 0) {
@@ -1595,7 +1595,7 @@ main(int argc, char **argv)
 		positions_save(&t);
 	}
 	state_write(&t);
-	mfile_finish(&t.mf);
+	metrics_writer_finish(&t.mw);
 	log_info("stats: lines=%llu delivered=%llu parse_errors=%llu",
 	    t.lines, t.acked_lines, t.errors);
 	if (t.hop) {

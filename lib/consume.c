@@ -65,7 +65,7 @@ consume_conf_default(struct consume_conf *c)
 	c->once = 0;
 	c->shutdown_timeout = 30;
 	c->rescan_interval = 5;
-	c->metrics_interval = 5;
+	c->metrics_interval = METRICS_INTERVAL;
 }
 
 static const struct conf_name retry_types[] = {

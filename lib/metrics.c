@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <time.h>
 
 #include <ev.h>
 
 #include "buf.h"
+#include "conf.h"
 #include "log.h"
 #include "metrics.h"
 #include "report.h"
@@ -490,6 +492,8 @@ metrics_writer_start(struct metrics_writer *mw, struct ev_loop *loop,
     metrics_fill_fn fill, void *ctx)
 {
 	memset(mw, 0, sizeof *mw);
+	if (path == NULL)
+		return 0;
 	if ((mw->m = metrics_new(path, tool)) == NULL)
 		return -1;
 	mw->loop = loop;
@@ -521,4 +525,21 @@ metrics_writer_stop(struct metrics_writer *mw)
 	ev_timer_stop(mw->loop, &mw->w);
 	metrics_free(mw->m);
 	mw->m = NULL;
+}
+
+void
+metrics_writer_finish(struct metrics_writer *mw)
+{
+	metrics_writer_write(mw);
+	metrics_writer_stop(mw);
+}
+
+double
+metrics_interval_opt(const char *arg)
+{
+	double v = conf_opt_duration("metrics-interval", arg);
+
+	if (!(v > 0))
+		log_fatal(EX_USAGE, "--metrics-interval: more than 0");
+	return v;
 }

@@ -80,6 +80,7 @@ void metrics_put_spools(struct metrics *m, const struct metrics_spool *ms,
 /* The file rewritten every interval seconds in a loop: fill adds the
  * tool's families between metrics_begin and metrics_commit.  The timer
  * does not keep the loop running. */
+#define METRICS_INTERVAL 5.0	/* seconds, --metrics-interval's default */
 typedef void (*metrics_fill_fn)(void *ctx, struct metrics *m);
 struct metrics_writer {
 	struct metrics *m;		/* NULL: none (no --metrics-file) */
@@ -88,13 +89,17 @@ struct metrics_writer {
 	metrics_fill_fn fill;
 	void *ctx;
 };
-/* The first write is at the next turn of the loop.  0, or -1 if out of
- * memory. */
+/* The first write is at the next turn of the loop; with path NULL (no
+ * --metrics-file) nothing is ever written.  0, or -1 if out of memory. */
 int metrics_writer_start(struct metrics_writer *mw, struct ev_loop *loop,
     const char *path, const char *tool, double interval,
     metrics_fill_fn fill, void *ctx);
 /* Now (at exit: the final counts); nothing without a file. */
 void metrics_writer_write(struct metrics_writer *mw);
 void metrics_writer_stop(struct metrics_writer *mw);
+/* Both, at exit: the final counts, then the timer stopped. */
+void metrics_writer_finish(struct metrics_writer *mw);
+/* --metrics-interval DUR: more than 0, or a usage error (exit 64). */
+double metrics_interval_opt(const char *arg);
 
 #endif
