@@ -95,6 +95,15 @@ def test_demo_fails_over_and_loses_nothing():
         assert delivered == WRITTEN and lost == 0, (dest, rows)
         assert duplicated >= 0
 
+    # lf-top over every tool's --metrics-file: a row per tool, the
+    # forwarder's two servers with the standby marked
+    top = out.split("== 11. what an operator sees")[1].split("== 12.")[0]
+    for row in ("fwd_tail +lf-tail", "fwd_send +lf-send",
+                "active_tdlog +lf-tdlog", "storage_mysql +lf-mysql"):
+        assert re.search(r"^   %s " % row, top, re.M), top
+    assert re.search(r"^     \S+ +(up|down) .*standby, phi", top, re.M), top
+    assert "stale" not in top and "error" not in top, top
+
     # stopped cleanly: nothing left running, the temporary files gone
     assert re.search(r"^   %d processes stopped, none left; \$W removed;"
                      % (len(started) - 5), out, re.M), out
