@@ -15,11 +15,14 @@ netns exec`) naming every host of the net, so lf-recv's
 
 Run as a script, this module is the applications of the forwarders:
 
-    ha.py acked  PREFIX N TAG PORT [RATE]   a Fluentd logger with
+    ha.py acked  PREFIX N TAG PORT RATE [PROGRESS]   a Fluentd logger with
         require_ack_response: batches of events, each resent with the same
-        chunk id until acked (reconnecting as long as it takes)
-    ha.py fluent PREFIX N TAG PORT [RATE]   Debian's python3-fluent-logger
-        (no acks: for runs where nothing on the forwarder is killed)
+        chunk id until acked
+        (reconnecting as long as it takes), PROGRESS the file of the count
+        acked so far
+    ha.py fluent PREFIX N TAG PORT RATE [PROGRESS]   Debian's
+        python3-fluent-logger (no acks: for runs where nothing on the
+        forwarder is killed)
 """
 import base64
 import itertools
@@ -245,7 +248,15 @@ class Net:
 
 # ---- the applications (run inside a forwarder with `ip netns exec`) ----
 
-def app_acked(prefix, n, tag, port, rate):
+def _progress(path, n):
+    """The count of events acked so far, for the test to read at any time."""
+    if path:
+        with open(path + ".tmp", "w") as f:
+            f.write("%d\n" % n)
+        os.replace(path + ".tmp", path)
+
+
+def app_acked(prefix, n, tag, port, rate, progress=None):
     import msgpack
     batch = 25
     sock = None
@@ -286,6 +297,7 @@ def app_acked(prefix, n, tag, port, rate):
                 sock = None
                 time.sleep(0.1)
         sent = min(n, b + batch)
+        _progress(progress, sent)
         if rate:
             ahead = t0 + sent / rate - time.monotonic()
             if ahead > 0:
@@ -295,7 +307,7 @@ def app_acked(prefix, n, tag, port, rate):
     print("sent %d" % sent, flush=True)
 
 
-def app_fluent(prefix, n, tag, port, rate):
+def app_fluent(prefix, n, tag, port, rate, progress=None):
     from fluent import sender
     head, _, last = tag.rpartition(".")
     s = sender.FluentSender(head, host="127.0.0.1", port=port,
@@ -311,6 +323,7 @@ def app_fluent(prefix, n, tag, port, rate):
                 time.sleep(ahead)
     s.close()
     assert s.pendings is None, "fluent-logger kept events unsent"
+    _progress(progress, n)
     print("sent %d" % n, flush=True)
 
 
@@ -377,7 +390,33 @@ class LogWriter:
 
 
 if __name__ == "__main__":
-    mode, prefix, n, tag, port = sys.argv[1:6]
-    rate = float(sys.argv[6]) if len(sys.argv) > 6 else 0
+    mode, prefix, n, tag, port, rate = sys.argv[1:7]
+    progress = sys.argv[7] if len(sys.argv) > 7 else None
     {"acked": app_acked, "fluent": app_fluent}[mode](
-        prefix, int(n), tag, int(port), rate)
+        prefix, int(n), tag, int(port), float(rate), progress)
+
+
+# ---- the results table ----
+
+ORDER = ["steady", "kill-active", "link-cut", "both-aggs-down",
+         "forwarder-crashes", "destination-down", "disk-full"]
+
+
+def table(rows):
+    """The rows of test_ha's scenarios as a text table."""
+    rows = sorted(rows, key=lambda r: (ORDER.index(r["scenario"]) if
+                                       r["scenario"] in ORDER else 99,
+                                       r["scenario"], r["dest"]))
+    head = ("scenario", "destination", "written", "delivered", "duplicates",
+            "lost", "recover_s", "test_s")
+    lines = ["lf HA scenarios on network namespaces (events; recover_s: "
+             "from the repair until\nevery event written before it is "
+             "delivered; steady: after the last write)",
+             "%-18s %-11s %8s %9s %10s %5s %9s %6s" % head]
+    for r in rows:
+        lines.append("%-18s %-11s %8d %9d %10d %5d %9s %6s" % (
+            r["scenario"], r["dest"], r["written"], r["delivered"],
+            r["duplicates"], r["lost"],
+            "-" if r["recover"] is None else "%.1f" % r["recover"],
+            "%.1f" % r["elapsed"]))
+    return "\n".join(lines) + "\n"

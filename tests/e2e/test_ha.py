@@ -20,7 +20,6 @@ the duplicates (at-least-once allows them) and failing on any loss.  The
 table of the results is printed at the end of the module and written to
 BUILD/ha-table.txt (BUILD is $LF_BIN/..).
 """
-import fcntl
 import json
 import os
 import random
@@ -30,12 +29,11 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import pytest
 
 import conftest
-from conftest import BIN, REPO, SANITIZER_MARKS, tool
+from conftest import REPO, SANITIZER_MARKS, tool
 
 if os.geteuid() != 0:
     pytest.skip("the multi-host tests need root (ip netns, mount)",
@@ -70,73 +68,10 @@ ID_RE = re.compile(r"(?:^|\t)id:(\S+)")
 wait_for = conftest.waiter(WAIT)
 
 
-# ---- the results table ----
-
-def _rows_file():
-    return BIN.parent / "ha-rows.jsonl"
-
-
-def _run_id(config):
-    wi = getattr(config, "workerinput", None)
-    if wi and "testrunuid" in wi:
-        return wi["testrunuid"]
-    if not hasattr(config, "_lf_ha_run"):
-        config._lf_ha_run = uuid.uuid4().hex
-    return config._lf_ha_run
-
-
-def _with_rows(run, add=None):
-    """The rows of this run (both xdist workers append to one file),
-    after adding add; rows of other runs are dropped."""
-    path = _rows_file()
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.seek(0)
-        rows = [json.loads(line) for line in f if line.strip()]
-        rows = [r for r in rows if r.get("run") == run]
-        if add:
-            rows.append(dict(add, run=run))
-        f.seek(0)
-        f.truncate()
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-    return rows
-
-
-ORDER = ["steady", "kill-active", "link-cut", "both-aggs-down",
-         "forwarder-crashes", "destination-down", "disk-full"]
-
-
-def table(rows):
-    rows = sorted(rows, key=lambda r: (ORDER.index(r["scenario"]) if
-                                       r["scenario"] in ORDER else 99,
-                                       r["dest"]))
-    head = ("scenario", "destination", "written", "delivered", "duplicates",
-            "lost", "recover_s", "test_s")
-    lines = ["%-18s %-11s %8s %9s %10s %5s %9s %6s" % head]
-    for r in rows:
-        lines.append("%-18s %-11s %8d %9d %10d %5d %9s %6s" % (
-            r["scenario"], r["dest"], r["written"], r["delivered"],
-            r["duplicates"], r["lost"],
-            "-" if r["recover"] is None else "%.1f" % r["recover"],
-            "%.1f" % r["elapsed"]))
-    return "\n".join(lines) + "\n"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def results_table(request):
-    yield
-    rows = _with_rows(_run_id(request.config))
-    if not rows:
-        return
-    text = ("lf HA multi-host scenarios (events; recover_s: from the repair "
-            "to the last event delivered)\n" + table(rows))
-    (BIN.parent / "ha-table.txt").write_text(text)
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    with capman.global_and_fixture_disabled():
-        sys.stdout.write("\n" + text)
-        sys.stdout.flush()
-
+# The results table: each test leaves its rows in its report's
+# user_properties ("ha_row"), which pytest-xdist carries to the main
+# process, where conftest.py prints ha.table() of them at the end and
+# writes it to BUILD/ha-table.txt.
 
 # ---- the roles ----
 
@@ -153,8 +88,11 @@ class Topo:
         self.aggs = []
         self.fwds = []
         self.apps = []
+        self.others = []
         self.logs = []
         self.written = set()
+        self.recovered = {}
+        self.pollers = []
 
     # td: the Treasure Data emulator
     def start_td(self):
@@ -330,10 +268,13 @@ class Topo:
     def app(self, h, mode, n, rate, tag=APP_TAG, count=True):
         prefix = "%s-%s-%s-" % (self.name, h.role, mode[0] +
                                 tag.split(".")[1][0])
+        prog = h.path("%sprogress" % prefix)
         p = h.start("app-" + mode, [PY, HA, mode, prefix, n, tag, 24224,
-                                    rate], notify=False,
+                                    rate, prog], notify=False,
                     stdout=subprocess.PIPE)
-        self.apps.append(p)
+        p.prefix, p.progress = prefix, prog
+        if count:
+            self.apps.append(p)
         if count:
             self.written |= {"%s%06d" % (prefix, i) for i in range(n)}
         return p
@@ -349,13 +290,50 @@ class Topo:
     def wait_written(self, timeout=WAIT):
         for w in self.logs:
             w.join(timeout)
-        for p in self.apps:
+        for p in self.apps + self.others:
             out, _ = p.p.communicate(timeout=timeout)
             assert p.p.returncode == 0, p.logtext()
             assert out.decode().startswith("sent "), out
 
+    def written_now(self):
+        """The ids written (and acked to the applications) so far."""
+        ids = set()
+        for w in self.logs:
+            ids |= {"%s%06d" % (w.prefix, i) for i in range(w.written)}
+        for p in self.apps:
+            try:
+                with open(p.progress) as f:
+                    n = int(f.read())
+            except (FileNotFoundError, ValueError):
+                n = 0
+            ids |= {"%s%06d" % (p.prefix, i) for i in range(n)}
+        return ids
+
+    def repaired(self, **dests):
+        """The fault is repaired now: measure, for each destination, how
+        long until every event written so far is there."""
+        snap = self.written_now()
+        t_fix = time.monotonic()
+        for dest, get in dests.items():
+            def poll(dest=dest, get=get):
+                end = t_fix + WAIT
+                while time.monotonic() < end:
+                    try:
+                        if snap <= set(get()):
+                            self.recovered[dest] = time.monotonic() - t_fix
+                            return
+                    except Exception:   # a destination still down
+                        pass
+                    time.sleep(0.2)
+            th = threading.Thread(target=poll, daemon=True)
+            th.start()
+            self.pollers.append(th)
+
+    def all_ids(self):
+        return [r["id"] for r in self.td_ids()]
+
     # the end: everything at the destination
-    def check(self, dest, get, recover_from=None, timeout=WAIT):
+    def check(self, dest, get, timeout=WAIT):
         """Wait until every id written is in get(); record the row."""
         want = self.written
         end = time.monotonic() + timeout
@@ -366,14 +344,16 @@ class Topo:
                 break
             time.sleep(0.3)
         done = time.monotonic()
+        for th in self.pollers:
+            th.join(max(1, end - time.monotonic()))
         lost = want - have
         extra = have - want
         row = {"scenario": self.name, "dest": dest, "written": len(want),
                "delivered": len(have & want),
                "duplicates": len(ids) - len(have), "lost": len(lost),
-               "recover": None if recover_from is None else
-               done - recover_from, "elapsed": done - self.t0}
-        self.rows.append(row)
+               "recover": self.recovered.get(dest),
+               "elapsed": done - self.t0}
+        self.node.user_properties.append(("ha_row", json.dumps(row)))
         assert not extra, "unexpected ids at %s: %s" % (dest,
                                                         sorted(extra)[:5])
         assert not lost, "%d of %d events lost at %s, e.g. %s" % (
@@ -402,15 +382,13 @@ def topo(request, tmp_path):
 
     def make(name):
         t = Topo(tmp_path, name)
-        t.rows = []
+        t.node = request.node
         made.append(t)
         return t
     failed_before = request.session.testsfailed
     yield make
     failed = request.session.testsfailed > failed_before
     for t in made:
-        for r in t.rows:
-            _with_rows(_run_id(request.config), r)
         t.close(failed)
 
 
@@ -470,10 +448,10 @@ def test_steady_state(topo, mariadb):
         t.app(h, "acked", 500, 250)
         t.app(h, "acked", 50, 100, tag="data.staging.app", count=False)
     t.wait_written()
-    t_end = time.monotonic()
-    t.check("td", lambda: [r["id"] for r in t.td_ids()], t_end)
-    t.check("backup", t.backup_ids, t_end)
-    t.check("mysql", t.mysql_ids, t_end)
+    t.repaired(td=t.all_ids, backup=t.backup_ids, mysql=t.mysql_ids)
+    t.check("td", t.all_ids)
+    t.check("backup", t.backup_ids)
+    t.check("mysql", t.mysql_ids)
     rows = t.td_ids()
     names = {r["id"].split("-")[1]: r["hostname"] for r in rows}
     assert names == {"fwd1": "fwd1", "fwd2": "fwd2"}, names
@@ -499,12 +477,12 @@ def test_kill_active(topo):
     wait_for(lambda: t.recv_events(a2) > before + 100,
              what="the standby to take the traffic")
     time.sleep(1)
-    t_fix = time.monotonic()
+    t.repaired(td=t.all_ids)
     t.agg_procs(a1)
     wait_for(lambda: t.recv_events(a1) > 100,
              what="the active to take the traffic back")
     t.wait_written()
-    t.check("td", lambda: [r["id"] for r in t.td_ids()], t_fix)
+    t.check("td", t.all_ids)
 
 
 def test_link_cut(topo):
@@ -527,13 +505,17 @@ def test_link_cut(topo):
     for p in a1.procs:
         assert p.alive(), "%s died: %s" % (p.name, p.logtext())
     time.sleep(1)
-    t_fix = time.monotonic()
     back = t.recv_events(a1)
+    t.repaired(td=t.all_ids)
     t.net.link("agg1", up=True)
     wait_for(lambda: t.recv_events(a1) > back + 100,
              what="traffic back on agg1")
     t.wait_written()
-    t.check("td", lambda: [r["id"] for r in t.td_ids()], t_fix)
+    t.check("td", t.all_ids)
+    for h in t.fwds:    # the heartbeats told, not a failed connection
+        log = "".join(p.logtext() for p in h.procs if p.name == "lf-send")
+        assert re.search(r"agg1: down: (phi|no heartbeat)", log), log
+        assert "agg1: up: " in log, log
 
 
 def test_both_aggregators_down(topo):
@@ -553,14 +535,14 @@ def test_both_aggregators_down(topo):
     wait_for(lambda: t.spool_bytes(f) > s0 + 100000,
              what="the forwarder's spool to grow")
     grown = t.spool_bytes(f)
-    t_fix = time.monotonic()
+    t.repaired(td=t.all_ids)
     t.agg_procs(a1)
     wait_for(lambda: t.spool_bytes(f) < grown / 4,
              what="the forwarder's spool to drain")
     t.wait_written()
     wait_for(lambda: t.spool_bytes(f) == 0, what="the forwarder to drain")
     t.agg_procs(a2)     # what it held when it died goes out too
-    t.check("td", lambda: [r["id"] for r in t.td_ids()], t_fix)
+    t.check("td", t.all_ids)
 
 
 def test_forwarder_crashes(topo):
@@ -578,8 +560,7 @@ def test_forwarder_crashes(topo):
                   [("buffer", rng.uniform(0.5, 9)) for _ in range(3)] +
                   [("all", rng.uniform(3, 6))], key=lambda x: x[1])
     start = time.monotonic()
-    last_fix = start
-    for what, at in plan:
+    for k, (what, at) in enumerate(plan):
         d = start + at - time.monotonic()
         if d > 0:
             time.sleep(d)
@@ -587,14 +568,15 @@ def test_forwarder_crashes(topo):
                  "all": None}[what]
         f.kill(*(names or FWD_TOOLS))
         time.sleep(rng.uniform(0.1, 0.8))
+        if k == len(plan) - 1:
+            t.repaired(td=t.all_ids)
         if names is None:
             t.fwd_procs(f)
         else:
             t.fwd_procs(f, only=names)
-        last_fix = time.monotonic()
     t.wait_written()
     assert t.logs[0].rotations >= 8
-    t.check("td", lambda: [r["id"] for r in t.td_ids()], last_fix)
+    t.check("td", t.all_ids)
 
 
 def test_destination_down(topo, mariadb):
@@ -621,12 +603,12 @@ def test_destination_down(topo, mariadb):
     wait_for(lambda: t.spool_bytes(a1, "spools/td") > s0 + 50000,
              what="the td spool to grow")
     time.sleep(1)
-    t_fix = time.monotonic()
+    t.repaired(td=t.all_ids, mysql=t.mysql_ids)
     t.td_post("/_emu/faults/clear", {})
     db.start()
     t.wait_written()
-    t.check("td", lambda: [r["id"] for r in t.td_ids()], t_fix)
-    t.check("mysql", t.mysql_ids, t_fix)
+    t.check("td", t.all_ids)
+    t.check("mysql", t.mysql_ids)
     stats = json.loads(t.td_get("/_emu/stats"))
     assert stats["statuses"].get("503", 0) > 0, stats
 
@@ -677,7 +659,7 @@ def test_disk_full(topo):
              what="back pressure: the forwarder's spool to grow")
     for p in a1.procs:
         assert p.alive(), "%s died: %s" % (p.name, p.logtext())
-    t_fix = time.monotonic()
+    t.repaired(td=t.all_ids)
     filler.stop()
     t.wait_written()
-    t.check("td", lambda: [r["id"] for r in t.td_ids()], t_fix)
+    t.check("td", t.all_ids)
