@@ -399,7 +399,8 @@ if __name__ == "__main__":
 # ---- the results table ----
 
 ORDER = ["steady", "kill-active", "link-cut", "both-aggs-down",
-         "forwarder-crashes", "destination-down", "disk-full"]
+         "forwarder-crashes", "destination-down", "disk-full",
+         "disk-full-backlog"]
 
 
 def table(rows):

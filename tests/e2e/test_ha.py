@@ -65,7 +65,10 @@ BUF = ["--flush-interval", "0.3", "--queued-chunks-limit-size", "64",
 FWD_TOOLS = ("lf-buffer", "lf-tail", "lf-recv", "lf-send")
 ID_RE = re.compile(r"(?:^|\t)id:(\S+)")
 
-wait_for = conftest.waiter(WAIT)
+
+
+def wait_for(pred, timeout=WAIT, what="condition"):
+    return conftest.wait_for(pred, timeout, what, step=0.1)
 
 
 # The results table: each test leaves its rows in its report's
@@ -661,5 +664,30 @@ def test_disk_full(topo):
         assert p.alive(), "%s died: %s" % (p.name, p.logtext())
     t.repaired(td=t.all_ids)
     filler.stop()
+    t.wait_written()
+    t.check("td", t.all_ids)
+
+
+def test_disk_full_backlog(topo):
+    """The aggregator's disk filled by its own backlog (Treasure Data
+    answering 503 meanwhile), with no filler to delete: once the
+    destination is back, the consumers must free the space themselves."""
+    t = topo("disk-full-backlog")
+    t.start_td()
+    a1 = t.agg("agg1")
+    t.net.mount_tmpfs(a1.path("spools"), "192k")
+    t.agg_procs(a1)
+    f = t.fwd("fwd1")
+    t.fwd_procs(f)
+    t.td_post("/_emu/faults", {"status": 503, "count": -1})
+    t.log(f, 1500, 150)
+    t.app(f, "acked", 1500, 150)
+    buf = a1.proc("lf-buffer")
+    wait_for(lambda: "disk full" in buf.logtext(), 30, "the disk to fill")
+    s0 = t.spool_bytes(f)
+    wait_for(lambda: t.spool_bytes(f) > s0 + 100000,
+             what="back pressure: the forwarder's spool to grow")
+    t.repaired(td=t.all_ids)
+    t.td_post("/_emu/faults/clear", {})
     t.wait_written()
     t.check("td", t.all_ids)
