@@ -460,7 +460,7 @@ def test_steady_state(topo, mariadb):
     assert names == {"fwd1": "fwd1", "fwd2": "fwd2"}, names
     stats = json.loads(t.td_get("/_emu/stats"))
     assert set(stats["tables"]) == {"production.access", "production.app"}
-    # the standby took nothing while the active was up
+    # the active took the traffic
     assert t.recv_events(t.aggs[0]) > 0
 
 
@@ -641,27 +641,42 @@ class Filler:
         os.unlink(self.path)
 
 
+def small_disk(t, size, td_down=False):
+    """td, agg1 alone (no standby: the back pressure must reach the
+    forwarder) with its spools on a tmpfs of size, fwd1 writing."""
+    t.start_td()
+    a1 = t.agg("agg1")
+    t.net.mount_tmpfs(a1.path("spools"), size)
+    t.agg_procs(a1)
+    f = t.fwd("fwd1")
+    t.fwd_procs(f)
+    if td_down:
+        t.td_post("/_emu/faults", {"status": 503, "count": -1})
+    t.log(f, 1500, 150)
+    t.app(f, "acked", 1500, 150)
+    return a1, f
+
+
+def back_pressure(t, a1, f):
+    """The forwarder's spool grows while agg1 cannot write."""
+    s0 = t.spool_bytes(f)
+    wait_for(lambda: t.spool_bytes(f) > s0 + 100000,
+             what="back pressure: the forwarder's spool to grow")
+    for p in a1.procs:
+        assert p.alive(), "%s died: %s" % (p.name, p.logtext())
+    assert "No space left on device" in a1.proc("lf-buffer").logtext()
+
+
 def test_disk_full(topo):
     """The aggregator's spools on a small filesystem that a runaway
     writer fills: lf-buffer cannot commit, so it acks nothing; the
     forwarder's spool grows (back pressure); once the space is freed,
     everything is delivered."""
     t = topo("disk-full")
-    t.start_td()
-    a1 = t.agg("agg1")
-    t.net.mount_tmpfs(a1.path("spools"), "4m")
-    t.agg_procs(a1)
-    f = t.fwd("fwd1")
-    t.fwd_procs(f)
-    t.log(f, 1500, 150)
-    t.app(f, "acked", 1500, 150)
+    a1, f = small_disk(t, "4m")
     wait_for(lambda: t.recv_events(a1) > 200, what="traffic on agg1")
     filler = Filler(a1.path("spools", "filler"))
-    s0 = t.spool_bytes(f)
-    wait_for(lambda: t.spool_bytes(f) > s0 + 100000,
-             what="back pressure: the forwarder's spool to grow")
-    for p in a1.procs:
-        assert p.alive(), "%s died: %s" % (p.name, p.logtext())
+    back_pressure(t, a1, f)
     t.repaired(td=t.all_ids)
     filler.stop()
     t.wait_written()
@@ -671,22 +686,15 @@ def test_disk_full(topo):
 def test_disk_full_backlog(topo):
     """The aggregator's disk filled by its own backlog (Treasure Data
     answering 503 meanwhile), with no filler to delete: once the
-    destination is back, the consumers must free the space themselves."""
+    destination is back, the consumers must free the space themselves
+    (lf-tdlog once needed disk space to gzip a chunk, and waited for
+    ever)."""
     t = topo("disk-full-backlog")
-    t.start_td()
-    a1 = t.agg("agg1")
-    t.net.mount_tmpfs(a1.path("spools"), "192k")
-    t.agg_procs(a1)
-    f = t.fwd("fwd1")
-    t.fwd_procs(f)
-    t.td_post("/_emu/faults", {"status": 503, "count": -1})
-    t.log(f, 1500, 150)
-    t.app(f, "acked", 1500, 150)
-    buf = a1.proc("lf-buffer")
-    wait_for(lambda: "disk full" in buf.logtext(), 30, "the disk to fill")
-    s0 = t.spool_bytes(f)
-    wait_for(lambda: t.spool_bytes(f) > s0 + 100000,
-             what="back pressure: the forwarder's spool to grow")
+    a1, f = small_disk(t, "192k", td_down=True)
+    wait_for(lambda: "No space left on device" in
+             a1.proc("lf-buffer").logtext(), 30,
+             "the disk to fill")
+    back_pressure(t, a1, f)
     t.repaired(td=t.all_ids)
     t.td_post("/_emu/faults/clear", {})
     t.wait_written()
