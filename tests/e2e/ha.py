@@ -15,14 +15,15 @@ netns exec`) naming every host of the net, so lf-recv's
 
 Run as a script, this module is the applications of the forwarders:
 
-    ha.py acked  PREFIX N TAG PORT RATE [PROGRESS]   a Fluentd logger with
-        require_ack_response: batches of events, each resent with the same
-        chunk id until acked
-        (reconnecting as long as it takes), PROGRESS the file of the count
-        acked so far
-    ha.py fluent PREFIX N TAG PORT RATE [PROGRESS]   Debian's
-        python3-fluent-logger (no acks: for runs where nothing on the
-        forwarder is killed)
+    ha.py acked  PREFIX N TAG PORT RATE [PROGRESS]
+        a Fluentd logger with require_ack_response: batches of 25 events,
+        each resent with the same chunk id until acked (reconnecting as
+        long as it takes); PROGRESS gets the count acked so far
+    ha.py fluent PREFIX N TAG PORT RATE [PROGRESS]
+        Debian's python3-fluent-logger (no acks: for runs where nothing
+        on the forwarder is killed)
+
+N events with ids PREFIXnnnnnn, RATE a second, to 127.0.0.1:PORT.
 """
 import base64
 import itertools
