@@ -603,8 +603,11 @@ def test_destination_down(topo, mariadb):
     t.start_mysql()
     a1 = t.aggs[0]
     s0 = t.spool_bytes(a1, "spools/td")
+    m0 = t.spool_bytes(t.stor)
     wait_for(lambda: t.spool_bytes(a1, "spools/td") > s0 + 50000,
-             what="the td spool to grow")
+             what="the aggregator's td spool to grow")
+    wait_for(lambda: t.spool_bytes(t.stor) > m0 + 50000,
+             what="the storage host's spool to grow")
     time.sleep(1)
     t.repaired(td=t.all_ids, mysql=t.mysql_ids)
     t.td_post("/_emu/faults/clear", {})
