@@ -140,10 +140,14 @@ class Topo:
         h.start("lf-buffer", [tool("lf-buffer"), "--listen",
                               "unix:" + h.path("in.sock")] + BUF +
                 [h.path("spool")])
+        self.start_stor_recv()
+        self.start_mysql()
+
+    def start_stor_recv(self):
+        h = self.stor
         h.start("lf-recv", [tool("lf-recv"), "--listen", "0.0.0.0:24224",
                             "--to", "unix:" + h.path("in.sock"),
                             "--state-file", h.path("recv.state")])
-        self.start_mysql()
 
     def start_mysql(self):
         h = self.stor
@@ -198,8 +202,9 @@ class Topo:
                                 "ltsv"] + FAST + [sp["file"]])
         if "fwd" in sp:
             h.start("lf-send", [tool("lf-send"), "--server",
-                                "%s:24224,name=stor" % self.stor.ip] + SEND +
-                    FAST + [sp["fwd"]])
+                                "%s:24224,name=stor" % self.stor.ip,
+                                "--compress", "gzip"] + SEND + FAST +
+                    [sp["fwd"]])
 
     def backup_ids(self):
         ids = []
@@ -644,10 +649,15 @@ class Filler:
         os.unlink(self.path)
 
 
-def small_disk(t, size, td_down=False):
-    """td, agg1 alone (no standby: the back pressure must reach the
-    forwarder) with its spools on a tmpfs of size, fwd1 writing."""
+def small_disk(t, size, td_down=False, db=None):
+    """td (and stor with db), agg1 alone (no standby: the back pressure
+    must reach the forwarder) with its spools on a tmpfs of size, fwd1
+    writing.  With td_down, td answers 503 and stor's lf-recv is down."""
     t.start_td()
+    if db:
+        t.start_stor(db)
+        if td_down:
+            t.stor.kill("lf-recv")
     a1 = t.agg("agg1")
     t.net.mount_tmpfs(a1.path("spools"), size)
     t.agg_procs(a1)
@@ -686,19 +696,25 @@ def test_disk_full(topo):
     t.check("td", t.all_ids)
 
 
-def test_disk_full_backlog(topo):
-    """The aggregator's disk filled by its own backlog (Treasure Data
-    answering 503 meanwhile), with no filler to delete: once the
-    destination is back, the consumers must free the space themselves
-    (lf-tdlog once needed disk space to gzip a chunk, and waited for
-    ever)."""
+def test_disk_full_backlog(topo, mariadb):
+    """The aggregator's disk filled by its own backlog while both
+    destinations are down (Treasure Data answering 503, the storage host's
+    lf-recv gone), with no filler to delete: the consumers must free the
+    space themselves.  The storage host comes back first, while td is
+    still down and the disk full: lf-send (--compress gzip) must deliver
+    its spool; then td.  (lf-tdlog, and lf-send with gzip, once needed
+    disk space to compress a chunk, and so waited for ever.)"""
     t = topo("disk-full-backlog")
-    a1, f = small_disk(t, "192k", td_down=True)
+    a1, f = small_disk(t, "256k", td_down=True, db=mariadb())
     wait_for(lambda: "No space left on device" in
              a1.proc("lf-buffer").logtext(), 30,
              "the disk to fill")
     back_pressure(t, a1, f)
-    t.repaired(td=t.all_ids)
+    t.start_stor_recv()
+    wait_for(lambda: len(t.mysql_ids()) >= 200, 30,
+             "the storage host to get the aggregator's backlog")
+    t.repaired(td=t.all_ids, mysql=t.mysql_ids)
     t.td_post("/_emu/faults/clear", {})
     t.wait_written()
     t.check("td", t.all_ids)
+    t.check("mysql", t.mysql_ids)
