@@ -11,14 +11,17 @@ talks to the others over it; only those addresses and loopback are used:
                      data.production.**) --> lf-buffer, spools that copy
                      --> lf-tdlog (to td), lf-file (LTSV backup, hourly),
                          lf-send (to stor)
-  stor               lf-recv --> lf-buffer --> lf-mysql (MariaDB)
+  stor               lf-recv --> lf-buffer --> lf-mysql (MariaDB, which
+                     the test starts; it listens on a Unix socket only)
   td                 scripts/td-emulator, Treasure Data's import API
 
 Each scenario writes events with unique ids, breaks something, repairs
 it, and then checks that every id written is at the destination, counting
 the duplicates (at-least-once allows them) and failing on any loss.  The
-table of the results is printed at the end of the module and written to
-BUILD/ha-table.txt (BUILD is $LF_BIN/..).
+table of the results is printed at the end of the session (by conftest.py,
+from every xdist worker) and written to BUILD/ha-table.txt (BUILD is
+$LF_BIN/..).  Random instants are seeded; ports are fixed only inside a
+test's own namespaces.
 """
 import json
 import os
@@ -66,7 +69,6 @@ FWD_TOOLS = ("lf-buffer", "lf-tail", "lf-recv", "lf-send")
 ID_RE = re.compile(r"(?:^|\t)id:(\S+)")
 
 
-
 def wait_for(pred, timeout=WAIT, what="condition"):
     return conftest.wait_for(pred, timeout, what, step=0.1)
 
@@ -108,21 +110,21 @@ class Topo:
         self.td_url = "http://%s:%d" % (h.ip, TDPORT)
 
     def td_get(self, path):
-        out = self.td.run("curl", "-sS", "--max-time", "20",
+        out = self.td.run("curl", "-fsS", "--max-time", "20",
                           self.td_url + path)
         return out
 
     def td_post(self, path, obj):
-        self.td.run("curl", "-sS", "--max-time", "20", "-X", "POST",
+        self.td.run("curl", "-fsS", "--max-time", "20", "-X", "POST",
                     "--data-binary", json.dumps(obj), self.td_url + path)
 
-    def td_ids(self):
-        ids = []
+    def td_rows(self):
+        rows = []
         for t in ("access", "app"):
             for line in self.td_get("/_emu/rows?db=production&table=" +
                                     t).splitlines():
-                ids.append(json.loads(line))
-        return ids
+                rows.append(json.loads(line))
+        return rows
 
     # stor: lf-recv -> lf-buffer -> lf-mysql into MariaDB
     def start_stor(self, db):
@@ -338,15 +340,20 @@ class Topo:
             self.pollers.append(th)
 
     def all_ids(self):
-        return [r["id"] for r in self.td_ids()]
+        return [r["id"] for r in self.td_rows()]
 
     # the end: everything at the destination
     def check(self, dest, get, timeout=WAIT):
         """Wait until every id written is in get(); record the row."""
         want = self.written
         end = time.monotonic() + timeout
+        err = None
         while True:
-            ids = get()
+            try:
+                ids = get()
+            except (RuntimeError, ValueError, KeyError,
+                    subprocess.TimeoutExpired) as e:
+                ids, err = [], e    # not up yet: poll again
             have = set(ids)
             if want <= have or time.monotonic() > end:
                 break
@@ -364,15 +371,16 @@ class Topo:
         self.node.user_properties.append(("ha_row", json.dumps(row)))
         assert not extra, "unexpected ids at %s: %s" % (dest,
                                                         sorted(extra)[:5])
-        assert not lost, "%d of %d events lost at %s, e.g. %s" % (
-            len(lost), len(want), dest, sorted(lost)[:5])
+        assert not lost, "%d of %d events lost at %s, e.g. %s (%s)" % (
+            len(lost), len(want), dest, sorted(lost)[:5], err)
         return row
 
     def close(self, failed):
         bad = []
         for p in self.net.procs():
             text = p.logtext()
-            if any(m.decode() in text for m in SANITIZER_MARKS):
+            if any(m.decode() in text for m in SANITIZER_MARKS) or (
+                    "Traceback" in text and p.name != "app-acked"):
                 bad.append("%s on %s:\n%s" % (p.name, p.host.role,
                                               text[-4000:]))
         if failed or bad:
@@ -460,7 +468,7 @@ def test_steady_state(topo, mariadb):
     t.check("td", t.all_ids)
     t.check("backup", t.backup_ids)
     t.check("mysql", t.mysql_ids)
-    rows = t.td_ids()
+    rows = t.td_rows()
     names = {r["id"].split("-")[1]: r["hostname"] for r in rows}
     assert names == {"fwd1": "fwd1", "fwd2": "fwd2"}, names
     stats = json.loads(t.td_get("/_emu/stats"))
