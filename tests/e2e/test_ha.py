@@ -491,8 +491,9 @@ def test_steady_state(topo, mariadb):
     assert names == {"fwd1": "fwd1", "fwd2": "fwd2"}, names
     stats = json.loads(t.td_get("/_emu/stats"))
     assert set(stats["tables"]) == {"production.access", "production.app"}
-    # the active took the traffic
-    assert t.recv_events(t.aggs[0]) > 0
+    # the active took the traffic (the standby only what a heartbeat
+    # missed on a loaded machine may have sent it)
+    assert t.recv_events(t.aggs[0]) > t.recv_events(t.aggs[1])
 
 
 def test_kill_active(topo):
