@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -776,25 +777,20 @@ static const struct sig_actions send_sig_actions = {
 
 /* ---- consume callbacks ---- */
 
-/* Gzip the body of job into an unnamed file in SPOOL/tmp, one member per
- * SPOOL_BLOCK: the fd, or -1 with a reason in err. */
+/* Gzip the body of job into fd, one member per SPOOL_BLOCK: 0, or -1
+ * with a reason in err and *nospace set if the disk was full. */
 static int
-gzip_body(struct send *s, struct consume_job *job, uint64_t *outlen,
-    char *err, size_t errlen)
+gzip_to(struct send *s, struct consume_job *job, int fd, uint64_t *outlen,
+    int *nospace, char *err, size_t errlen)
 {
 	struct spool_chunk *c = &job->chunk;
 	struct buf in = BUF_INIT, out = BUF_INIT;
 	uint64_t off = 0, total = 0;
 	size_t n;
 	ssize_t r;
-	int fd;
+	int ret = -1;
 
-	fd = openat(s->spool.tmp, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd == -1) {
-		snprintf(err, errlen, "%s/tmp: cannot make a file for the "
-		    "gzipped chunk: %s", s->spool.path, strerror(errno));
-		return -1;
-	}
+	*nospace = 0;
 	if (buf_reserve(&in, SPOOL_BLOCK) == -1)
 		goto nomem;
 	while (off < c->h.bodylen) {
@@ -804,28 +800,61 @@ gzip_body(struct send *s, struct consume_job *job, uint64_t *outlen,
 		if (r != (ssize_t)n) {
 			snprintf(err, errlen, "%s: read: %s", c->name,
 			    r == -1 ? strerror(errno) : "short read");
-			goto fail;
+			goto out;
 		}
 		buf_reset(&out);
 		if (gz_deflate(in.p, n, &out, 6) == -1)
 			goto nomem;
 		if (io_write_all(fd, out.p, out.len) == -1) {
+			*nospace = errno == ENOSPC || errno == EDQUOT;
 			snprintf(err, errlen, "%s/tmp: write: %s",
 			    s->spool.path, strerror(errno));
-			goto fail;
+			goto out;
 		}
 		off += n;
 		total += out.len;
 	}
-	buf_free(&in);
-	buf_free(&out);
 	*outlen = total;
-	return fd;
+	ret = 0;
+	goto out;
 nomem:
 	snprintf(err, errlen, "out of memory");
-fail:
+out:
 	buf_free(&in);
 	buf_free(&out);
+	return ret;
+}
+
+/* Gzip the body of job into an unnamed file in SPOOL/tmp or, when that
+ * disk is full, into memory (a memfd): on a disk filled by the spool's
+ * own backlog, sending is the only way to free space, so it must not
+ * need any.  The fd, or -1 with a reason in err. */
+static int
+gzip_body(struct send *s, struct consume_job *job, uint64_t *outlen,
+    char *err, size_t errlen)
+{
+	int fd, nospace = 1;
+
+	fd = openat(s->spool.tmp, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd == -1 && errno != ENOSPC && errno != EDQUOT) {
+		snprintf(err, errlen, "%s/tmp: cannot make a file for the "
+		    "gzipped chunk: %s", s->spool.path, strerror(errno));
+		return -1;
+	}
+	if (fd != -1) {
+		if (gzip_to(s, job, fd, outlen, &nospace, err, errlen) == 0)
+			return fd;
+		close(fd);
+		if (!nospace)
+			return -1;
+	}
+	if ((fd = memfd_create("lf-send-gz", MFD_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s/tmp is full, and no memory for the "
+		    "gzipped chunk: %s", s->spool.path, strerror(errno));
+		return -1;
+	}
+	if (gzip_to(s, job, fd, outlen, &nospace, err, errlen) == 0)
+		return fd;
 	close(fd);
 	return -1;
 }

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,6 +113,7 @@ struct tjob {
 	struct tjob *next, **prevp;
 	char db[TDLOG_NAME_MAX + 1], table[TDLOG_NAME_MAX + 1], id[33];
 	int gzfd;
+	int nospace;			/* the gzipped chunk hit a full disk */
 	uint64_t gzlen, raw, records;
 	enum step step;
 	int created;			/* a create cycle was made */
@@ -551,6 +553,7 @@ nomem:
 	snprintf(err, errlen, "out of memory");
 	goto out;
 wfail:
+	j->nospace = errno == ENOSPC || errno == EDQUOT;
 	snprintf(err, errlen, "%s/tmp: cannot write the gzipped chunk: %s",
 	    t->spool.path, errno ? strerror(errno) : "out of memory");
 out:
@@ -558,6 +561,38 @@ out:
 	tdlog_gz_free(&g);
 	buf_free(&aside);
 	return ret;
+}
+
+/* The chunk gzipped into an unnamed file in spool/tmp, or, when that
+ * disk is full, into memory (a memfd): on a disk filled by the spool's
+ * own backlog the import is the only way to free space, so it must not
+ * need any.  0, or -1 with a reason. */
+static int
+gzip_chunk(struct tjob *j, char *err, size_t errlen)
+{
+	struct td *t = j->t;
+
+	j->gzfd = openat(t->spool.tmp, ".", O_TMPFILE | O_RDWR | O_CLOEXEC,
+	    0600);
+	if (j->gzfd == -1 && errno != ENOSPC && errno != EDQUOT) {
+		snprintf(err, errlen, "%s/tmp: cannot make a file for the "
+		    "gzipped chunk: %s", t->spool.path, strerror(errno));
+		return -1;
+	}
+	if (j->gzfd != -1 && encode(j, err, errlen) == 0)
+		return 0;
+	if (j->gzfd != -1 && !j->nospace)
+		return -1;
+	if (j->gzfd != -1)
+		close(j->gzfd);
+	j->records = 0;			/* counted again */
+	j->gzfd = memfd_create("lf-tdlog-gz", MFD_CLOEXEC);
+	if (j->gzfd == -1) {
+		snprintf(err, errlen, "%s/tmp is full, and no memory for the "
+		    "gzipped chunk: %s", t->spool.path, strerror(errno));
+		return -1;
+	}
+	return encode(j, err, errlen);
 }
 
 /* ---- consume callbacks ---- */
@@ -592,15 +627,7 @@ deliver(void *ctx, struct consume_job *job)
 		finish(j, CONSUME_FAIL, err);
 		return;
 	}
-	j->gzfd = openat(t->spool.tmp, ".", O_TMPFILE | O_RDWR | O_CLOEXEC,
-	    0600);
-	if (j->gzfd == -1) {
-		snprintf(err, sizeof err, "%s/tmp: cannot make a file for the "
-		    "gzipped chunk: %s", t->spool.path, strerror(errno));
-		finish(j, CONSUME_RETRY, err);
-		return;
-	}
-	if (encode(j, err, sizeof err) == -1) {
+	if (gzip_chunk(j, err, sizeof err) == -1) {
 		finish(j, CONSUME_RETRY, err);
 		return;
 	}

@@ -361,3 +361,26 @@ def by_tag(evs):
     for e in evs:
         d.setdefault(e[0], []).append(e)
     return d
+
+
+# ---- the table of test_ha.py's scenarios ----
+# Each scenario leaves its rows in its reports' user_properties, which
+# pytest-xdist carries to this (the main) process; printed at the end and
+# written to BUILD/ha-table.txt, so tests/run's log shows it.
+
+_ha_rows = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        _ha_rows.extend(json.loads(v) for k, v in report.user_properties
+                        if k == "ha_row")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _ha_rows:
+        from ha import table
+        text = table(_ha_rows)
+        (BIN.parent / "ha-table.txt").write_text(text)
+        terminalreporter.write_sep("=", "HA scenarios")
+        terminalreporter.write(text)
