@@ -98,9 +98,17 @@ def fault_log(path):
     """The failures faultinj made: [(call, path, errno name)]."""
     try:
         with open(path) as f:
-            return [tuple(line.split(" ")) for line in f.read().splitlines()]
+            lines = f.read().splitlines()
     except FileNotFoundError:
         return []
+    out = []
+    for line in lines:
+        # a path may hold spaces ("#123 (deleted)" is an unlinked file):
+        # the call and the errno are the ends of the line
+        call, rest = line.split(" ", 1)
+        path, err = rest.rsplit(" ", 1)
+        out.append((call, path, err))
+    return out
 
 
 def wait_for(pred, timeout=TIMEOUT, what="condition", step=0.01):

@@ -611,3 +611,25 @@ def test_hup_reopens_the_log(spool, tmp_path):
         rc = s.stop()
         a.close()
     assert rc == 0
+
+
+def test_gzip_in_memory_when_tmp_is_full(spool, tmp_path):
+    """--compress gzip writes the gzipped chunk to spool/tmp; with that
+    disk full (every write there ENOSPC), it is gzipped in memory: on a
+    disk filled by the spool's own backlog, sending is what frees it."""
+    chunks = fill(spool, 3, 200)
+    flog = tmp_path / "faults"
+    srv = FwdServer(["ack"])
+    s = Send(spool, tmp_path, ["--server", srv.addr, "--compress", "gzip"] +
+             ACK + CALM, env=fault_env("write@spool/tmp/:1+:ENOSPC", flog))
+    try:
+        wait_for(lambda: not left(spool) and
+                 set(base64.b64decode(a) for a in srv.acked) >= set(chunks),
+                 WAIT, "every chunk acked and deleted")
+    finally:
+        rc = s.stop()
+        srv.close()
+    assert rc == 0, s.text()
+    assert check_delivered(srv, chunks) == 0
+    assert all(m.compressed == "gzip" for m in srv.msgs)
+    assert [f for f in fault_log(flog) if f[2] == "ENOSPC"], "no fault made"

@@ -586,3 +586,19 @@ def test_term_with_a_request_in_flight(emu, spool):
     assert p.returncode == 0, err
     assert time.monotonic() - t < 5
     assert lfchunk.list_chunks(spool) == [n]
+
+
+def test_gzip_in_memory_when_tmp_is_full(emu, spool, tmp_path):
+    """The gzipped chunk goes to spool/tmp; with that disk full (every
+    write there ENOSPC) it is made in memory: on a disk filled by the
+    spool's own backlog the import is what frees space."""
+    lfchunk.write_chunk(spool, "td.mydb.access", evs(50))
+    lfchunk.write_chunk(spool, "td.mydb.access", evs(50, base=50))
+    flog = tmp_path / "faults"
+    env = dict(key_env(), **conftest.fault_env("write@spool/tmp/:1+:ENOSPC", flog))
+    r, _, err = run("lf-tdlog", args(emu, "--once") + [spool], env=env)
+    assert r == 0, err.decode()
+    assert lfchunk.list_chunks(spool) == []
+    assert seqs(emu.rows("mydb", "access")) == list(range(100))
+    assert [f for f in conftest.fault_log(flog) if f[2] == "ENOSPC"], \
+        "no fault made"
