@@ -352,7 +352,14 @@ def test_dedup_kill9(db, spool):
         p = subprocess.Popen([tool("lf-mysql")] + a + [spool],
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, env=_env())
-        time.sleep(rnd.uniform(0.02, 0.15))
+        # placed by progress, not by the clock (a loaded machine may take
+        # longer than any fixed delay to start and connect): once a chunk
+        # is committed, the next ones are in flight; kill among them
+        until = time.monotonic() + 10
+        while (len(lfchunk.list_chunks(spool)) >= left and
+               p.poll() is None and time.monotonic() < until):
+            time.sleep(0.005)
+        time.sleep(rnd.uniform(0, 0.1))
         p.kill()
         p.wait()
         kills += 1
