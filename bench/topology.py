@@ -1,0 +1,268 @@
+"""make bench: the whole one-machine topology, acks on every hop (issue 13,
+"Speed").
+
+    topology.py LF_BIN LF_BENCH [events]
+
+    lf-tail --to lf-buffer A (spool A) -> lf-send --require-ack-response
+    -> lf-recv --to lf-buffer B (spool B) -> lf-tdlog -> bench_http_sink
+
+bench_http_sink -e stands for Treasure Data: it inflates each upload and
+counts its records.  The followed file is on tmpfs (/dev/shm) when there
+is one, so that its writeback does not compete with the spools'
+fdatasyncs; the spools are in TMPDIR (the disk sets their pace).
+
+1. Sustained rate: 1,000,000 LTSV lines of ~150 bytes, generated before
+   the clock starts, are appended to the followed file at once; the time
+   runs from the first append to the upload that completes the count at
+   the sink.  Reports events/s and MB/s of lines.
+2. Latency: half that rate, for 10 s, by a writer that appends every 2 ms
+   the lines due, each with its write time (field wt, microseconds since
+   the epoch); the sink takes each record's arrival (its upload read
+   whole) less wt.  Reports the median, p99 and largest.
+3. For every process, the CPU seconds per million events of each phase
+   (utime + stime from /proc/PID/stat, before and after) and its peak RSS
+   (VmHWM, just before it is stopped); and the sink's own CPU.
+
+The options are an operator's for this volume: chunks of 8 MiB sealed
+after 1 s (or when full) and up to 4 ready chunks queued in both
+buffers; lf-tail batches of 5,000 lines; 2 chunks in flight for lf-send
+and 4 uploads in flight for lf-tdlog, at gzip level 1."""
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+lfbin, benchbin = sys.argv[1], sys.argv[2]
+total = int(sys.argv[3]) if len(sys.argv) > 3 else 1000000
+LAT_SECONDS = 10
+PER = 1000
+HZ = os.sysconf("SC_CLK_TCK")
+
+BUFFER_OPTS = ["--flush-interval", "1s", "--chunk-limit-size", "8m",
+               "--queued-chunks-limit-size", "4"]
+
+
+def line(i):
+    return ("time:2024-05-01T12:34:56+00:00\thost:192.168.0.12\tmethod:GET\t"
+            "path:/items/%08u.html\tcode:200\tsize:%u\treferer:-\t"
+            "agent:Mozilla/5.0 (X11; Linux x86_64)\n" % (i, i % 5000))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Topology:
+    def __init__(self, d, logdir):
+        self.d = d
+        self.procs = []		# (name, Popen)
+        self.log = os.path.join(logdir, "app.log")
+        open(self.log, "wb").close()
+
+    def start(self, name, argv, env=None):
+        r, w = os.pipe()
+        err = open(os.path.join(self.d, name + ".err"), "wb")
+        p = subprocess.Popen(argv[:1] + ["--notify-fd", str(w)] + argv[1:],
+                             pass_fds=(w,), stdout=subprocess.DEVNULL,
+                             stderr=err, env=env)
+        os.close(w)
+        err.close()
+        self.procs.append((name, p))
+        ready, _, _ = select.select([r], [], [], 30)
+        ok = ready and os.read(r, 1) == b"\n"
+        os.close(r)
+        if not ok:
+            self.fail("%s is not ready" % name)
+
+    def fail(self, why):
+        print("topology.py: " + why, file=sys.stderr)
+        for name, _ in self.procs:
+            with open(os.path.join(self.d, name + ".err")) as f:
+                e = f.read()
+            if e:
+                print("-- %s:\n%s" % (name, e), file=sys.stderr)
+        self.kill()
+        sys.exit(1)
+
+    def kill(self):
+        for _, p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    def up(self):
+        d, b = self.d, os.path.join(lfbin, "")
+        port = free_port()
+        self.sink = subprocess.Popen(
+            [os.path.join(benchbin, "bench_http_sink"), "-e", "-", "-k",
+             "wt", os.path.join(d, "port")], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE)
+        pf = os.path.join(d, "port")
+        for _ in range(600):
+            if os.path.exists(pf) and open(pf).read().endswith("\n"):
+                break
+            time.sleep(0.05)
+        sinkport = open(pf).read().strip()
+        self.start("lf-buffer B", [b + "lf-buffer", "--listen",
+                   "unix:" + d + "/b.sock"] + BUFFER_OPTS + [d + "/spoolB"])
+        self.start("lf-tdlog", [b + "lf-tdlog", "--endpoint",
+                   "http://127.0.0.1:" + sinkport, "--database", "bench",
+                   "--table", "access", "--flush-thread-count", "4",
+                   d + "/spoolB"], env=dict(os.environ, TD_API_KEY="b/k"))
+        self.start("lf-recv", [b + "lf-recv", "--listen",
+                   "127.0.0.1:%d" % port, "--to", "unix:" + d + "/b.sock"])
+        self.start("lf-buffer A", [b + "lf-buffer", "--listen",
+                   "unix:" + d + "/a.sock"] + BUFFER_OPTS + [d + "/spoolA"])
+        self.start("lf-send", [b + "lf-send", "--server",
+                   "127.0.0.1:%d" % port, "--require-ack-response",
+                   "--flush-thread-count", "2", d + "/spoolA"])
+        self.start("lf-tail", [b + "lf-tail", "-t", "app.access", "-f",
+                   "ltsv", "--time-key", "time", "--time-format",
+                   "%Y-%m-%dT%H:%M:%S%z", "--pos-file", d + "/pos",
+                   "--read-lines-limit", "5000", "--to",
+                   "unix:" + d + "/a.sock", self.log])
+
+    def cpu(self):
+        """Clock ticks of user and system time of each process."""
+        out = {}
+        for name, p in self.procs + [("sink", self.sink)]:
+            with open("/proc/%d/stat" % p.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[name] = int(fields[11]) + int(fields[12])
+        return out
+
+    def hwm(self):
+        out = {}
+        for name, p in self.procs:
+            with open("/proc/%d/status" % p.pid) as f:
+                for ln in f:
+                    if ln.startswith("VmHWM:"):
+                        out[name] = int(ln.split()[1])
+        return out
+
+    def phase(self, n):
+        """Tell the sink the size of the next phase."""
+        self.sink.stdin.write(b"%d\n" % n)
+        self.sink.stdin.flush()
+
+    def sink_line(self, timeout):
+        """The sink's line at the end of a phase, as a dict."""
+        fd = self.sink.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while not buf.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self.fail("the sink did not get every event in %d s"
+                          % timeout)
+            c = os.read(fd, 4096)
+            if not c:
+                self.fail("the sink exited")
+            buf += c
+        out = {}
+        for w in buf.decode().split():
+            if "=" in w:
+                k, v = w.split("=", 1)
+                out[k] = float(v)
+        return out
+
+    def stop(self):
+        for name, p in reversed(self.procs):
+            p.send_signal(signal.SIGTERM)
+            if p.wait(timeout=30) != 0:
+                self.fail("%s exited %d" % (name, p.returncode))
+        self.sink.stdin.close()
+        self.sink.wait(timeout=10)
+
+
+def sustained(t, pre):
+    t.phase(total)
+    t0 = time.time()
+    with open(pre, "rb") as src, open(t.log, "ab") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return t0, t.sink_line(120)
+
+
+def paced(t, rate):
+    """Append rate lines a second, each stamped, for LAT_SECONDS."""
+    body = [line(i).split("\t", 1)[1] for i in range(PER)]
+    n = t.lat_events = int(rate * LAT_SECONDS)
+    t.phase(n)
+    written = 0
+    start = time.monotonic()
+    with open(t.log, "ab", buffering=0) as f:
+        while written < n:
+            due = min(n, int((time.monotonic() - start) * rate) + 1)
+            if due > written:
+                wt = "wt:%d\ttime:2024-05-01T12:34:56+00:00\t" % (
+                    time.time() * 1e6)
+                f.write("".join(wt + body[i % PER]
+                                for i in range(written, due)).encode())
+                written = due
+            time.sleep(0.002)
+    return t.sink_line(60)
+
+
+def main():
+    d = tempfile.mkdtemp(prefix="lf-bench-topo.")
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    ind = tempfile.mkdtemp(prefix="lf-bench-topo.", dir=shm)
+    t = None
+    try:
+        pre = os.path.join(ind, "pre.log")
+        block = "".join(line(i) for i in range(PER)).encode()
+        with open(pre, "wb") as f:
+            for _ in range(total // PER):
+                f.write(block)
+        size = len(block) / PER
+        t = Topology(d, ind)
+        print("  %d LTSV lines of %.0f bytes; spools on %s" % (
+            total, size, subprocess.run(
+                ["df", "-PT", d], capture_output=True,
+                text=True).stdout.split("\n")[1].split()[1]))
+        run(t, pre, size)
+    finally:
+        if t is not None:
+            t.kill()
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(ind, ignore_errors=True)
+
+
+def run(t, pre, size):
+    t.up()
+    c0 = t.cpu()
+    t0, s1 = sustained(t, pre)
+    c1 = t.cpu()
+    dt = s1["last"] - t0
+    rate = total / dt
+    print("  sustained: %.0f events/s, %.1f MB/s of lines (%d events in "
+          "%.2f s, %d uploads)" % (rate, total * size / dt / 1e6, total, dt,
+                                  s1["requests"]))
+    lat_rate = rate / 2
+    s2 = paced(t, lat_rate)
+    c2 = t.cpu()
+    hwm = t.hwm()
+    print("  latency at %.0f events/s (%d events): median %.0f ms, p99 "
+          "%.0f ms, max %.0f ms" % (lat_rate, s2["n"], s2["p50"], s2["p99"],
+                                    s2["max"]))
+    print("  %-12s %10s %10s %9s" % ("", "cpu s/1M", "cpu s/1M", "peak RSS"))
+    print("  %-12s %10s %10s %9s" % ("", "sustained", "paced", ""))
+    for name in [n for n, _ in t.procs] + ["sink"]:
+        a = (c1[name] - c0[name]) / HZ / (total / 1e6)
+        b = (c2[name] - c1[name]) / HZ / (t.lat_events / 1e6)
+        print("  %-12s %10.2f %10.2f %9s" % (
+            name, a, b, "%.1f MB" % (hwm[name] / 1024) if name in hwm
+            else ""))
+    t.stop()
+
+
+main()
