@@ -39,7 +39,7 @@ import time
 
 lfbin, benchbin = sys.argv[1], sys.argv[2]
 total = int(sys.argv[3]) if len(sys.argv) > 3 else 1500000
-RUNS = int(os.environ.get("TOPO_RUNS", 3))
+RUNS = 3
 LAT_SECONDS = 10
 TAIL_SECONDS = 3
 PER = 1000
@@ -47,6 +47,9 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 BUFFER_OPTS = ["--flush-interval", "1s", "--chunk-limit-size", "8m",
                "--queued-chunks-limit-size", "4"]
+BUFFER_OPTS = os.environ.get("TOPO_BUF", " ".join(BUFFER_OPTS)).split()
+MALLOC = ("glibc.malloc.mmap_threshold=33554432:"
+          "glibc.malloc.trim_threshold=67108864")
 
 
 def line(i):
@@ -64,13 +67,17 @@ def free_port():
 
 
 class Topology:
-    def __init__(self, d, logdir):
+    def __init__(self, d, logdir, env=None):
         self.d = d
+        os.mkdir(d)
+        self.env = dict(os.environ, **(env or {}))
         self.procs = []		# (name, Popen)
-        self.log = os.path.join(logdir, "app.log")
+        self.sink = None
+        self.log = os.path.join(logdir, os.path.basename(d) + ".log")
         open(self.log, "wb").close()
 
     def start(self, name, argv, env=None):
+        env = dict(self.env, **(env or {}))
         r, w = os.pipe()
         err = open(os.path.join(self.d, name + ".err"), "wb")
         p = subprocess.Popen(argv[:1] + ["--notify-fd", str(w)] + argv[1:],
@@ -96,7 +103,7 @@ class Topology:
         sys.exit(1)
 
     def kill(self):
-        for _, p in self.procs:
+        for _, p in self.procs + [("sink", self.sink)] * bool(self.sink):
             if p.poll() is None:
                 p.kill()
                 p.wait()
@@ -119,7 +126,7 @@ class Topology:
         self.start("lf-tdlog", [b + "lf-tdlog", "--endpoint",
                    "http://127.0.0.1:" + sinkport, "--database", "bench",
                    "--table", "access", "--flush-thread-count", "4",
-                   d + "/spoolB"], env=dict(os.environ, TD_API_KEY="b/k"))
+                   d + "/spoolB"], env={"TD_API_KEY": "bench/key"})
         self.start("lf-recv", [b + "lf-recv", "--listen",
                    "127.0.0.1:%d" % port, "--to", "unix:" + d + "/b.sock"])
         self.start("lf-buffer A", [b + "lf-buffer", "--listen",
@@ -184,6 +191,8 @@ class Topology:
                 self.fail("%s exited %d" % (name, p.returncode))
         self.sink.stdin.close()
         self.sink.wait(timeout=10)
+        self.procs = []
+        self.sink = None
 
 
 def sustained(t, pre, size):
@@ -235,6 +244,41 @@ def paced(t, rate):
     return t.sink_line(60), achieved
 
 
+def table(t, cols, hwm):
+    """cols: (heading, ticks by process, events); then peak RSS."""
+    print("  %-12s" % "CPU s per 1M" + "".join(" %10s" % h for h, _, _ in cols)
+          + " %9s" % "peak RSS")
+    for name in [n for n, _ in t.procs] + ["sink"]:
+        print("  %-12s" % name + "".join(
+            " %10.2f" % (c[name] / HZ / (n / 1e6)) for _, c, n in cols) +
+            " %9s" % ("%.1f MB" % (hwm[name] / 1024) if name in hwm
+                      else ""))
+
+
+def delta(a, b):
+    return {k: b[k] - a[k] for k in a}
+
+
+def measure(t, pre, size, latency):
+    t.up()
+    c0 = t.cpu()
+    rates = sorted(sustained(t, pre, size) for _ in range(RUNS))
+    c1 = t.cpu()
+    rate = rates[RUNS // 2]
+    print("  sustained, median of %d: %.0f events/s, %.1f MB/s" % (
+        RUNS, rate, rate * size / 1e6))
+    cols = [("sustained", delta(c0, c1), RUNS * total)]
+    if latency:
+        s2, achieved = paced(t, rate / 2)
+        cols.append(("paced", delta(c1, t.cpu()), t.lat_events))
+        print("  latency at %.0f events/s (%d events over %d s): median "
+              "%.0f ms, p99 %.0f ms, max %.0f ms" % (
+                  achieved, s2["n"], LAT_SECONDS, s2["p50"], s2["p99"],
+                  s2["max"]))
+    table(t, cols, t.hwm())
+    t.stop()
+
+
 def main():
     d = tempfile.mkdtemp(prefix="lf-bench-topo.")
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -247,43 +291,22 @@ def main():
             for _ in range(total // PER):
                 f.write(block)
         size = len(block) / PER
-        t = Topology(d, ind)
-        print("  %d LTSV lines of %.0f bytes; spools on %s" % (
+        print("  %d LTSV lines of %.0f bytes a run; spools on %s" % (
             total, size, subprocess.run(
                 ["df", "-PT", d], capture_output=True,
                 text=True).stdout.split("\n")[1].split()[1]))
-        run(t, pre, size)
+        t = Topology(os.path.join(d, "default"), ind)
+        measure(t, pre, size, True)
+        print("  the same with glibc's malloc keeping freed memory (%s):"
+              % MALLOC)
+        t = Topology(os.path.join(d, "malloc"), ind,
+                     {"GLIBC_TUNABLES": MALLOC})
+        measure(t, pre, size, False)
     finally:
         if t is not None:
             t.kill()
         shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(ind, ignore_errors=True)
-
-
-def run(t, pre, size):
-    t.up()
-    c0 = t.cpu()
-    rates = sorted(sustained(t, pre, size) for _ in range(RUNS))
-    c1 = t.cpu()
-    rate = rates[RUNS // 2]
-    print("  sustained, median of %d: %.0f events/s, %.1f MB/s" % (
-        RUNS, rate, rate * size / 1e6))
-    s2, achieved = paced(t, rate / 2)
-    c2 = t.cpu()
-    hwm = t.hwm()
-    print("  latency at %.0f events/s (%d events over %d s): median %.0f "
-          "ms, p99 %.0f ms, max %.0f ms" % (
-              achieved, s2["n"], LAT_SECONDS, s2["p50"], s2["p99"],
-              s2["max"]))
-    print("  %-12s %10s %10s %9s" % ("", "cpu s/1M", "cpu s/1M", "peak RSS"))
-    print("  %-12s %10s %10s %9s" % ("", "sustained", "paced", ""))
-    for name in [n for n, _ in t.procs] + ["sink"]:
-        a = (c1[name] - c0[name]) / HZ / (RUNS * total / 1e6)
-        b = (c2[name] - c1[name]) / HZ / (t.lat_events / 1e6)
-        print("  %-12s %10.2f %10.2f %9s" % (
-            name, a, b, "%.1f MB" % (hwm[name] / 1024) if name in hwm
-            else ""))
-    t.stop()
 
 
 main()
