@@ -23,10 +23,15 @@ fdatasyncs; the spools are in TMPDIR (the disk sets their pace).
    (utime + stime from /proc/PID/stat, before and after) and its peak RSS
    (VmHWM, just before it is stopped); and the sink's own CPU.
 
-The options are an operator's for this volume: chunks of 8 MiB sealed
-after 1 s (or when full) and up to 4 ready chunks queued in both
-buffers; lf-tail batches of 5,000 lines; 2 chunks in flight for lf-send
-and 4 uploads in flight for lf-tdlog, at gzip level 1."""
+The options are an operator's for this volume: chunks sealed after 1 s
+(or when full) and up to 4 ready chunks queued in both buffers, of 8 MiB
+in A and 16 MiB in B (a forwarded chunk fits whole in one of B's);
+lf-tail batches of 5,000 lines; 2 chunks in flight for lf-send and 4
+uploads in flight for lf-tdlog, at gzip level 1.
+
+Then the sustained runs again with glibc's malloc keeping the memory
+freed (GLIBC_TUNABLES, for every process): what is left of the cost of
+fresh pages (page faults are dear on a virtual machine)."""
 import os
 import select
 import shutil
@@ -45,9 +50,12 @@ TAIL_SECONDS = 3
 PER = 1000
 HZ = os.sysconf("SC_CLK_TCK")
 
-BUFFER_OPTS = ["--flush-interval", "1s", "--chunk-limit-size", "8m",
-               "--queued-chunks-limit-size", "4"]
-BUFFER_OPTS = os.environ.get("TOPO_BUF", " ".join(BUFFER_OPTS)).split()
+# the aggregator's chunks are larger than the forwarder's, so that each
+# chunk lf-send forwards fits whole in one: one that does not is placed an
+# event at a time across two (twice the CPU in lf-buffer B)
+BUFFER_OPTS = ["--flush-interval", "1s", "--queued-chunks-limit-size", "4"]
+BUFFER_A = BUFFER_OPTS + ["--chunk-limit-size", "8m"]
+BUFFER_B = BUFFER_OPTS + ["--chunk-limit-size", "16m"]
 MALLOC = ("glibc.malloc.mmap_threshold=33554432:"
           "glibc.malloc.trim_threshold=67108864")
 
@@ -122,7 +130,7 @@ class Topology:
             time.sleep(0.05)
         sinkport = open(pf).read().strip()
         self.start("lf-buffer B", [b + "lf-buffer", "--listen",
-                   "unix:" + d + "/b.sock"] + BUFFER_OPTS + [d + "/spoolB"])
+                   "unix:" + d + "/b.sock"] + BUFFER_B + [d + "/spoolB"])
         self.start("lf-tdlog", [b + "lf-tdlog", "--endpoint",
                    "http://127.0.0.1:" + sinkport, "--database", "bench",
                    "--table", "access", "--flush-thread-count", "4",
@@ -130,7 +138,7 @@ class Topology:
         self.start("lf-recv", [b + "lf-recv", "--listen",
                    "127.0.0.1:%d" % port, "--to", "unix:" + d + "/b.sock"])
         self.start("lf-buffer A", [b + "lf-buffer", "--listen",
-                   "unix:" + d + "/a.sock"] + BUFFER_OPTS + [d + "/spoolA"])
+                   "unix:" + d + "/a.sock"] + BUFFER_A + [d + "/spoolA"])
         self.start("lf-send", [b + "lf-send", "--server",
                    "127.0.0.1:%d" % port, "--require-ack-response",
                    "--flush-thread-count", "2", d + "/spoolA"])
