@@ -21,23 +21,7 @@
 #include "log.h"
 #include "stream.h"
 
-/* count canonical entries of a small record, {"a": i} */
-static unsigned char *
-entries(size_t count, size_t *len)
-{
-	unsigned char *p = malloc(count * (STREAM_ENTRY_HEAD + 4)), *q = p;
-
-	assert_non_null(p);
-	for (size_t i = 0; i < count; i++) {
-		stream_entry_head(q, 1441588984u, (uint32_t)i);
-		q += STREAM_ENTRY_HEAD;
-		memcpy(q, "\x81\xa1" "a", 3);
-		q[3] = (unsigned char)(i & 0x7f);
-		q += 4;
-	}
-	*len = (size_t)(q - p);
-	return p;
-}
+#include "entries.h"
 
 /* The chunk files in dir, at most 4 of them, by name. */
 static int

@@ -27,6 +27,8 @@
 #include "log.h"
 #include "stream.h"
 
+#include "entries.h"
+
 /* ---- a transport over socketpairs ---- */
 
 struct tp {
@@ -302,24 +304,6 @@ peer_ack(struct fix *f, const char *id)
 	m[5] = (unsigned char)(0xa0 | n);
 	memcpy(m + 6, id, n);
 	peer_send(f, m, 6 + n);
-}
-
-/* count canonical entries of a small record, {"a": i} */
-static unsigned char *
-entries(size_t count, size_t *len)
-{
-	unsigned char *p = malloc(count * (STREAM_ENTRY_HEAD + 4)), *q = p;
-
-	assert_non_null(p);
-	for (size_t i = 0; i < count; i++) {
-		stream_entry_head(q, 1441588984u, (uint32_t)i);
-		q += STREAM_ENTRY_HEAD;
-		memcpy(q, "\x81\xa1" "a", 3);
-		q[3] = (unsigned char)(i & 0x7f);
-		q += 4;
-	}
-	*len = (size_t)(q - p);
-	return p;
 }
 
 static int
