@@ -182,6 +182,7 @@ buffer_close(struct buffer *b)
 	spool_close(&b->spool);
 	buf_free(&b->keys);
 	buf_free(&b->vars);
+	buf_free(&b->spare);
 	free(b->marks);
 	b->marks = NULL;
 }
@@ -219,6 +220,9 @@ buffer_recount(struct buffer *b)
 	for (struct stage *st = b->stages; st; st = st->next)
 		bytes += st->wbuf.len + (st->state == STAGE_NEW ? st->hlen : 0);
 	b->bytes = bytes;
+	if (!b->spare_used)
+		buf_free(&b->spare);
+	b->spare_used = 0;
 }
 
 /* Drop the oldest ready chunk no consumer is delivering.  1, or 0 if none. */
@@ -333,6 +337,34 @@ make_files(struct buffer *b)
 	return 0;
 }
 
+/* A sealed stage's write buffer is kept for the next stage.  When a
+ * message fills a chunk by itself, as lf-send's chunks passed on by
+ * lf-recv do, each stage's buffer would otherwise grow into fresh pages,
+ * whose faults cost more than the copy: with chunks of 8 MiB on both
+ * sides, lf-buffer behind lf-recv spent half its CPU on them
+ * (bench/topology.sh).  At most BUFFER_SPARE bytes, and only until a
+ * tick finds it unused (buffer_recount). */
+static void
+spare_keep(struct buffer *b, struct stage *st)
+{
+	if (st->wbuf.len != 0 || st->wbuf.cap > BUFFER_SPARE ||
+	    st->wbuf.cap <= b->spare.cap)
+		return;
+	buf_free(&b->spare);
+	b->spare = st->wbuf;
+	st->wbuf = (struct buf)BUF_INIT;
+}
+
+static void
+spare_take(struct buffer *b, struct stage *st)
+{
+	if (b->spare.cap == 0 || st->wbuf.cap != 0)
+		return;
+	st->wbuf = b->spare;
+	b->spare = (struct buf)BUF_INIT;
+	b->spare_used = 1;
+}
+
 /* A stage renamed into new/ leaves the list of stages; one whose folders
  * could not be synced waits in b->renamed for a sync that covers it. */
 static void
@@ -359,6 +391,7 @@ sealed(struct buffer *b, struct stage *st, enum durable_outcome o)
 		log_warn("%s: new/ and tmp/ synced again", b->spool.path);
 		free_list(&b->renamed);
 	}
+	spare_keep(b, st);
 	stage_free(st);
 }
 
@@ -486,6 +519,7 @@ place(struct buffer *b, const unsigned char *keys, size_t keyslen, int has_tk,
 		/* its file is made by the commit: adding does no I/O */
 		if ((st = stage_new(keys, keyslen, has_tk, tk)) == NULL)
 			return NULL;
+		spare_take(b, st);
 		/* kept in creation order, so a forced flush seals oldest first */
 		for (pp = &b->stages; *pp; pp = &(*pp)->next)
 			;

@@ -52,7 +52,11 @@ struct buffer {
 	struct buf vars;		/* scratch: its record-key values */
 	struct mark *marks;		/* scratch: what an add may undo */
 	size_t nmarks;
+	struct buf spare;		/* a sealed stage's wbuf, for the next */
+	int spare_used;			/* taken since the last recount */
 };
+
+#define BUFFER_SPARE (16u << 20)	/* the largest wbuf kept for the next */
 
 void buffer_conf_default(struct buffer_conf *c);
 /* The effective flush mode, as Fluentd resolves "default". */
@@ -95,7 +99,9 @@ int buffer_sync_dirs(struct buffer *b);
 
 /* Seal the chunks whose flush time has come (force: all of them). */
 int buffer_flush(struct buffer *b, int force);
-/* Count tmp/ and new/ again (consumers delete what they deliver). */
+/* Count tmp/ and new/ again (consumers delete what they deliver); and,
+ * called each tick, give back the write buffer kept for the next stage
+ * if none took it since the last call. */
 void buffer_recount(struct buffer *b);
 
 /* What a tool may read of a buffer, rather than its fields. */

@@ -78,7 +78,11 @@ struct hop {
 	struct batch *staged;	/* whose body bytes are in stage, or NULL */
 	size_t stage_at, stage_len; /* their offset in that batch, length */
 	int readerr;		/* the failure is a batch file's, not the peer's */
+	struct buf spare;	/* an acked batch's message buffer, for the next */
+	ev_timer spare_tm;	/* gives it back after a second unused */
 };
+
+#define HOP_SPARE (16u << 20)	/* the largest message buffer kept */
 
 static void	arm(struct hop *h);
 static void	queue(struct hop *h, struct batch *b, size_t count, void *arg);
@@ -192,6 +196,34 @@ idle_deadline(const struct hop *h)
 	if (h->conf.idle_timeout > 0)
 		return h->idle_at + h->conf.idle_timeout;
 	return INFINITY;
+}
+
+/* An acked batch's message buffer is kept for the next batch: messages
+ * of a few MiB (lf-recv passing on lf-send's chunks) would otherwise each
+ * be built in fresh pages, whose faults cost more than the copy (lf-recv
+ * in bench/topology.sh: a third of its CPU).  Given back once no batch
+ * was acked for a second. */
+static void
+batch_done(struct hop *h, struct batch *b)
+{
+	if (b->msg.cap <= HOP_SPARE && b->msg.cap > h->spare.cap) {
+		buf_free(&h->spare);
+		h->spare = b->msg;
+		h->spare.len = 0;
+		b->msg = (struct buf)BUF_INIT;
+	}
+	if (h->spare.cap > 0)
+		ev_timer_again(h->loop, &h->spare_tm);
+}
+
+static void
+spare_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct hop *h = w->data;
+
+	(void)revents;
+	buf_free(&h->spare);
+	ev_timer_stop(loop, w);
 }
 
 static void
@@ -525,6 +557,7 @@ ack(struct hop *h, const unsigned char *p, size_t len)
 		retry_reset(&h->rs);
 		if (h->cbs.acked)
 			h->cbs.acked(h->cbs.ctx, b->arg, b->count);
+		batch_done(h, b);
 		batch_free(b);
 		maybe_writable(h);
 		return;
@@ -711,6 +744,7 @@ reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		h->st.acked++;
 		if (h->cbs.acked)
 			h->cbs.acked(h->cbs.ctx, b->arg, b->count);
+		batch_done(h, b);
 		batch_free(b);
 	}
 	maybe_writable(h);
@@ -737,7 +771,9 @@ hop_new(struct ev_loop *loop, const struct hop_conf *conf,
 	ev_io_init(&h->wio, write_cb, -1, EV_WRITE);
 	ev_timer_init(&h->tm, timer_cb, 0, 0);
 	ev_timer_init(&h->reap, reap_cb, 0, 0);
+	ev_timer_init(&h->spare_tm, spare_cb, 0, 1);
 	h->rio.data = h->wio.data = h->tm.data = h->reap.data = h;
+	h->spare_tm.data = h;
 	return h;
 }
 
@@ -788,6 +824,8 @@ batch_new(struct hop *h, size_t taglen, size_t len, const struct hop_id *id,
 	if ((b = calloc(1, sizeof *b)) == NULL)
 		return NULL;
 	b->fd = -1;
+	b->msg = h->spare;
+	h->spare = (struct buf)BUF_INIT;
 	if (id)
 		b->id = *id;
 	else
@@ -922,11 +960,13 @@ hop_free(struct hop *h)
 	close_conn(h);
 	ev_timer_stop(h->loop, &h->tm);
 	ev_timer_stop(h->loop, &h->reap);
+	ev_timer_stop(h->loop, &h->spare_tm);
 	free(h->stage);
 	while ((b = TAILQ_FIRST(&h->q)) != NULL) {
 		batch_remove(h, b);
 		batch_free(b);
 	}
 	buf_free(&h->gz);
+	buf_free(&h->spare);
 	free(h);
 }

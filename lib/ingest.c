@@ -15,6 +15,13 @@
 #define INGEST_READ (1u << 20)	/* bytes read from one input per wake-up */
 #define INGEST_STEP (1u << 20)	/* bytes of one message decoded per turn */
 #define INGEST_KEEP (64u << 10)	/* ack buffers kept when idle */
+/* Input buffer kept between messages while a connection is busy.  A
+ * sender of chunks (lf-send: one message per chunk of up to a few MiB)
+ * would otherwise have each message read into fresh pages, and a page
+ * fault costs more than the copy of its page: lf-buffer behind lf-recv,
+ * taking 8 MiB chunks, spent half its CPU on them (bench/topology.sh).
+ * The sweep gives it back once the connection is idle. */
+#define INGEST_BUSY_KEEP (16u << 20)
 #define SLOT_NONE UINT32_MAX
 #define SLOT_TOK 40		/* ids up to this long are kept in the slot */
 
@@ -292,7 +299,7 @@ settle(struct ingest_conn *c)
 	}
 	/* a large message's memory goes back at once, the rest when idle */
 	if (!c->held)
-		stream_reader_trim(&c->r, STREAM_KEEP);
+		stream_reader_trim(&c->r, INGEST_BUSY_KEEP);
 	if (c->js)
 		buf_shrink(&c->js->out, STREAM_KEEP);
 	account(c);

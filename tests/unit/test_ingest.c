@@ -1,7 +1,8 @@
 /* Unit tests for lib/ingest opened up: several listeners of different
  * transports in one loop (Unix, TCP over IPv4 and IPv6), the peer of a
  * batch, and deferred acks: released in any order, after the client has
- * gone, onto a slot another connection took since, and their bound. */
+ * gone, onto a slot another connection took since, and their bound; and
+ * the input buffer kept between large messages, given back when idle. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "sock.h"
+#include "stream.h"
 
 #define MAXB ((int)INGEST_ACKS_MAX + 40000)
 
@@ -512,6 +514,96 @@ test_listen_specs(void **state)
 	}
 }
 
+/* A PackedForward message of count events {"a": i} with chunk id. */
+static unsigned char *
+big_message(size_t count, const char *id, size_t *len)
+{
+	size_t ents = count * (STREAM_ENTRY_HEAD + 4), k = strlen(id), n = 0;
+	unsigned char *p = malloc(ents + 64);
+
+	assert_non_null(p);
+	p[n++] = 0x93;
+	p[n++] = 0xa1;
+	p[n++] = 't';
+	p[n++] = 0xc6;			/* bin 32 */
+	p[n++] = (unsigned char)(ents >> 24);
+	p[n++] = (unsigned char)(ents >> 16);
+	p[n++] = (unsigned char)(ents >> 8);
+	p[n++] = (unsigned char)ents;
+	for (size_t i = 0; i < count; i++) {
+		stream_entry_head(p + n, 1441588984u, (uint32_t)i);
+		n += STREAM_ENTRY_HEAD;
+		memcpy(p + n, "\x81\xa1" "a", 3);
+		p[n + 3] = (unsigned char)(i & 0x7f);
+		n += 4;
+	}
+	p[n++] = 0x81;
+	p[n++] = 0xa5;
+	memcpy(p + n, "chunk", 5);
+	n += 5;
+	p[n++] = (unsigned char)(0xa0 | k);
+	memcpy(p + n, id, k);
+	*len = n + k;
+	return p;
+}
+
+/* Write all of p to fd, turning the loop while the socket is full. */
+static void
+send_all(struct seen *s, int fd, const unsigned char *p, size_t n)
+{
+	double end = now() + 5;
+	ssize_t r;
+
+	while (n > 0) {
+		assert_true(now() < end);
+		ev_run(s->loop, EVRUN_NOWAIT);
+		if ((r = send(fd, p, n, MSG_DONTWAIT)) > 0) {
+			p += r;
+			n -= (size_t)r;
+		} else {
+			assert_int_equal(errno, EAGAIN);
+		}
+	}
+}
+
+/* A sender of large messages, one after another (lf-send's chunks), has
+ * its input buffer kept between them rather than read each into fresh
+ * pages; once it is idle the sweep (each second at most) gives it back. */
+static void
+test_buffer_kept_between_messages(void **state)
+{
+	static struct seen s;
+	struct ingest_stats st;
+	char err[256];
+	const char *spec = unix_spec("k");
+	unsigned char *m;
+	size_t len;
+	int fd;
+
+	(void)state;
+	setup_seen(&s);
+	s.nohandle = 1;
+	assert_non_null(ingest_listen_addr(&s.in, spec, err, sizeof err));
+	fd = dial(spec);
+	assert_true(fd >= 0);
+	m = big_message(400000, "big1", &len);	/* 4.4 MB */
+	send_all(&s, fd, m, len);
+	run_until(&s, &s.n, 1);
+	assert_string_equal(s.id[0], "big1");
+	ingest_stats(&s.in, &st);
+	assert_true(st.mem >= (4u << 20));	/* kept, not cut to 1 MiB */
+	memcpy(m + len - 4, "big2", 4);
+	send_all(&s, fd, m, len);
+	run_until(&s, &s.n, 2);
+	assert_string_equal(s.id[1], "big2");
+	spin(&s, 1.3);
+	ingest_stats(&s.in, &st);
+	assert_true(st.mem < (64u << 10));	/* idle: given back */
+	free(m);
+	close(fd);
+	teardown_seen(&s);
+}
+
 int
 main(void)
 {
@@ -523,6 +615,7 @@ main(void)
 		cmocka_unit_test(test_deferred_bound),
 		cmocka_unit_test(test_pipe_no_handle),
 		cmocka_unit_test(test_listen_specs),
+		cmocka_unit_test(test_buffer_kept_between_messages),
 	};
 	int rc;
 
