@@ -580,9 +580,12 @@ prom_parse(struct prom_doc *d, const char *text, size_t len, char *err,
     size_t errlen)
 {
 	struct lex x = { .d = d, .err = err, .errlen = errlen };
-	const char *p = text, *end = text + len, *nl, *nul;
+	const char *p = text, *end, *nl, *nul;
 
 	memset(d, 0, sizeof *d);
+	if (len == 0)
+		return 0;	/* no family (and text may be NULL) */
+	end = text + len;
 	if (len > PROM_TEXT_MAX) {
 		snprintf(err, errlen, "more than %u bytes", PROM_TEXT_MAX);
 		return -1;

@@ -325,6 +325,10 @@ test_short_err(void **state)
 	assert_int_equal(prom_parse(&d, "", 0, err, sizeof err), 0);
 	assert_int_equal(d.nsamples, 0);
 	prom_free(&d);
+	/* an empty file read into no buffer at all (fuzz_prom found it) */
+	assert_int_equal(prom_parse(&d, NULL, 0, err, sizeof err), 0);
+	assert_int_equal(d.nsamples, 0);
+	prom_free(&d);
 }
 
 int
