@@ -1515,6 +1515,8 @@ servers_setup(struct send *s)
 		}
 		link_init(s, v, &v->hl, &v->ops, &v->dctx);
 		link_init(s, v, &v->pl, &v->pops, &v->pctx);
+		if (v->hsc.shared_key != NULL)	/* a refusal is one line */
+			hs_dial_share_log(&v->pl.hs, &v->hl.hs);
 	}
 }
 

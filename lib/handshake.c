@@ -509,6 +509,13 @@ hs_dial_init(struct hs_dial *d, const struct hs_client_conf *c,
 	d->lower = lower;
 	d->lctx = lctx;
 	d->conf = c;
+	d->logged = d->own;
+}
+
+void
+hs_dial_share_log(struct hs_dial *d, struct hs_dial *with)
+{
+	d->logged = with->logged;
 }
 
 static int
@@ -550,7 +557,7 @@ hd_finish(void *ctx, int fd, int *events)
 		e = errno;
 		log_warn("%s: handshake: %s", d->lower->name(d->lctx),
 		    d->hs.reason);
-		strlcpy(d->logged, d->hs.reason, sizeof d->logged);
+		strlcpy(d->logged, d->hs.reason, sizeof d->own);
 		errno = e;
 	}
 	return rc;

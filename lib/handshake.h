@@ -111,11 +111,15 @@ struct hs_dial {
 	int		 lower_done;
 	size_t		 left;		/* leftover bytes not yet read */
 	struct hs	 hs;
-	char		 logged[256];	/* the last reason logged */
+	char		*logged;	/* the last reason logged: own, */
+	char		 own[256];	/* or another dial's (hs_dial_share_log) */
 };
 
 void	hs_dial_init(struct hs_dial *d, const struct hs_client_conf *c,
 	    const struct dial_ops *lower, void *lctx);
+/* d logs with the memory of with: two dials to one server (the data
+ * connection's and the heartbeat probe's) log its refusal once. */
+void	hs_dial_share_log(struct hs_dial *d, struct hs_dial *with);
 extern const struct dial_ops hs_dial_ops;
 
 #endif
