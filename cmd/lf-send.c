@@ -1515,7 +1515,10 @@ servers_setup(struct send *s)
 		}
 		link_init(s, v, &v->hl, &v->ops, &v->dctx);
 		link_init(s, v, &v->pl, &v->pops, &v->pctx);
-		if (v->hsc.shared_key != NULL)	/* a refusal is one line */
+		/* a refusal is one line, met by a chunk or a heartbeat */
+		if (s->tls)
+			tls_dial_share_log(&v->pl.tls, &v->hl.tls);
+		if (v->hsc.shared_key != NULL)
 			hs_dial_share_log(&v->pl.hs, &v->hl.hs);
 	}
 }

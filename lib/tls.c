@@ -334,6 +334,13 @@ tls_dial_init(struct tls_dial *d, struct tls_ctx *t, const char *host,
 	d->lower = lower;
 	d->lctx = lctx;
 	strlcpy(d->host, host ? host : "", sizeof d->host);
+	d->logged = d->own;
+}
+
+void
+tls_dial_share_log(struct tls_dial *d, struct tls_dial *with)
+{
+	d->logged = with->logged;
 }
 
 static int
@@ -394,7 +401,7 @@ note(struct tls_dial *d)
 		log_warn("%s: TLS: %s%s", td_name(d), d->reason,
 		    strcmp(d->reason, "wrong version number") == 0 ?
 		    " (does the server speak TLS?)" : "");
-		strlcpy(d->logged, d->reason, sizeof d->logged);
+		strlcpy(d->logged, d->reason, sizeof d->own);
 	}
 	errno = e;
 }

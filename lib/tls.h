@@ -81,7 +81,8 @@ struct tls_dial {
 	char		 host[256];	/* checked and sent as SNI */
 	char		 name[420];	/* "tls:" + the lower name */
 	char		 reason[256];	/* the last failure */
-	char		 logged[256];
+	char		*logged;	/* the last one logged: own, or */
+	char		 own[256];	/* another dial's (tls_dial_share_log) */
 };
 
 /* host is the name the certificate must carry (normally the host of the
@@ -91,6 +92,9 @@ struct tls_dial {
 void	tls_dial_init(struct tls_dial *d, struct tls_ctx *t, const char *host,
 	    const struct dial_ops *lower, void *lctx);
 extern const struct dial_ops tls_dial_ops;
+/* d logs with the memory of with: two dials to one server (the data
+ * connection's and the heartbeat probe's) log a failure once. */
+void	tls_dial_share_log(struct tls_dial *d, struct tls_dial *with);
 
 /* The negotiated version ("TLSv1.3"), or NULL when not connected. */
 const char *tls_dial_version(const struct tls_dial *d);

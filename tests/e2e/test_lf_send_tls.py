@@ -5,6 +5,7 @@ certificates made by the openssl command (test_tls.py's fixture)."""
 import base64
 import os
 import ssl
+import time
 
 import pytest
 
@@ -179,6 +180,23 @@ def test_tls_client_certificate(spool, tmp_path, pki):
                     "--tls-private-key-path", os.path.join(pki, "client.key"),
                     "--server", srv.addr])
     assert {"commonName": "client"} in srv.peers
+
+
+def test_tls_refusal_is_one_line_with_heartbeats(spool, tmp_path, pki):
+    """A certificate refused is logged once, though the chunks' connection
+    and every heartbeat probe (a connection of its own) meet it."""
+    fill(spool, 2, 5)
+    with Server(tls=server_ctx(pki)) as srv:
+        s = Send(spool, tmp_path, HB + tls_opts(pki) + [
+            "--server", srv.addr + ",name=other.example"])
+        try:
+            wait_for(lambda: "hostname mismatch" in s.text(),
+                     what="the refusal")
+            time.sleep(0.5)     # ten heartbeat rounds, each refused
+            assert len(left(spool)) == 2 and srv.events == 0
+        finally:
+            assert s.stop() == 0
+        assert s.text().count("hostname mismatch") == 1, s.text()
 
 
 def test_tls_heartbeats_and_handshake(spool, tmp_path, pki):
