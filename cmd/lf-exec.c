@@ -755,19 +755,6 @@ cancel(void *ctx, struct consume_job *job)
 /* ---- --metrics-file: what lf-exec adds to consume's ---- */
 
 static void
-metrics_table(struct metrics *m, const char *label,
-    const unsigned long long *v, int n, int from)
-{
-	char k[16];
-
-	for (int i = from; i < n; i++)
-		if (v[i]) {
-			snprintf(k, sizeof k, "%d", i);
-			metrics_u64(m, v[i], label, k, (char *)NULL);
-		}
-}
-
-static void
 metrics_exec(void *ctx, struct metrics *m)
 {
 	const struct ex *x = ctx;
@@ -780,10 +767,10 @@ metrics_exec(void *ctx, struct metrics *m)
 	    "Bytes given to the commands, every attempt.", x->bytes);
 	metrics_family(m, "lf_exec_exits_total", "counter",
 	    "Commands that exited, by exit code.");
-	metrics_table(m, "code", x->by_code, 256, 0);
+	metrics_by_index(m, "code", x->by_code, 256, 0);
 	metrics_family(m, "lf_exec_signals_total", "counter",
 	    "Commands killed by a signal, by its number.");
-	metrics_table(m, "signal", x->by_sig, MAXSIG, 1);
+	metrics_by_index(m, "signal", x->by_sig, MAXSIG, 1);
 	metrics_one_u64(m, "lf_exec_running", "gauge",
 	    "Commands running now.", (uint64_t)child_running());
 }

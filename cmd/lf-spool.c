@@ -554,19 +554,32 @@ over(struct buf *why, int *level, int at, const char *fmt, ...)
 		log_fatal(EX_OSERR, "out of memory");
 }
 
+/* The limit a value is over, the critical one first, and its level;
+ * NULL if none. */
+static const struct limit *
+passed(double v, const struct limit *crit, const struct limit *warn,
+    int *at)
+{
+	if (crit->v >= 0 && v > crit->v) {
+		*at = NAGIOS_CRITICAL;
+		return crit;
+	}
+	if (warn->v >= 0 && v > warn->v) {
+		*at = NAGIOS_WARNING;
+		return warn;
+	}
+	return NULL;
+}
+
 static void
 check_age(const struct metrics_spool *ms, struct buf *why, int *level)
 {
+	const struct limit *l;
 	char age[32];
-	const struct limit *l = NULL;
-	int at = NAGIOS_OK;
+	int at;
 
-	if (max_age.v >= 0 && ms->ready_chunks && ms->oldest_age > max_age.v)
-		l = &max_age, at = NAGIOS_CRITICAL;
-	else if (warn_age.v >= 0 && ms->ready_chunks &&
-	    ms->oldest_age > warn_age.v)
-		l = &warn_age, at = NAGIOS_WARNING;
-	if (l == NULL)
+	if (ms->ready_chunks == 0 ||
+	    (l = passed(ms->oldest_age, &max_age, &warn_age, &at)) == NULL)
 		return;
 	fmt_age(age, sizeof age, ms->oldest_age);
 	over(why, level, at, "oldest ready chunk is %s old (limit %s)", age,
@@ -576,14 +589,11 @@ check_age(const struct metrics_spool *ms, struct buf *why, int *level)
 static void
 check_dead(const struct metrics_spool *ms, struct buf *why, int *level)
 {
-	const struct limit *l = NULL;
-	int at = NAGIOS_OK;
+	const struct limit *l;
+	int at;
 
-	if (max_dead.v >= 0 && ms->dead_chunks > max_dead.v)
-		l = &max_dead, at = NAGIOS_CRITICAL;
-	else if (warn_dead.v >= 0 && ms->dead_chunks > warn_dead.v)
-		l = &warn_dead, at = NAGIOS_WARNING;
-	if (l != NULL)
+	if ((l = passed((double)ms->dead_chunks, &max_dead, &warn_dead,
+	    &at)) != NULL)
 		over(why, level, at, "%llu dead chunk%s (limit %s)",
 		    (unsigned long long)ms->dead_chunks,
 		    ms->dead_chunks == 1 ? "" : "s", l->text);

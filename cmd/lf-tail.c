@@ -921,6 +921,8 @@ rot_count(struct lt *t, const char *path)
 	struct rot *r;
 	size_t i;
 
+	if (t->metrics_path == NULL)
+		return;		/* only the metrics read (and prune) it */
 	for (i = 0; i < t->nrots; i++)
 		if (strcmp(t->rots[i].path, path) == 0) {
 			t->rots[i].n++;

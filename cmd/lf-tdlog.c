@@ -661,7 +661,6 @@ static void
 metrics_tdlog(void *ctx, struct metrics *m)
 {
 	const struct td *t = ctx;
-	char k[16];
 	int i;
 
 	metrics_one_u64(m, "lf_tdlog_bytes_gzip_total", "counter",
@@ -678,11 +677,7 @@ metrics_tdlog(void *ctx, struct metrics *m)
 	metrics_family(m, "lf_tdlog_errors_total", "counter",
 	    "Failed calls, by HTTP status (of those retried) or by failure "
 	    "(timeout, connect, tls, other).");
-	for (i = 0; i < 600; i++)
-		if (t->by_status[i]) {
-			snprintf(k, sizeof k, "%d", i);
-			metrics_u64(m, t->by_status[i], "code", k, (char *)NULL);
-		}
+	metrics_by_index(m, "code", t->by_status, 600, 0);
 	for (i = 1; i < FAILS; i++)
 		if (t->by_fail[i])
 			metrics_u64(m, t->by_fail[i], "code", fail_names[i],

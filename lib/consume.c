@@ -117,7 +117,7 @@ consume_opt(struct consume_conf *c, int opt, const char *arg)
 		c->metrics_file = arg;
 		break;
 	case CONSUME_OPT_METRICS_INTERVAL:
-		c->metrics_interval = conf_opt_duration("metrics-interval", arg);
+		c->metrics_interval = metrics_interval_opt(arg);
 		break;
 	default:
 		return 0;
@@ -156,10 +156,6 @@ consume_conf_check(const struct consume_conf *c, char *err, size_t errlen)
 	}
 	if (!(c->shutdown_timeout >= 0) || !(c->rescan_interval > 0)) {
 		snprintf(err, errlen, "bad shutdown timeout or rescan interval");
-		return -1;
-	}
-	if (!(c->metrics_interval > 0)) {
-		snprintf(err, errlen, "--metrics-interval must be more than 0");
 		return -1;
 	}
 	return 0;

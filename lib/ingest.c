@@ -297,9 +297,11 @@ settle(struct ingest_conn *c)
 	} else {
 		c->seq = 0;
 	}
-	/* a large message's memory goes back at once, the rest when idle */
+	/* a large message's memory goes back at once, the rest when idle;
+	 * over the memory budget, all but STREAM_KEEP at once */
 	if (!c->held)
-		stream_reader_trim(&c->r, INGEST_BUSY_KEEP);
+		stream_reader_trim(&c->r, c->in->over ? STREAM_KEEP :
+		    INGEST_BUSY_KEEP);
 	if (c->js)
 		buf_shrink(&c->js->out, STREAM_KEEP);
 	account(c);

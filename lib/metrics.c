@@ -149,12 +149,6 @@ metrics_free(struct metrics *m)
 	free(m);
 }
 
-const char *
-metrics_path(const struct metrics *m)
-{
-	return m->path;
-}
-
 void
 metrics_family(struct metrics *m, const char *fam, const char *type,
     const char *help)
@@ -206,6 +200,19 @@ metrics_num(struct metrics *m, double v, ...)
 		add(&m->b, &m->nomem, v > 0 ? "+Inf\n" : "-Inf\n");
 	else
 		addf(m, "%.17g\n", v);
+}
+
+void
+metrics_by_index(struct metrics *m, const char *label,
+    const unsigned long long *v, int n, int from)
+{
+	char k[16];
+
+	for (int i = from; i < n; i++)
+		if (v[i]) {
+			snprintf(k, sizeof k, "%d", i);
+			metrics_u64(m, v[i], label, k, (char *)NULL);
+		}
 }
 
 void

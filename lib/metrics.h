@@ -23,7 +23,6 @@ struct spool;
 /* For the file path, written by tool; NULL without memory. */
 struct metrics *metrics_new(const char *path, const char *tool);
 void metrics_free(struct metrics *m);
-const char *metrics_path(const struct metrics *m);
 
 /* A new text with the families of every tool: lf_build_info,
  * lf_start_time_seconds, lf_cpu_seconds_total, lf_max_rss_bytes. */
@@ -39,6 +38,10 @@ void metrics_family(struct metrics *m, const char *fam, const char *type,
  * then NULL.  Values are escaped here. */
 void metrics_u64(struct metrics *m, uint64_t v, ...);
 void metrics_num(struct metrics *m, double v, ...);
+/* A sample of the last family for each v[i] not 0, i from from to n-1,
+ * labelled label=i (an exit code, a status). */
+void metrics_by_index(struct metrics *m, const char *label,
+    const unsigned long long *v, int n, int from);
 /* A family with one sample and no extra labels. */
 void metrics_one_u64(struct metrics *m, const char *fam, const char *type,
     const char *help, uint64_t v);
